@@ -1,0 +1,50 @@
+"""Helpers for tests: decode a video into a media cache, run an analyzer, encode test clips."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from tiktok_assets.analyzers import AnalyzerContext, get_spec, run_analyzer
+from tiktok_assets.media import MediaCache, build_media_cache
+
+
+def make_media(video: Path, out_dir: Path, video_id: str = "test", sample_fps: float = 2.0) -> MediaCache:
+    """Decode ``video`` into a media cache under ``out_dir`` (what the `media` asset does)."""
+    build_media_cache(Path(video), out_dir / video_id, video_id, sample_fps, 640, 96)
+    return MediaCache(out_dir / video_id)
+
+
+def analyze(name: str, media: MediaCache, settings, inputs=None):
+    """Run one analyzer the way the Dagster asset does; returns (rows as dicts, AnalyzerRun)."""
+    context = AnalyzerContext(video_id=media.video_id, settings=settings, inputs=inputs or {})
+    result = run_analyzer(get_spec(name), media, context)
+    return result.table.to_pylist(), result
+
+
+def encode_frames(path: Path, frames, fps: int = 30, audio: np.ndarray | None = None) -> Path:
+    """Encode RGB uint8 frames (and optional 16 kHz mono audio) to an H.264 MP4 with ffmpeg."""
+    frames = list(frames)
+    h, w = frames[0].shape[:2]
+    cmd = ["ffmpeg", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
+           "-s", f"{w}x{h}", "-r", str(fps), "-i", "-"]
+    wav = None
+    if audio is not None:
+        from tiktok_assets.sample_video import write_wav
+
+        wav = path.with_suffix(".wav")
+        write_wav(wav, audio)
+        cmd += ["-i", str(wav), "-c:a", "aac", "-shortest"]
+    cmd += ["-c:v", "libx264", "-preset", "veryfast", "-crf", "12", "-pix_fmt", "yuv420p", str(path)]
+    subprocess.run(cmd, input=b"".join(np.ascontiguousarray(f, dtype=np.uint8).tobytes() for f in frames),
+                   check=True)
+    if wav is not None:
+        wav.unlink()
+    return path
+
+
+def read_truth(video: Path) -> dict:
+    return json.loads(video.with_suffix(".truth.json").read_text())

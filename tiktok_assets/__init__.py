@@ -1,0 +1,18 @@
+"""tiktok-assets: short vertical videos to a timestamped, SQL-queryable account of what they show.
+
+The Dagster code location is :mod:`tiktok_assets.definitions`; analyzers are plain Python in
+:mod:`tiktok_assets.analyzers`.
+"""
+
+import os as _os
+from pathlib import Path as _Path
+
+# librosa's first call compiles with numba (~40 s); keep the compiled code between processes.
+_os.environ.setdefault(
+    "NUMBA_CACHE_DIR", str(_Path(_os.environ.get("XDG_CACHE_HOME", _Path.home() / ".cache")) / "tiktok-assets" / "numba")
+)
+# Never let a library phone home or pip-install at run time.
+_os.environ.setdefault("YOLO_OFFLINE", "1")
+_os.environ.setdefault("YOLO_AUTOINSTALL", "False")
+_os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+_os.environ.setdefault("DO_NOT_TRACK", "1")

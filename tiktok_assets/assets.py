@@ -1,0 +1,175 @@
+"""Dagster assets: ingest, decode, one asset per analyzer (from one factory), reconstruction.
+
+Assets pass nothing through Dagster's IO managers: each step reads and writes the data root
+(source registry, media cache, Parquet warehouse), so the UI, the CLI and SQL see the same files.
+"""
+
+from collections.abc import Sequence
+
+import dagster as dg
+
+from . import steps
+from .analyzers import AnalyzerSpec, all_specs
+from .config import load_settings
+from .gpu_groups import GROUP_TAG, GpuGroups
+from .ingest import IngestError
+from .media import MediaError
+
+videos_partitions = dg.DynamicPartitionsDefinition(name="videos")
+
+SOURCE_KEY = dg.AssetKey("source_video")
+MEDIA_KEY = dg.AssetKey("media")
+
+
+def _fail(exc: Exception) -> dg.Failure:
+    return dg.Failure(description=str(exc), allow_retries=False)
+
+
+def pipeline_assets(groups: GpuGroups) -> list[dg.AssetsDefinition]:
+    group = groups.groups[groups.pipeline_group]
+    common = dict(
+        partitions_def=videos_partitions,
+        pool=group.pool,
+        op_tags={GROUP_TAG: group.name},
+        group_name="ingest",
+    )
+
+    @dg.asset(
+        key=SOURCE_KEY,
+        description="The video file (downloaded with yt-dlp or copied) and its `videos` row.",
+        code_version="1",
+        retry_policy=dg.RetryPolicy(max_retries=2, delay=5),
+        kinds={"python", "parquet"},
+        **common,
+    )
+    def source_video(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        settings = load_settings()
+        try:
+            row = steps.ingest_video(settings, context.partition_key, log_fn=context.log.info)
+        except IngestError as exc:
+            local = not str(exc).startswith("could not download")
+            raise dg.Failure(description=str(exc), allow_retries=not local) from exc
+        return dg.MaterializeResult(
+            metadata={
+                "source": row["source"],
+                "duration_s": row["duration_s"],
+                "size": f"{row['width']}x{row['height']} @ {row['fps']} fps",
+                "has_audio": row["has_audio"],
+                "creator": row["creator"] or "",
+            }
+        )
+
+    @dg.asset(
+        key=MEDIA_KEY,
+        deps=[SOURCE_KEY],
+        description="One decoding pass: sampled frames, a low-res full-rate stream, 16 kHz mono audio.",
+        code_version="1",
+        kinds={"python", "numpy"},
+        **common,
+    )
+    def media(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        settings = load_settings()
+        try:
+            meta = steps.decode_media(settings, context.partition_key, log_fn=context.log.info)
+        except (MediaError, IngestError) as exc:
+            raise _fail(exc) from exc
+        return dg.MaterializeResult(
+            metadata={
+                "duration_s": meta.duration_s,
+                "sampled_frames": meta.frame_shape[0],
+                "sample_fps": meta.sample_fps,
+                "frame_size": f"{meta.frame_shape[2]}x{meta.frame_shape[1]}",
+                "lowres_frames": meta.lowres_shape[0],
+                "has_audio": meta.has_audio,
+            }
+        )
+
+    return [source_video, media]
+
+
+def _preview(rows: list[dict], limit: int = 8) -> str:
+    if not rows:
+        return "(no rows)"
+    columns = [c for c in rows[0] if c != "video_id"][:7]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows[:limit]:
+        cells = [str(row[c])[:60].replace("|", "/").replace("\n", " ") for c in columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def analyzer_asset(spec: AnalyzerSpec, groups: GpuGroups) -> dg.AssetsDefinition:
+    """The factory: one partitioned asset per analyzer spec, placed in its GPU group."""
+    group = groups.group_of(spec.name)
+    device = group.resolved_device(groups.cuda)
+
+    @dg.asset(
+        name=spec.name,
+        deps=[MEDIA_KEY, *[dg.AssetKey(d) for d in spec.depends_on]],
+        description=spec.description,
+        partitions_def=videos_partitions,
+        pool=group.pool,
+        op_tags={GROUP_TAG: group.name},
+        tags={"modality": spec.modality},
+        group_name=f"{group.name}_analyzers",
+        code_version=spec.version,
+        kinds={"python", "parquet"},
+        metadata={"gpu_group": group.name, "device": device, "model": spec.model or "none"},
+    )
+    def _asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        settings = load_settings()
+        try:
+            result = steps.run_analyzer_step(
+                settings, spec, context.partition_key, device, group.batch_size, logger=context.log
+            )
+        except Exception as exc:  # noqa: BLE001 - recorded in analyzer_runs, shown as one sentence
+            raise _fail(exc) from exc
+        run = result.run
+        metadata: dict = {
+            "rows": run.table.num_rows,
+            "seconds": round(run.seconds, 2),
+            "device": device,
+            "examined_s": round(sum(b - a for a, b in run.examined), 2),
+            "preview": dg.MetadataValue.md(_preview(run.table.slice(0, 8).to_pylist())),
+        }
+        for key, value in run.metadata.items():
+            if isinstance(value, (str, int, float, bool)) and key not in metadata:
+                metadata[key] = value
+        return dg.MaterializeResult(metadata=metadata)
+
+    return _asset
+
+
+def reconstruction_asset(groups: GpuGroups, analyzer_keys: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
+    group = groups.groups[groups.pipeline_group]
+
+    @dg.asset(
+        name="reconstruction_scores",
+        deps=list(analyzer_keys),
+        description="Per-second coverage by modality and an overall score, computed from the warehouse.",
+        partitions_def=videos_partitions,
+        pool=group.pool,
+        op_tags={GROUP_TAG: group.name},
+        group_name="reconstruction",
+        code_version="1",
+        kinds={"python", "parquet"},
+    )
+    def reconstruction_scores(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        settings = load_settings()
+        scores, markdown = steps.score_reconstruction(settings, context.partition_key)
+        return dg.MaterializeResult(
+            metadata={
+                "score": dg.MetadataValue.float(scores["score"]),
+                "analyzers_succeeded": scores["analyzers_succeeded"],
+                "analyzers_expected": scores["analyzers_expected"],
+                "coverage": dg.MetadataValue.md(markdown),
+            }
+        )
+
+    return reconstruction_scores
+
+
+def build_assets(groups: GpuGroups) -> list[dg.AssetsDefinition]:
+    analyzers = [analyzer_asset(spec, groups) for spec in all_specs().values()]
+    keys = [a.key for a in analyzers]
+    return [*pipeline_assets(groups), *analyzers, reconstruction_asset(groups, keys)]

@@ -1,0 +1,237 @@
+"""The ``tiktok-assets`` command: add videos, analyze one in-process, run SQL, demo, open the UI."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .config import PROJECT_DIR, RESOURCES_DIR, Settings, load_settings
+
+PIPELINE_STEPS = ("source_video", "media")
+
+
+def ensure_instance(settings: Settings):
+    """The Dagster instance under the data root, with pool limits from gpu_groups.yaml."""
+    import dagster as dg
+
+    from .definitions import load_gpu_groups
+
+    home = settings.dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    template = (RESOURCES_DIR / "dagster.yaml").read_text()
+    if not config.is_file() or config.read_text() != template:
+        config.write_text(template)
+    os.environ["DAGSTER_HOME"] = str(home)
+    instance = dg.DagsterInstance.get()
+    for pool, limit in load_gpu_groups().pool_limits().items():
+        instance.event_log_storage.set_concurrency_slots(pool, limit)
+    return instance
+
+
+def add_sources(settings: Settings, sources: list[str], instance=None) -> list[str]:
+    """Register sources and add their IDs as partitions; returns the IDs."""
+    from .assets import videos_partitions
+    from .ingest import register_source
+
+    keys = [register_source(settings, source) for source in sources]
+    instance = instance or ensure_instance(settings)
+    existing = set(instance.get_dynamic_partitions(videos_partitions.name))
+    new = [k for k in dict.fromkeys(keys) if k not in existing]
+    if new:
+        instance.add_dynamic_partitions(videos_partitions.name, new)
+    return keys
+
+
+def _selection(only: list[str] | None) -> list[str]:
+    from .analyzers import all_specs
+
+    specs = all_specs()
+    if not only:
+        return [*PIPELINE_STEPS, *specs]
+    unknown = [name for name in only if name not in specs]
+    if unknown:
+        raise SystemExit(f"unknown analyzer(s) {', '.join(unknown)}; known: {', '.join(sorted(specs))}")
+    chosen = set(only)
+    for name in only:  # analyzers an analyzer reads must run too
+        chosen.update(specs[name].depends_on)
+    return [*PIPELINE_STEPS, *[n for n in specs if n in chosen]]
+
+
+def analyze(settings: Settings, source: str, only: list[str] | None = None) -> tuple[str, bool]:
+    """Materialize every step for one video in this process; returns (video ID, all succeeded)."""
+    import dagster as dg
+
+    from .definitions import defs
+
+    instance = ensure_instance(settings)
+    key = add_sources(settings, [source], instance)[0]
+    print(f"video {key}: analyzing {source}", flush=True)
+    run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+    assets = list(defs.assets)
+    began = time.perf_counter()
+    result = dg.materialize(
+        assets, selection=_selection(only), partition_key=key, instance=instance,
+        raise_on_error=False, run_config=run_config,
+    )
+    # Scored in its own run so that a failed analyzer lowers the score instead of blocking it.
+    scored = dg.materialize(
+        assets, selection=["reconstruction_scores"], partition_key=key, instance=instance,
+        raise_on_error=False, run_config=run_config,
+    )
+    elapsed = time.perf_counter() - began
+    failures = []
+    for event in [*result.all_events, *scored.all_events]:
+        if event.is_step_failure:
+            data = event.step_failure_data
+            message = data.user_failure_data.description if data.user_failure_data else None
+            failures.append((event.step_key, message or (data.error.message.strip() if data.error else "")))
+    for step, message in failures:
+        print(f"  FAILED {step}: {message}", flush=True)
+    print(f"video {key}: done in {elapsed:.1f}s, {len(failures)} failed step(s)", flush=True)
+    return key, result.success and scored.success
+
+
+def run_sql(settings: Settings, query: str, fmt: str = "table", out=sys.stdout) -> int:
+    """Run ``query`` against the warehouse views and print the result; returns the row count."""
+    import duckdb
+
+    from .catalog import connect
+
+    con = connect(settings)
+    try:
+        cursor = con.execute(query)
+        columns = [d[0] for d in cursor.description] if cursor.description else []
+        rows = cursor.fetchall() if columns else []
+    except duckdb.Error as exc:
+        raise ValueError(f"SQL failed: {exc}") from exc
+    finally:
+        con.close()
+    if fmt == "json":
+        out.write(json.dumps([dict(zip(columns, r)) for r in rows], default=str, ensure_ascii=False, indent=1))
+        out.write("\n")
+    elif fmt == "csv":
+        writer = csv.writer(out)
+        writer.writerow(columns)
+        writer.writerows(rows)
+    else:
+        out.write(format_table(columns, rows) + "\n")
+    return len(rows)
+
+
+def format_table(columns: list[str], rows: list[tuple[Any, ...]], max_width: int = 60) -> str:
+    def cell(value: Any) -> str:
+        text = "NULL" if value is None else str(value)
+        text = text.replace("\n", " ")
+        return text if len(text) <= max_width else text[: max_width - 1] + "…"
+
+    cells = [[cell(v) for v in row] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    line = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
+    out = [line, "| " + " | ".join(c.ljust(w) for c, w in zip(columns, widths)) + " |", line]
+    out += ["| " + " | ".join(v.ljust(w) for v, w in zip(row, widths)) + " |" for row in cells]
+    out += [line, f"({len(rows)} row{'s' if len(rows) != 1 else ''})"]
+    return "\n".join(out)
+
+
+DEMO_QUERIES = (
+    ("Transcribed words (speech_transcription)",
+     "SELECT start_s, end_s, language, text, len(words) AS words FROM speech_transcription "
+     "WHERE video_id = '{key}' ORDER BY start_s"),
+    ("Edit points (cut_analysis)",
+     "SELECT start_s, end_s, kind, strength FROM cut_analysis WHERE video_id = '{key}' ORDER BY start_s"),
+    ("Reconstruction score",
+     "SELECT score, speech_score, text_score, visual_score, audio_score, analyzers_succeeded, "
+     "analyzers_expected FROM reconstruction_scores WHERE video_id = '{key}'"),
+)
+
+
+def demo(settings: Settings) -> int:
+    """Generate the sample video, analyze it end to end and show results and how to open the UI."""
+    from .sample_video import generate_sample_video
+
+    sample = settings.home / "samples" / "sample.mp4"
+    if not sample.is_file():
+        print(f"generating the sample video at {sample}", flush=True)
+        generate_sample_video(sample)
+    began = time.perf_counter()
+    key, ok = analyze(settings, str(sample))
+    elapsed = time.perf_counter() - began
+    from .media import MediaCache
+
+    duration = MediaCache(settings.media_dir / key).duration_s
+    for title, query in DEMO_QUERIES:
+        print(f"\n{title}:")
+        run_sql(settings, query.format(key=key))
+    print(f"\nProcessed {duration:.1f}s of video in {elapsed:.1f}s: {elapsed / duration:.2f}x realtime "
+          "(processing time / video duration, models loaded once)")
+    print(f"\nResults: {settings.warehouse_dir} (Parquet), {settings.catalog_path} (DuckDB views)")
+    print(f"SQL:     tiktok-assets sql \"SELECT * FROM timeline WHERE video_id = '{key}' ORDER BY start_s\"")
+    print(f"         or: duckdb {settings.catalog_path}")
+    print(f"UI:      TIKTOK_ASSETS_HOME={settings.home} tiktok-assets ui   ->  http://127.0.0.1:3000")
+    return 0 if ok else 1
+
+
+def open_ui(settings: Settings, port: int, host: str) -> int:
+    """Run ``dagster dev`` on this data root (same instance and warehouse as the CLI)."""
+    ensure_instance(settings)
+    dagster = Path(sys.executable).with_name("dagster")
+    command = [str(dagster) if dagster.exists() else "dagster", "dev", "-w", str(PROJECT_DIR / "workspace.yaml"),
+               "-p", str(port), "-h", host]
+    print(f"starting the Dagster UI on http://{host}:{port} (DAGSTER_HOME={settings.dagster_home})", flush=True)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.chdir(PROJECT_DIR)
+    os.execvp(command[0], command)
+    return 0  # not reached
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tiktok-assets", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_add = sub.add_parser("add", help="register videos (URLs or files) as partitions")
+    p_add.add_argument("sources", nargs="+", metavar="URL_OR_PATH")
+    p_an = sub.add_parser("analyze", help="analyze one video now, in this process")
+    p_an.add_argument("source", metavar="URL_OR_PATH")
+    p_an.add_argument("--only", help="comma-separated analyzers (default: all)")
+    p_sql = sub.add_parser("sql", help="run SQL against the warehouse")
+    p_sql.add_argument("query")
+    p_sql.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    sub.add_parser("demo", help="analyze the generated sample video end to end")
+    p_ui = sub.add_parser("ui", help="open the Dagster UI (dagster dev) on this data root")
+    p_ui.add_argument("--port", type=int, default=3000)
+    p_ui.add_argument("--host", default="127.0.0.1")
+    args = parser.parse_args(argv)
+
+    try:
+        settings = load_settings()
+        if args.command == "add":
+            for source, key in zip(args.sources, add_sources(settings, args.sources)):
+                print(f"{key}\t{source}")
+            return 0
+        if args.command == "analyze":
+            only = [x.strip() for x in args.only.split(",") if x.strip()] if args.only else None
+            key, ok = analyze(settings, args.source, only)
+            print(key)
+            return 0 if ok else 1
+        if args.command == "sql":
+            run_sql(settings, args.query, args.format)
+            return 0
+        if args.command == "demo":
+            return demo(settings)
+        if args.command == "ui":
+            return open_ui(settings, args.port, args.host)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

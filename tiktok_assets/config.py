@@ -1,0 +1,122 @@
+"""Settings: the single source of runtime configuration (environment variables with defaults).
+
+Every knob a user may turn is read here and nowhere else. Paths derive from one data root,
+``TIKTOK_ASSETS_HOME``, so the CLI, the Dagster UI and the tests see the same downloads, media
+cache, warehouse and Dagster instance.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_DIR = PACKAGE_DIR.parent
+RESOURCES_DIR = PROJECT_DIR / "resources"
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def _env_bool(name: str, default: bool = False) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    return raw in {"1", "true", "yes", "on"}
+
+
+def default_home() -> Path:
+    xdg = os.environ.get("XDG_DATA_HOME", "").strip()
+    base = Path(xdg) if xdg else Path.home() / ".local" / "share"
+    return base / "tiktok-assets"
+
+
+def default_model_store() -> Path:
+    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+    base = Path(xdg) if xdg else Path.home() / ".cache"
+    return base / "tiktok-assets" / "models"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved configuration. Build it with :func:`load_settings`."""
+
+    home: Path
+    model_store: Path
+    gpu_groups_file: Path
+    sample_fps: float = 2.0
+    frame_long_side: int = 640
+    lowres_short_side: int = 96
+    max_duration_s: float = 600.0
+    max_file_bytes: int = 2 * 1024**3
+    allow_private_urls: bool = False
+    whisper_model: str = "base"
+    languages: tuple[str, ...] = ("de", "en")
+    device_override: str | None = None
+
+    @property
+    def videos_dir(self) -> Path:
+        return self.home / "videos"
+
+    @property
+    def sources_dir(self) -> Path:
+        return self.home / "sources"
+
+    @property
+    def media_dir(self) -> Path:
+        return self.home / "media"
+
+    @property
+    def warehouse_dir(self) -> Path:
+        return self.home / "warehouse"
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.home / "catalog.duckdb"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+
+def load_settings() -> Settings:
+    """Read the environment once; raise ValueError with the variable name on bad values."""
+    home = Path(_env("TIKTOK_ASSETS_HOME", str(default_home()))).expanduser().resolve()
+    settings = Settings(
+        home=home,
+        model_store=Path(_env("TIKTOK_ASSETS_MODELS", str(default_model_store()))).expanduser(),
+        gpu_groups_file=Path(
+            _env("TIKTOK_ASSETS_GPU_GROUPS", str(PROJECT_DIR / "gpu_groups.yaml"))
+        ).expanduser(),
+        sample_fps=_env_float("TIKTOK_ASSETS_SAMPLE_FPS", 2.0),
+        frame_long_side=int(_env_float("TIKTOK_ASSETS_FRAME_LONG_SIDE", 640)),
+        lowres_short_side=int(_env_float("TIKTOK_ASSETS_LOWRES_SHORT_SIDE", 96)),
+        max_duration_s=_env_float("TIKTOK_ASSETS_MAX_DURATION_S", 600.0),
+        max_file_bytes=int(_env_float("TIKTOK_ASSETS_MAX_FILE_MB", 2048) * 1024**2),
+        allow_private_urls=_env_bool("TIKTOK_ASSETS_ALLOW_PRIVATE_URLS"),
+        whisper_model=_env("TIKTOK_ASSETS_WHISPER_MODEL", "base"),
+        languages=tuple(
+            code.strip().lower()
+            for code in _env("TIKTOK_ASSETS_LANGUAGES", "de,en").split(",")
+            if code.strip() and code.strip().lower() != "any"
+        ),
+        device_override=os.environ.get("TIKTOK_ASSETS_DEVICE", "").strip() or None,
+    )
+    if not 0.1 <= settings.sample_fps <= 30:
+        raise ValueError("TIKTOK_ASSETS_SAMPLE_FPS must be between 0.1 and 30")
+    if settings.frame_long_side < 64 or settings.lowres_short_side < 16:
+        raise ValueError("frame sizes are too small (long side >= 64, low-res short side >= 16)")
+    return settings

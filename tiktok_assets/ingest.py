@@ -1,0 +1,228 @@
+"""Register sources and ingest them: download (yt-dlp) or copy, then probe.
+
+``register_source`` maps a URL or path to its video ID and remembers the source under
+``sources/<id>.json``; ``ingest`` fetches it into ``videos/<id>/`` (built in a temporary folder and
+swapped in, so a failed download keeps the previous copy) and returns the ``videos`` table row.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+import shutil
+import socket
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from .config import Settings
+from .ids import is_url, key_for_source, validate_key
+from .media import MediaError, probe
+
+VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".webm", ".mkv", ".avi"}
+
+
+class IngestError(RuntimeError):
+    """A source that cannot be fetched; the message is one sentence meant for the user."""
+
+
+def check_url_allowed(url: str, allow_private: bool) -> None:
+    """Refuse non-http(s) URLs and, unless allowed, hosts on loopback/private/reserved networks."""
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https"):
+        raise IngestError(f"refusing URL {url!r}: only http and https are supported")
+    host = parsed.hostname
+    if not host:
+        raise IngestError(f"refusing URL {url!r}: it has no host name")
+    if allow_private:
+        return
+    try:
+        infos = socket.getaddrinfo(host, parsed.port or 443, proto=socket.IPPROTO_TCP)
+    except socket.gaierror as exc:
+        raise IngestError(f"cannot resolve host {host!r} of {url!r} ({exc.strerror})") from exc
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0].split("%")[0])
+        if not address.is_global or address.is_multicast:
+            raise IngestError(
+                f"refusing URL {url!r}: {host} resolves to the non-public address {address} "
+                "(set TIKTOK_ASSETS_ALLOW_PRIVATE_URLS=1 to allow it)"
+            )
+
+
+def register_source(settings: Settings, source: str) -> str:
+    """Remember ``source`` under its video ID and return the ID."""
+    source = source.strip()
+    if is_url(source):
+        check_url_allowed(source, settings.allow_private_urls)
+        record = {"source": source, "kind": "url"}
+    else:
+        path = Path(source).expanduser().resolve()
+        if not path.is_file():
+            raise IngestError(f"no such video file: {path}")
+        record = {"source": str(path), "kind": "file"}
+    key = validate_key(key_for_source(record["source"]))
+    settings.sources_dir.mkdir(parents=True, exist_ok=True)
+    record["registered_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    target = settings.sources_dir / f"{key}.json"
+    tmp = target.with_suffix(f".tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(record, indent=2))
+    os.replace(tmp, target)
+    return key
+
+
+def registered_source(settings: Settings, key: str) -> dict[str, str]:
+    path = settings.sources_dir / f"{validate_key(key)}.json"
+    if not path.is_file():
+        raise IngestError(
+            f"video {key!r} has no registered source; add it with `tiktok-assets add URL_OR_PATH`"
+        )
+    return json.loads(path.read_text())
+
+
+def _download(url: str, folder: Path, settings: Settings, log) -> tuple[Path, dict[str, Any]]:
+    import yt_dlp
+
+    class _Logger:
+        def debug(self, msg: str) -> None:
+            if log and not msg.startswith("[debug]"):
+                log(msg)
+
+        info = debug
+
+        def warning(self, msg: str) -> None:
+            if log:
+                log(f"yt-dlp warning: {msg}")
+
+        def error(self, msg: str) -> None:
+            if log:
+                log(f"yt-dlp error: {msg}")
+
+    options = {
+        "outtmpl": str(folder / "source.%(ext)s"),
+        "format": "best[ext=mp4]/best",
+        "noplaylist": True,
+        "noprogress": True,
+        "quiet": True,
+        "max_filesize": settings.max_file_bytes,
+        "socket_timeout": 20,
+        "retries": 2,
+        "logger": _Logger(),
+    }
+    try:
+        with yt_dlp.YoutubeDL(options) as ydl:
+            info = ydl.extract_info(url, download=True)
+    except yt_dlp.utils.DownloadError as exc:
+        message = re.sub(r"^ERROR:\s*", "", str(exc)).strip()
+        raise IngestError(f"could not download {url}: {message}") from exc
+    files = [p for p in folder.iterdir() if p.name.startswith("source.") and not p.name.endswith(".part")]
+    if not files:
+        raise IngestError(f"could not download {url}: yt-dlp wrote no file (larger than the size limit?)")
+    info = ydl.sanitize_info(info) if info else {}
+    return files[0], info
+
+
+def _copy(path: Path, folder: Path, settings: Settings) -> Path:
+    if not path.is_file():
+        raise IngestError(f"video file not found: {path}")
+    size = path.stat().st_size
+    if size > settings.max_file_bytes:
+        raise IngestError(
+            f"{path.name} is {size / 1024**2:.0f} MB, above the limit of "
+            f"{settings.max_file_bytes / 1024**2:.0f} MB (TIKTOK_ASSETS_MAX_FILE_MB)"
+        )
+    suffix = path.suffix.lower() if path.suffix.lower() in VIDEO_SUFFIXES else ".video"
+    target = folder / f"source{suffix}"
+    shutil.copyfile(path, target)
+    return target
+
+
+def metadata_from_info(info: dict[str, Any]) -> dict[str, Any]:
+    """The ``videos`` columns that yt-dlp knows (creator, caption, hashtags, music, counts, date)."""
+    caption = info.get("description") or info.get("title")
+    tags = [t.lstrip("#") for t in (info.get("tags") or []) if t]
+    if caption:
+        tags += [t for t in re.findall(r"#(\w+)", caption) if t not in tags]
+    track, artist = info.get("track"), info.get("artist") or (info.get("artists") or [None])[0]
+    music = " - ".join(x for x in (artist, track) if x) or None
+    upload = info.get("upload_date")
+    if upload and re.fullmatch(r"\d{8}", upload):
+        upload = f"{upload[:4]}-{upload[4:6]}-{upload[6:]}"
+
+    def count(name: str) -> int | None:
+        value = info.get(name)
+        return int(value) if isinstance(value, (int, float)) else None
+
+    return {
+        "creator": info.get("uploader") or info.get("creator") or info.get("channel"),
+        "caption": caption,
+        "hashtags": tags or None,
+        "music_title": music,
+        "view_count": count("view_count"),
+        "like_count": count("like_count"),
+        "comment_count": count("comment_count"),
+        "repost_count": count("repost_count"),
+        "upload_date": upload,
+    }
+
+
+def video_file(settings: Settings, key: str) -> Path:
+    folder = settings.videos_dir / validate_key(key)
+    files = sorted(folder.glob("source.*")) if folder.is_dir() else []
+    if not files:
+        raise IngestError(f"video {key!r} has not been ingested; materialize `source_video` first")
+    return files[0]
+
+
+def ingest(settings: Settings, key: str, log=None) -> dict[str, Any]:
+    """Fetch the registered source of ``key``; return its ``videos`` row."""
+    record = registered_source(settings, key)
+    source = record["source"]
+    final = settings.videos_dir / key
+    tmp = settings.videos_dir / f".{key}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        info: dict[str, Any] = {}
+        if record["kind"] == "url":
+            check_url_allowed(source, settings.allow_private_urls)
+            path, info = _download(source, tmp, settings, log)
+        else:
+            path = _copy(Path(source), tmp, settings)
+        try:
+            facts = probe(path)
+        except MediaError as exc:
+            raise IngestError(str(exc)) from exc
+        if facts.duration_s > settings.max_duration_s:
+            raise IngestError(
+                f"{path.name} lasts {facts.duration_s:.0f}s, above the limit of "
+                f"{settings.max_duration_s:.0f}s (TIKTOK_ASSETS_MAX_DURATION_S)"
+            )
+        if info:
+            keep = {k: info.get(k) for k in ("id", "title", "description", "uploader", "webpage_url", "extractor")}
+            (tmp / "info.json").write_text(json.dumps(keep, indent=2, default=str))
+        old = settings.videos_dir / f".{key}.old-{os.getpid()}"
+        if final.exists():
+            os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return {
+        "video_id": key,
+        "source": source,
+        "source_kind": record["kind"],
+        "duration_s": round(facts.duration_s, 3),
+        "fps": facts.fps,
+        "width": facts.width,
+        "height": facts.height,
+        "video_codec": facts.video_codec,
+        "has_audio": facts.has_audio,
+        "audio_codec": facts.audio_codec,
+        "size_bytes": facts.size_bytes,
+        **metadata_from_info(info),
+        "ingested_at": datetime.now(UTC).replace(microsecond=0),
+    }

@@ -1,0 +1,122 @@
+"""The pipeline's steps as plain functions over settings and a video ID.
+
+Dagster assets (and nothing else) call these; each reads its inputs from disk (source registry,
+media cache, warehouse) and writes its outputs atomically, so a failing step leaves earlier results
+intact and a re-run replaces its rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+
+from . import catalog
+from .analyzers import AnalyzerContext, AnalyzerSpec, all_specs, run_analyzer
+from .analyzers.base import AnalyzerRun
+from .config import Settings
+from .ingest import ingest, video_file
+from .media import MediaCache, MediaMeta, build_media_cache
+from .reconstruction import COVERAGE_SCHEMA, SCORES_SCHEMA, coverage_markdown, score_video
+from .warehouse import ANALYZER_RUNS_SCHEMA, VIDEOS_SCHEMA
+
+log = logging.getLogger("tiktok_assets")
+
+
+def ingest_video(settings: Settings, video_id: str, log_fn=None) -> dict[str, Any]:
+    """Fetch the source and write the ``videos`` row."""
+    row = ingest(settings, video_id, log=log_fn)
+    catalog.warehouse(settings).write("videos", video_id, pa.Table.from_pylist([row], schema=VIDEOS_SCHEMA))
+    catalog.refresh_catalog(settings)
+    return row
+
+
+def decode_media(settings: Settings, video_id: str, log_fn=None) -> MediaMeta:
+    """Decode the ingested video once into the media cache."""
+    return build_media_cache(
+        video_file(settings, video_id),
+        settings.media_dir / video_id,
+        video_id,
+        settings.sample_fps,
+        settings.frame_long_side,
+        settings.lowres_short_side,
+        log=log_fn,
+    )
+
+
+@dataclass
+class AnalyzerStepResult:
+    run: AnalyzerRun
+    device: str
+
+
+def _record_run(settings: Settings, spec: AnalyzerSpec, video_id: str, **fields: Any) -> None:
+    row = {
+        "video_id": video_id,
+        "analyzer": spec.name,
+        "modality": spec.modality,
+        "code_version": spec.version,
+        "finished_at": datetime.now(UTC).replace(microsecond=0),
+        **fields,
+    }
+    table = pa.Table.from_pylist([row], schema=ANALYZER_RUNS_SCHEMA)
+    catalog.warehouse(settings).write("analyzer_runs", video_id, table, part=spec.name)
+
+
+def run_analyzer_step(
+    settings: Settings, spec: AnalyzerSpec, video_id: str, device: str, batch_size: int, logger=None
+) -> AnalyzerStepResult:
+    """Run one analyzer on one video, write its table and its run record (also on failure)."""
+    store = catalog.warehouse(settings)
+    began = time.perf_counter()
+    try:
+        media = MediaCache(settings.media_dir / video_id)
+        inputs = {}
+        for dep in spec.depends_on:
+            table = store.read(dep, video_id)
+            if table is not None:
+                inputs[dep] = table
+        context = AnalyzerContext(
+            video_id=video_id, settings=settings, device=device, batch_size=batch_size, inputs=inputs,
+            log=logger or log,
+        )
+        result = run_analyzer(spec, media, context)
+    except Exception as exc:
+        _record_run(
+            settings, spec, video_id, status="failed", rows=0, seconds=time.perf_counter() - began,
+            examined=[], model=spec.model, error=f"{type(exc).__name__}: {exc}",
+        )
+        catalog.refresh_catalog(settings)
+        raise
+    store.write(spec.name, video_id, result.table)
+    _record_run(
+        settings, spec, video_id, status="success", rows=result.table.num_rows, seconds=result.seconds,
+        examined=[{"start_s": a, "end_s": b} for a, b in result.examined],
+        model=str(result.metadata.get("model") or spec.model or ""), error=None,
+    )
+    catalog.refresh_catalog(settings)
+    return AnalyzerStepResult(result, device)
+
+
+def score_reconstruction(settings: Settings, video_id: str) -> tuple[dict[str, Any], str]:
+    """Score the video from the warehouse; write ``reconstruction_scores`` and ``coverage_seconds``."""
+    store = catalog.warehouse(settings)
+    videos = store.read("videos", video_id)
+    if videos is None or videos.num_rows == 0:
+        raise RuntimeError(f"video {video_id!r} is not in the warehouse; materialize `source_video` first")
+    media_dir = settings.media_dir / video_id
+    video = videos.to_pylist()[0]
+    if (media_dir / "meta.json").is_file():
+        meta = MediaCache(media_dir).meta
+        video = {**video, "duration_s": meta.duration_s, "has_audio": meta.has_audio}
+    runs_table = store.read("analyzer_runs", video_id)
+    runs = runs_table.to_pylist() if runs_table is not None else []
+    scores, coverage = score_video(video, runs, all_specs())
+    store.write("reconstruction_scores", video_id, pa.Table.from_pylist([scores], schema=SCORES_SCHEMA))
+    store.write("coverage_seconds", video_id, pa.Table.from_pylist(coverage, schema=COVERAGE_SCHEMA))
+    catalog.refresh_catalog(settings)
+    return scores, coverage_markdown(scores, coverage)
