@@ -69,6 +69,7 @@ def analyze(settings: Settings, source: str, only: list[str] | None = None) -> t
     """Materialize every step for one video in this process; returns (video ID, all succeeded)."""
     import dagster as dg
 
+    from .catalog import warehouse
     from .definitions import defs
 
     instance = ensure_instance(settings)
@@ -81,14 +82,20 @@ def analyze(settings: Settings, source: str, only: list[str] | None = None) -> t
         assets, selection=_selection(only), partition_key=key, instance=instance,
         raise_on_error=False, run_config=run_config,
     )
-    # Scored in its own run so that a failed analyzer lowers the score instead of blocking it.
-    scored = dg.materialize(
-        assets, selection=["reconstruction_scores"], partition_key=key, instance=instance,
-        raise_on_error=False, run_config=run_config,
-    )
+    # Scored in its own run so that a failed analyzer lowers the score instead of blocking it;
+    # a video that was never ingested has nothing to score.
+    events = list(result.all_events)
+    scored_ok = True
+    if warehouse(settings).read("videos", key) is not None:
+        scored = dg.materialize(
+            assets, selection=["reconstruction_scores"], partition_key=key, instance=instance,
+            raise_on_error=False, run_config=run_config,
+        )
+        events += scored.all_events
+        scored_ok = scored.success
     elapsed = time.perf_counter() - began
     failures = []
-    for event in [*result.all_events, *scored.all_events]:
+    for event in events:
         if event.is_step_failure:
             data = event.step_failure_data
             message = data.user_failure_data.description if data.user_failure_data else None
@@ -96,11 +103,12 @@ def analyze(settings: Settings, source: str, only: list[str] | None = None) -> t
     for step, message in failures:
         print(f"  FAILED {step}: {message}", flush=True)
     print(f"video {key}: done in {elapsed:.1f}s, {len(failures)} failed step(s)", flush=True)
-    return key, result.success and scored.success
+    return key, result.success and scored_ok
 
 
-def run_sql(settings: Settings, query: str, fmt: str = "table", out=sys.stdout) -> int:
+def run_sql(settings: Settings, query: str, fmt: str = "table", out=None) -> int:
     """Run ``query`` against the warehouse views and print the result; returns the row count."""
+    out = out or sys.stdout
     import duckdb
 
     from .catalog import connect

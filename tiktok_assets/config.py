@@ -66,6 +66,7 @@ class Settings:
     whisper_model: str = "base"
     languages: tuple[str, ...] = ("de", "en")
     device_override: str | None = None
+    speech_emotion_model: str | None = None
 
     @property
     def videos_dir(self) -> Path:
@@ -114,6 +115,7 @@ def load_settings() -> Settings:
             if code.strip() and code.strip().lower() != "any"
         ),
         device_override=os.environ.get("TIKTOK_ASSETS_DEVICE", "").strip() or None,
+        speech_emotion_model=os.environ.get("TIKTOK_ASSETS_SPEECH_EMOTION_MODEL", "").strip() or None,
     )
     if not 0.1 <= settings.sample_fps <= 30:
         raise ValueError("TIKTOK_ASSETS_SAMPLE_FPS must be between 0.1 and 30")

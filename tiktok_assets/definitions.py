@@ -31,3 +31,8 @@ def build_definitions() -> dg.Definitions:
 
 
 defs = build_definitions()
+
+
+def analyze_job() -> dg.JobDefinition:
+    """The per-video job, resolved; ``dg.reconstructable(analyze_job)`` runs it out of process."""
+    return defs.resolve_job_def(ANALYZE_JOB)

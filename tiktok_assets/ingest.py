@@ -189,12 +189,16 @@ def ingest(settings: Settings, key: str, log=None) -> dict[str, Any]:
         if record["kind"] == "url":
             check_url_allowed(source, settings.allow_private_urls)
             path, info = _download(source, tmp, settings, log)
+            try:
+                facts = probe(path)
+            except MediaError as exc:
+                raise IngestError(f"{source} did not give a readable video: {exc}") from exc
         else:
+            try:
+                facts = probe(Path(source))  # before copying, so errors name the user's file
+            except MediaError as exc:
+                raise IngestError(str(exc)) from exc
             path = _copy(Path(source), tmp, settings)
-        try:
-            facts = probe(path)
-        except MediaError as exc:
-            raise IngestError(str(exc)) from exc
         if facts.duration_s > settings.max_duration_s:
             raise IngestError(
                 f"{path.name} lasts {facts.duration_s:.0f}s, above the limit of "

@@ -176,7 +176,7 @@ def _decode(source, tmp, video_id, info, sample_fps, frame_size, lowres_size, lo
         resampler = None
         if container.streams.audio:
             streams.append(container.streams.audio[0])
-            wav = wave.open(str(tmp / "audio.wav"), "wb")
+            wav = wave.open(str(tmp / "audio.wav"), "wb")  # noqa: SIM115 - closed in finally
             wav.setnchannels(1)
             wav.setsampwidth(2)
             wav.setframerate(AUDIO_RATE)
@@ -291,11 +291,13 @@ class MediaCache:
 
     @cached_property
     def audio(self) -> np.ndarray:
-        """16 kHz mono float32 in [-1, 1]; empty when the video has no audio."""
+        """16 kHz mono float32 in [-1, 1], cut to the video's duration (AAC padding can run
+        past the last frame); empty when the video has no audio."""
         if self.audio_path is None:
             return np.zeros(0, dtype=np.float32)
         with wave.open(str(self.audio_path), "rb") as wav:
             pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+        pcm = pcm[: int(round(self.duration_s * AUDIO_RATE))]
         return pcm.astype(np.float32) / 32768.0
 
     sample_rate = AUDIO_RATE

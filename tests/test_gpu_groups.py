@@ -1,0 +1,70 @@
+"""gpu_groups.yaml: validation against the analyzer registry and what is derived from it."""
+
+import pytest
+import yaml
+
+from tiktok_assets.analyzers import all_specs
+from tiktok_assets.config import PROJECT_DIR
+from tiktok_assets.gpu_groups import GROUP_TAG, GpuGroupsError, parse_groups
+
+KNOWN = ("a1", "a2", "a3")
+
+
+def config(**groups):
+    return {"pipeline_group": "cpu", "groups": groups}
+
+
+def test_project_file_covers_every_analyzer_once():
+    data = yaml.safe_load((PROJECT_DIR / "gpu_groups.yaml").read_text())
+    groups = parse_groups(data, all_specs(), cuda=False)
+    listed = [a for g in groups.groups.values() for a in g.analyzers]
+    assert sorted(listed) == sorted(all_specs())
+    assert {"vlm", "vision", "audio", "cpu"} <= set(groups.groups)
+
+
+def test_pools_tags_and_devices_follow_the_file():
+    data = config(
+        gpu={"device": "cuda", "max_concurrent": 3, "cpu_max_concurrent": 1, "batch_size": 8, "analyzers": ["a1"]},
+        cpu={"device": "cpu", "max_concurrent": 2, "analyzers": ["a2", "a3"]},
+    )
+    on_cpu = parse_groups(data, KNOWN, cuda=False)
+    on_gpu = parse_groups(data, KNOWN, cuda=True)
+    assert on_cpu.group_of("a1").resolved_device(on_cpu.cuda) == "cpu"
+    assert on_gpu.group_of("a1").resolved_device(on_gpu.cuda) == "cuda"
+    assert on_gpu.group_of("a3").resolved_device(on_gpu.cuda) == "cpu"
+    assert on_cpu.pool_limits() == {"tiktok_gpu": 1, "tiktok_cpu": 2}
+    assert on_gpu.pool_limits() == {"tiktok_gpu": 3, "tiktok_cpu": 2}
+    assert {"key": GROUP_TAG, "value": "gpu", "limit": 3} in on_gpu.executor_tag_limits()
+    assert on_gpu.group_of("a1").batch_size == 8
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (config(cpu={"analyzers": ["a1", "a2", "a3", "nope"]}), "unknown analyzer 'nope'"),
+        (config(cpu={"analyzers": ["a1", "a2"]}), r"\['a3'\] are in no group"),
+        (config(cpu={"analyzers": ["a1", "a2", "a3"]}, gpu={"analyzers": ["a1"]}), "in two groups"),
+        (config(cpu={"max_concurrent": 0, "analyzers": list(KNOWN)}), "max_concurrent must be"),
+        (config(cpu={"device": "tpu", "analyzers": list(KNOWN)}), "device must be one of"),
+        (config(cpu={"analyzer": list(KNOWN)}), "unknown settings"),
+        ({"pipeline_group": "main", "groups": {"cpu": {"analyzers": list(KNOWN)}}}, "pipeline_group 'main'"),
+        ({"groups": {}}, "non-empty mapping"),
+    ],
+)
+def test_config_errors_are_clear(data, message):
+    with pytest.raises(GpuGroupsError, match=message):
+        parse_groups(data, KNOWN, cuda=False)
+
+
+def test_bad_file_fails_when_definitions_load(tmp_path, monkeypatch):
+    """A broken gpu_groups.yaml stops the code location from loading, with the reason."""
+    import subprocess
+    import sys
+
+    bad = tmp_path / "gpu_groups.yaml"
+    bad.write_text("pipeline_group: cpu\ngroups:\n  cpu:\n    analyzers: [cut_analysis, not_an_analyzer]\n")
+    env = {**__import__("os").environ, "TIKTOK_ASSETS_GPU_GROUPS": str(bad)}
+    proc = subprocess.run([sys.executable, "-c", "import tiktok_assets.definitions"], env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "unknown analyzer 'not_an_analyzer'" in proc.stderr

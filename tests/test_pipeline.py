@@ -1,0 +1,182 @@
+"""The Dagster layer end to end: definitions, CLI analyze in-process, failures, GPU-group limits.
+
+These tests run the real analyzers (whisper base from PyPI included) on the generated sample video.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import yaml
+
+from tiktok_assets import cli
+from tiktok_assets.analyzers import all_specs
+from tiktok_assets.catalog import connect
+from tiktok_assets.config import PROJECT_DIR, load_settings
+from tiktok_assets.gpu_groups import GROUP_TAG
+
+pytestmark = pytest.mark.slow
+
+
+def sql(query):
+    con = connect(load_settings())
+    try:
+        return con.execute(query).fetchall()
+    finally:
+        con.close()
+
+
+def test_definitions_load_with_groups_pools_and_partitions(home):
+    import dagster as dg
+
+    from tiktok_assets.definitions import defs, load_gpu_groups
+
+    groups = load_gpu_groups()
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert {"source_video", "media", "reconstruction_scores", *all_specs()} <= keys
+    for name in all_specs():
+        node = graph.get(dg.AssetKey(name))
+        group = groups.group_of(name)
+        assert node.partitions_def.name == "videos"
+        assert node.group_name == f"{group.name}_analyzers"
+        op = defs.resolve_assets_def(name).op
+        assert op.pool == group.pool  # limits across runs
+        assert op.tags[GROUP_TAG] == group.name  # what the executor's tag limits match
+    proc = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "dagster"), "definitions", "validate", "-w",
+         str(PROJECT_DIR / "workspace.yaml")],
+        cwd=PROJECT_DIR, capture_output=True, text=True, env=os.environ.copy(),
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="module")
+def analyzed(home, sample):
+    """The sample analyzed once through the CLI path (Dagster in-process)."""
+    settings = load_settings()
+    key, ok = cli.analyze(settings, sample.path)
+    return key, ok
+
+
+def test_analyze_fills_the_warehouse(analyzed, sample, capsys):
+    key, ok = analyzed
+    assert ok
+    videos = sql(f"SELECT duration_s, width, height, has_audio, source_kind FROM videos WHERE video_id = '{key}'")
+    assert len(videos) == 1
+    duration, width, height, has_audio, kind = videos[0]
+    assert abs(duration - sample.duration_s) < 0.1 and (width, height) == (360, 640) and has_audio and kind == "file"
+    words = sql(f"SELECT lower(trim(w.word, '.,')) FROM (SELECT unnest(words) AS w FROM speech_transcription "
+                f"WHERE video_id = '{key}')")
+    assert {"welcome", "kitchen", "pasta"} <= {w for (w,) in words}
+    cuts = [t for (t,) in sql(f"SELECT start_s FROM cut_analysis WHERE video_id = '{key}' AND kind = 'hard_cut' "
+                              "ORDER BY start_s")]
+    assert len(cuts) == len(sample.cuts_s) and all(abs(a - b) <= 0.1 for a, b in zip(cuts, sample.cuts_s))
+    statuses = dict(sql(f"SELECT analyzer, status FROM analyzer_runs WHERE video_id = '{key}'"))
+    assert statuses == {name: "success" for name in all_specs()}
+    (score, text_score, visual_score, expected), = sql(
+        "SELECT score, text_score, visual_score, analyzers_expected FROM reconstruction_scores "
+        f"WHERE video_id = '{key}'")
+    assert expected == len(all_specs())
+    assert visual_score == 100.0
+    assert 0 < score <= 100
+    seconds = sql(f"SELECT count(*), bool_and(speech), bool_and(visual) FROM coverage_seconds WHERE video_id = '{key}'")
+    assert seconds[0][0] == int(-(-sample.duration_s // 1)) and seconds[0][1] and seconds[0][2]
+    timeline = sql(f"SELECT count(DISTINCT analyzer) FROM timeline WHERE video_id = '{key}'")
+    assert timeline[0][0] >= 3
+    # the CLI's SQL command prints the same
+    assert cli.main(["sql", f"SELECT count(*) AS n FROM cut_analysis WHERE video_id = '{key}'",
+                     "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"n": len(sample.cuts_s)}]
+
+
+def test_rerun_replaces_rows(analyzed):
+    key, _ = analyzed
+    before = sql(f"SELECT count(*) FROM speech_transcription WHERE video_id = '{key}'")[0][0]
+    assert cli.main(["analyze", load_settings().home.joinpath("videos", key, "source.mp4").as_posix(),
+                     "--only", "speech_transcription,cut_analysis"]) == 0
+    assert sql(f"SELECT count(*) FROM speech_transcription WHERE video_id = '{key}'")[0][0] == before
+    assert sql(f"SELECT count(*) FROM videos WHERE video_id = '{key}'")[0][0] == 1
+
+
+def test_bad_video_fails_clearly_and_leaves_other_videos_alone(analyzed, tmp_path, capsys):
+    key, _ = analyzed
+    before = sql("SELECT video_id, count(*) FROM cut_analysis GROUP BY ALL ORDER BY 1")
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(4000))
+    assert cli.main(["analyze", str(broken)]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED source_video: broken.mp4 is not a readable video file" in out
+    assert "1 failed step(s)" in out
+    assert sql("SELECT video_id, count(*) FROM cut_analysis GROUP BY ALL ORDER BY 1") == before
+    assert cli.main(["sql", "SELEC nonsense"]) == 2
+
+
+def test_failed_analyzer_lowers_the_score_but_does_not_block_it(analyzed, monkeypatch, capsys):
+    key, _ = analyzed
+    (full,), = sql(f"SELECT score FROM reconstruction_scores WHERE video_id = '{key}'")
+    monkeypatch.setenv("TIKTOK_ASSETS_WHISPER_MODEL", "/nonexistent/whisper-model")
+    source = load_settings().home.joinpath("videos", key, "source.mp4").as_posix()
+    assert cli.main(["analyze", source, "--only", "speech_transcription"]) == 1
+    assert "FAILED speech_transcription" in capsys.readouterr().out
+    (score, failed, speech), = sql(
+        f"SELECT score, analyzers_failed, speech_score FROM reconstruction_scores WHERE video_id = '{key}'")
+    assert "speech_transcription" in failed and score < full
+    # the earlier transcription rows are still there
+    assert sql(f"SELECT count(*) FROM speech_transcription WHERE video_id = '{key}'")[0][0] > 0
+    monkeypatch.delenv("TIKTOK_ASSETS_WHISPER_MODEL")
+    assert cli.main(["analyze", source, "--only", "speech_transcription"]) == 0
+
+
+RUN_JOB = textwrap.dedent(
+    """
+    import sys
+    import dagster as dg
+    from tiktok_assets.cli import add_sources, ensure_instance
+    from tiktok_assets.config import load_settings
+    from tiktok_assets.definitions import analyze_job
+    settings = load_settings()
+    instance = ensure_instance(settings)
+    key = add_sources(settings, [sys.argv[1]], instance)[0]
+    keys = [dg.AssetKey(k) for k in ("source_video", "media", "cut_analysis", "audio_analysis")]
+    with dg.execute_job(dg.reconstructable(analyze_job), instance, tags={"dagster/partition": key},
+                        asset_selection=keys) as result:
+        print("RUN", result.run_id, result.success)
+    """
+)
+
+
+def test_group_limit_one_never_overlaps_in_a_multiprocess_run(home, sample, tmp_path):
+    """Two analyzers in a group with limit 1 run one after the other under the multiprocess executor."""
+    import dagster as dg
+
+    solo = ["cut_analysis", "audio_analysis"]
+    config = {"pipeline_group": "cpu", "groups": {
+        "solo": {"device": "cuda", "max_concurrent": 1, "cpu_max_concurrent": 1, "analyzers": solo},
+        "cpu": {"device": "cpu", "max_concurrent": 4, "analyzers": [n for n in all_specs() if n not in solo]},
+    }}
+    groups_file = tmp_path / "gpu_groups.yaml"
+    groups_file.write_text(yaml.safe_dump(config))
+    env = {**os.environ, "TIKTOK_ASSETS_GPU_GROUPS": str(groups_file)}
+    proc = subprocess.run([sys.executable, "-c", RUN_JOB, sample.path], env=env, capture_output=True, text=True,
+                          cwd=PROJECT_DIR)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_id, success = proc.stdout.split("RUN ")[1].split()
+    assert success == "True"
+    instance = dg.DagsterInstance.get()
+    run = instance.get_run_by_id(run_id)
+    assert run.tags["dagster/partition"]
+    spans = {}
+    for record in instance.all_logs(run_id):
+        event = record.dagster_event
+        if event is None or event.step_key not in solo:
+            continue
+        if event.event_type == dg.DagsterEventType.STEP_START:
+            spans.setdefault(event.step_key, [None, None])[0] = record.timestamp
+        elif event.event_type == dg.DagsterEventType.STEP_SUCCESS:
+            spans.setdefault(event.step_key, [None, None])[1] = record.timestamp
+    (a0, a1), (b0, b1) = spans["cut_analysis"], spans["audio_analysis"]
+    assert a1 <= b0 or b1 <= a0, spans

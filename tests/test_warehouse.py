@@ -1,0 +1,67 @@
+"""Warehouse: atomic replace per partition, DuckDB views (also empty and typed), catalog file."""
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tiktok_assets.warehouse import Warehouse
+
+SCHEMA = pa.schema([("video_id", pa.string()), ("start_s", pa.float64()), ("end_s", pa.float64()),
+                    ("label", pa.string())])
+
+
+def rows(video_id, labels):
+    return pa.Table.from_pylist(
+        [{"video_id": video_id, "start_s": float(i), "end_s": i + 0.5, "label": x} for i, x in enumerate(labels)],
+        schema=SCHEMA,
+    )
+
+
+def test_rewrite_replaces_rows_and_other_partitions_stay(tmp_path):
+    wh = Warehouse(tmp_path / "wh", tmp_path / "catalog.duckdb")
+    wh.write("things", "v1", rows("v1", ["a", "b", "c"]))
+    wh.write("things", "v2", rows("v2", ["x"]))
+    wh.write("things", "v1", rows("v1", ["d"]))
+    con = wh.connect({"things": SCHEMA}, ["things"])
+    got = con.execute("SELECT video_id, label FROM things ORDER BY video_id, label").fetchall()
+    assert got == [("v1", "d"), ("v2", "x")]
+    assert con.execute("SELECT count(*) FROM timeline").fetchone()[0] == 2
+
+
+def test_failed_write_keeps_previous_rows(tmp_path, monkeypatch):
+    wh = Warehouse(tmp_path / "wh", tmp_path / "catalog.duckdb")
+    wh.write("things", "v1", rows("v1", ["old"]))
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pq, "write_table", broken)
+    with pytest.raises(OSError):
+        wh.write("things", "v1", rows("v1", ["new"]))
+    monkeypatch.undo()
+    assert wh.read("things", "v1").column("label").to_pylist() == ["old"]
+    assert not list((tmp_path / "wh" / "things" / "video_id=v1").glob(".*tmp*"))
+
+
+def test_unwritten_tables_are_empty_typed_views(tmp_path):
+    wh = Warehouse(tmp_path / "wh", tmp_path / "catalog.duckdb")
+    con = wh.connect({"things": SCHEMA}, [])
+    assert con.execute("SELECT count(*) FROM things").fetchone()[0] == 0
+    types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE things)").fetchall())
+    assert types["start_s"] == "DOUBLE" and types["label"] == "VARCHAR"
+
+
+def test_catalog_file_is_readable_by_plain_duckdb(tmp_path):
+    wh = Warehouse(tmp_path / "wh", tmp_path / "catalog.duckdb")
+    wh.write("things", "v1", rows("v1", ["a", "b"]))
+    wh.refresh_catalog({"things": SCHEMA}, ["things"])
+    con = duckdb.connect(str(tmp_path / "catalog.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM things").fetchone()[0] == 2
+    con.close()
+
+
+def test_bad_partition_key_never_reaches_the_filesystem(tmp_path):
+    wh = Warehouse(tmp_path / "wh", tmp_path / "catalog.duckdb")
+    with pytest.raises(ValueError, match="invalid video ID"):
+        wh.write("things", "../../escape", rows("x", ["a"]))
