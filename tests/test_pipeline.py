@@ -180,3 +180,16 @@ def test_group_limit_one_never_overlaps_in_a_multiprocess_run(home, sample, tmp_
             spans.setdefault(event.step_key, [None, None])[1] = record.timestamp
     (a0, a1), (b0, b1) = spans["cut_analysis"], spans["audio_analysis"]
     assert a1 <= b0 or b1 <= a0, spans
+
+
+def test_coverage_check_reports_the_examined_share(analyzed):
+    import dagster as dg
+
+    from tiktok_assets.definitions import defs
+
+    key, _ = analyzed
+    instance = cli.ensure_instance(load_settings())
+    result = dg.materialize(list(defs.assets), selection=["cut_analysis"], partition_key=key, instance=instance)
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert evaluation.check_name == "examined_whole_video" and evaluation.passed
+    assert evaluation.metadata["examined_share"].value == pytest.approx(1.0, abs=0.01)

@@ -17,6 +17,7 @@ from .media import MediaError
 
 videos_partitions = dg.DynamicPartitionsDefinition(name="videos")
 
+COVERAGE_CHECK = "examined_whole_video"
 SOURCE_KEY = dg.AssetKey("source_video")
 MEDIA_KEY = dg.AssetKey("media")
 
@@ -115,6 +116,12 @@ def analyzer_asset(spec: AnalyzerSpec, groups: GpuGroups) -> dg.AssetsDefinition
         code_version=spec.version,
         kinds={"python", "parquet"},
         metadata={"gpu_group": group.name, "device": device, "model": spec.model or "none"},
+        check_specs=[
+            dg.AssetCheckSpec(
+                COVERAGE_CHECK, asset=spec.name,
+                description="The analyzer examined at least 95% of the video (no silent caps).",
+            )
+        ],
     )
     def _asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         settings = load_settings()
@@ -135,7 +142,15 @@ def analyzer_asset(spec: AnalyzerSpec, groups: GpuGroups) -> dg.AssetsDefinition
         for key, value in run.metadata.items():
             if isinstance(value, (str, int, float, bool)) and key not in metadata:
                 metadata[key] = value
-        return dg.MaterializeResult(metadata=metadata)
+        no_input = spec.needs_audio and not result.has_audio
+        share = result.examined_share
+        check = dg.AssetCheckResult(
+            check_name=COVERAGE_CHECK,
+            passed=no_input or share >= 0.95,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"examined_share": round(share, 3), "no_audio_track": no_input},
+        )
+        return dg.MaterializeResult(metadata=metadata, check_results=[check])
 
     return _asset
 

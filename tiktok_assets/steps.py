@@ -52,6 +52,13 @@ def decode_media(settings: Settings, video_id: str, log_fn=None) -> MediaMeta:
 class AnalyzerStepResult:
     run: AnalyzerRun
     device: str
+    duration_s: float
+    has_audio: bool
+
+    @property
+    def examined_share(self) -> float:
+        """Share of the video the analyzer examined (1.0 for audio analyzers on a silent video)."""
+        return min(1.0, sum(b - a for a, b in self.run.examined) / self.duration_s) if self.duration_s else 0.0
 
 
 def _record_run(settings: Settings, spec: AnalyzerSpec, video_id: str, **fields: Any) -> None:
@@ -99,7 +106,7 @@ def run_analyzer_step(
         model=str(result.metadata.get("model") or spec.model or ""), error=None,
     )
     catalog.refresh_catalog(settings)
-    return AnalyzerStepResult(result, device)
+    return AnalyzerStepResult(result, device, media.duration_s, media.has_audio)
 
 
 def score_reconstruction(settings: Settings, video_id: str) -> tuple[dict[str, Any], str]:
