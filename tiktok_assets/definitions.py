@@ -6,6 +6,7 @@ import dagster as dg
 
 from .analyzers import all_specs
 from .assets import build_assets, videos_partitions
+from .automation import build_automation
 from .config import load_settings
 from .gpu_groups import GpuGroups, load_groups
 
@@ -27,7 +28,10 @@ def build_definitions() -> dg.Definitions:
         partitions_def=videos_partitions,
         description="Ingest, decode and analyze one video, then score its reconstruction.",
     )
-    return dg.Definitions(assets=assets, jobs=[analyze_job], executor=executor)
+    inbox_sensor, nightly_backfill = build_automation(ANALYZE_JOB, videos_partitions)
+    return dg.Definitions(
+        assets=assets, jobs=[analyze_job], sensors=[inbox_sensor], schedules=[nightly_backfill], executor=executor
+    )
 
 
 defs = build_definitions()

@@ -1,0 +1,99 @@
+"""The inbox sensor registers new videos once; the nightly schedule asks only for what is stale."""
+
+import os
+import shutil
+import time
+from datetime import UTC, datetime
+
+import dagster as dg
+import pyarrow as pa
+
+from tiktok_assets.analyzers import all_specs
+from tiktok_assets.automation import backfill_requests, inbox_sources, stale_analyzers
+from tiktok_assets.catalog import warehouse
+from tiktok_assets.config import load_settings
+from tiktok_assets.warehouse import ANALYZER_RUNS_SCHEMA
+
+
+def test_inbox_lists_settled_videos_and_urls(tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    old = time.time() - 60
+    for name in ("a.mp4", "b.MOV", "notes.txt"):
+        (inbox / name).write_bytes(b"x")
+        os.utime(inbox / name, (old, old))
+    (inbox / "fresh.mp4").write_bytes(b"still copying")
+    (inbox / "urls.txt").write_text("# comment\nhttps://www.tiktok.com/@a/video/7301234567890123456\n\n")
+    found = inbox_sources(inbox)
+    assert [os.path.basename(s) for s in found[:2]] == ["a.mp4", "b.MOV"]
+    assert found[2] == "https://www.tiktok.com/@a/video/7301234567890123456"
+    assert len(found) == 3
+
+
+def test_sensor_adds_partitions_and_requests_runs_once(home, sample):
+    from tiktok_assets.cli import ensure_instance
+    from tiktok_assets.definitions import defs
+
+    settings = load_settings()
+    instance = ensure_instance(settings)
+    inbox = settings.home / "inbox"
+    inbox.mkdir(exist_ok=True)
+    dropped = inbox / "dropped.mp4"
+    shutil.copyfile(sample.path, dropped)
+    old = time.time() - 60
+    os.utime(dropped, (old, old))
+    (inbox / "broken.mp4").write_bytes(b"")
+    os.utime(inbox / "broken.mp4", (old, old))
+    sensor = defs.resolve_sensor_def("inbox_sensor")
+    with dg.build_sensor_context(instance=instance, definitions=defs) as context:
+        result = sensor(context)
+    assert isinstance(result, dg.SensorResult)
+    keys = {r.partition_key for r in result.run_requests}
+    assert len(keys) == 2  # the empty file is still registered; its run will fail with a clear message
+    (add,) = result.dynamic_partitions_requests
+    assert set(add.partition_keys) == keys
+    instance.add_dynamic_partitions("videos", list(keys))
+    with dg.build_sensor_context(instance=instance, definitions=defs) as context:
+        again = sensor(context)
+    assert isinstance(again, dg.SkipReason)
+
+
+def test_nightly_backfill_selects_missing_failed_and_outdated(home):
+    settings = load_settings()
+    names = sorted(all_specs())
+    ok, failed, old = names[0], names[1], names[2]
+
+    def run(name, status, version):
+        return {"video_id": "v-night", "analyzer": name, "modality": all_specs()[name].modality, "status": status,
+                "rows": 1, "seconds": 1.0, "examined": [], "model": None, "code_version": version, "error": None,
+                "finished_at": datetime.now(UTC)}
+
+    store = warehouse(settings)
+    for row in (run(ok, "success", all_specs()[ok].version), run(failed, "failed", all_specs()[failed].version),
+                run(old, "success", "0-old")):
+        store.write("analyzer_runs", "v-night", pa.Table.from_pylist([row], schema=ANALYZER_RUNS_SCHEMA),
+                    part=row["analyzer"])
+    stale = stale_analyzers(settings, "v-night")
+    assert ok not in stale and failed in stale and old in stale
+    assert set(stale) == set(names) - {ok}
+    (request,) = backfill_requests(settings, ["v-night"], "20261125")
+    selected = {k.to_user_string() for k in request.asset_selection}
+    assert selected == set(stale) | {"reconstruction_scores", "source_video", "media"}
+    assert request.partition_key == "v-night" and request.run_key == "nightly-20261125-v-night"
+
+
+def test_schedule_asks_for_the_stale_video(home):
+    """Runs after the test above: v-night has stale analyzers once it is a registered partition."""
+    from tiktok_assets.cli import ensure_instance
+    from tiktok_assets.definitions import defs
+
+    instance = ensure_instance(load_settings())
+    instance.add_dynamic_partitions("videos", ["v-night"])
+    schedule = defs.resolve_schedule_def("nightly_backfill")
+    when = datetime(2026, 11, 25, 3, tzinfo=UTC)
+    with dg.build_schedule_context(instance=instance, scheduled_execution_time=when,
+                                   repository_def=defs.get_repository_def()) as context:
+        result = schedule.evaluate_tick(context)
+    requests = {r.partition_key: r for r in result.run_requests}
+    assert requests["v-night"].run_key == "nightly-20261125-v-night"
+    assert "nightly backfill" in requests["v-night"].tags["tiktok_assets/reason"]
