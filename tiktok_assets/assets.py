@@ -132,6 +132,7 @@ def analyzer_asset(spec: AnalyzerSpec, groups: GpuGroups) -> dg.AssetsDefinition
         except Exception as exc:  # noqa: BLE001 - recorded in analyzer_runs, shown as one sentence
             raise _fail(exc) from exc
         run = result.run
+        context.log.info(f"{spec.name}: {run.table.num_rows} rows in {run.seconds:.1f}s on {device}")
         metadata: dict = {
             "rows": run.table.num_rows,
             "seconds": round(run.seconds, 2),

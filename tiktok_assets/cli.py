@@ -96,12 +96,13 @@ def analyze(settings: Settings, source: str, only: list[str] | None = None) -> t
     elapsed = time.perf_counter() - began
     failures = []
     for event in events:
-        if event.is_step_failure:
+        if event.is_step_success:
+            print(f"  ok     {event.step_key:<24}{event.event_specific_data.duration_ms / 1000:7.1f}s", flush=True)
+        elif event.is_step_failure:
             data = event.step_failure_data
             message = data.user_failure_data.description if data.user_failure_data else None
             failures.append((event.step_key, message or (data.error.message.strip() if data.error else "")))
-    for step, message in failures:
-        print(f"  FAILED {step}: {message}", flush=True)
+            print(f"  FAILED {event.step_key}: {failures[-1][1]}", flush=True)
     print(f"video {key}: done in {elapsed:.1f}s, {len(failures)} failed step(s)", flush=True)
     return key, result.success and scored_ok
 
