@@ -7,8 +7,10 @@ languages asserted here are real recognition results on espeak-ng speech.
 import numpy as np
 import pytest
 from helpers import analyze, encode_frames, make_media
+from test_vision_analyzers import FPS, crop, photo
 
-from tiktok_assets.analyzers.base import AnalyzerError, check_times
+from tiktok_assets.analyzers import _shots
+from tiktok_assets.analyzers.base import AnalyzerContext, AnalyzerError, check_times
 
 
 def test_cuts_found_at_known_times(sample, sample_media, settings):
@@ -98,3 +100,74 @@ def test_rows_outside_the_video_are_rejected():
     table = pa.table({"start_s": [1.0, 12.0], "end_s": [2.0, 13.0]})
     with pytest.raises(AnalyzerError, match="outside the video"):
         check_times("demo", table, duration_s=10.0)
+
+
+# --------------------------------------------------------------------- cut_analysis: zooms, fades, flashes
+
+
+@pytest.fixture(scope="module")
+def picture():
+    return photo(1, (170, 120, 90))
+
+
+def _cut_rows(tmp_path, settings, name, frames):
+    media = make_media(encode_frames(tmp_path / f"{name}.mp4", frames, fps=FPS), tmp_path, video_id=name)
+    rows, _ = analyze("cut_analysis", media, settings)
+    return rows, media
+
+
+def _panned_with_gain(picture, seconds, gain):
+    """A slow pan over ``picture`` (1 px a frame) with brightness ``gain(t)`` (1 = the picture, 0 = black)."""
+    frames = []
+    for i in range(int(round(seconds * FPS))):
+        f = crop(picture, 400 + i, 600, 360).astype(np.float32) * gain(i / FPS)
+        frames.append(np.clip(f, 0, 255).astype(np.uint8))
+    return frames
+
+
+def test_fast_zoom_is_neither_dissolve_nor_cut(tmp_path, settings, picture):
+    """A ~2x zoom in 1 s passes the blend test but one camera motion explains it: no edit point."""
+    frames, cw = [], 400.0
+    for i in range(3 * FPS):
+        if FPS <= i < 2 * FPS:
+            cw *= np.exp(-0.7 / FPS)
+        frames.append(crop(picture, 450, 600, cw))
+    rows, media = _cut_rows(tmp_path, settings, "zoom", frames)
+    assert rows == []
+    shots = _shots.shot_list(media, AnalyzerContext(video_id="zoom", settings=settings))
+    assert len(shots.shots) == 1 and shots.transitions == []
+
+
+def test_fast_fades_to_and_from_black_are_fades_not_cuts(tmp_path, settings, picture):
+    """Fade to black 1.0-1.5 s, black, fade in from black 2.0-2.5 s, under a slow pan."""
+    def gain(t):
+        return 1.0 if t < 1.0 else max(0.0, 1.5 - t) / 0.5 if t < 2.0 else min(1.0, (t - 2.0) / 0.5)
+
+    rows, _ = _cut_rows(tmp_path, settings, "fast_fades", _panned_with_gain(picture, 3.5, gain))
+    assert [r["kind"] for r in rows] == ["fade_out", "fade_in"], rows
+    fade_out, fade_in = rows
+    assert fade_out["start_s"] == pytest.approx(1.0, abs=0.1) and fade_out["end_s"] == pytest.approx(1.5, abs=0.1)
+    assert fade_in["start_s"] == pytest.approx(2.0, abs=0.1) and fade_in["end_s"] == pytest.approx(2.5, abs=0.1)
+
+
+def test_fade_out_span_is_accurate(tmp_path, settings, picture):
+    """A 1 s fade to black at 2-3 s under a slow pan is reported as 2.0-3.0 s, with no cut."""
+    rows, _ = _cut_rows(tmp_path, settings, "fade_out", _panned_with_gain(picture, 4.0, lambda t: min(1.0, max(0.0, 3.0 - t))))
+    assert [r["kind"] for r in rows] == ["fade_out"], rows
+    assert rows[0]["start_s"] == pytest.approx(2.0, abs=0.1) and rows[0]["end_s"] == pytest.approx(3.0, abs=0.1)
+
+
+def test_white_flash_is_not_a_cut(tmp_path, settings, picture):
+    """Three white frames at 1.0 s in a panning shot: neither the flash nor its end is a cut."""
+    frames = _panned_with_gain(picture, 2.0, lambda t: 1.0)
+    frames[FPS : FPS + 3] = [np.full_like(frames[0], 255)] * 3
+    rows, _ = _cut_rows(tmp_path, settings, "flash", frames)
+    assert rows == []
+
+
+def test_hard_cut_to_black_stays_a_cut(tmp_path, settings, picture):
+    """A picture that switches to black and back at once is two hard cuts, not fades."""
+    frames = _panned_with_gain(picture, 3.0, lambda t: 0.0 if 1.0 <= t < 2.0 else 1.0)
+    rows, _ = _cut_rows(tmp_path, settings, "cut_black", frames)
+    assert [(r["kind"], r["start_s"]) for r in rows] == [("hard_cut", pytest.approx(1.0, abs=0.05)),
+                                                          ("hard_cut", pytest.approx(2.0, abs=0.05))]

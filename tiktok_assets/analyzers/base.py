@@ -69,6 +69,9 @@ class AnalyzerSpec:
     needs_audio: bool = False
     depends_on: tuple[str, ...] = ()
     main_figure: str | None = None
+    # SQL expression over the analyzer's columns giving a short label for the `timeline` view and
+    # the reconstruction timeline; rows where it is NULL are left out of the readable timeline.
+    timeline_label: str | None = None
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:

@@ -3,11 +3,24 @@
 * Frame change ``d[i]`` is the total-variation distance between colour histograms (8x8x8 RGB bins)
   of frames ``i-1`` and ``i``, raised to the mean absolute pixel change when two shots share a
   palette.
-* A **hard cut** is a change above ``CUT_MIN`` and well above its neighbourhood's median, that does
-  not snap back within a few frames (that would be a flash, reported by ``visual_effects``).
+* A **hard cut** is a change above ``CUT_MIN`` and well above its neighbourhood's median, that
+  - does not snap back within ``FLASH_FRAMES`` (the onset of a flash, reported by ``visual_effects``),
+  - is not the return from such a flash (frame ``i`` matches a frame shortly before the spike),
+  - is not a step of a brightness ramp: frame ``i`` is frame ``i-1`` under one global gain and
+    offset (residual <= ``GAIN_MAX_RESIDUAL`` of the change) and so is the step before or after it,
+    in the same direction (a fade: large histogram changes, but no new picture).
+* A **fade** (``fade_in`` / ``fade_out``) is a monotone brightness ramp of >= ``FADE_MIN_STEPS``
+  frame steps into or out of a black or white picture (mean < 30 or > 225, std < 12) whose frames
+  are blends of its two ends. Its span runs from the last frame before the ramp to the first frame
+  after it: the ramp is walked frame by frame from the black/white run while the distance to that
+  tone keeps growing by >= ``RAMP_STEP`` grey levels (and ``RAMP_RELATIVE`` of it), outwards, and
+  inside the run while it still shrinks.
 * A **dissolve** is a span without hard cuts whose ends differ strongly and whose frames in between
-  are, pixel for pixel, blends of the two ends with a rising mix; when one end is (near) black or
-  white it is reported as ``fade_in`` / ``fade_out``.
+  are, pixel for pixel, blends of the two ends with a rising mix, that is not a fade and that one
+  coherent camera motion does not explain: when every ~0.1 s step across it fits one similarity
+  transform with >= ``COHERENT_INLIERS`` of the tracked corners and the picture moves or scales by
+  >= ``COHERENT_MOTION`` overall, it is a fast zoom or pan, not an edit. That check runs only on
+  spans that passed the blend test.
 """
 
 from __future__ import annotations
@@ -15,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from . import _motion
 from .base import AnalyzerContext, AnalyzerOutput, AnalyzerSpec
 
 CUT_MIN = 0.3
@@ -22,6 +36,17 @@ CUT_CONTRAST = 2.5
 FLASH_FRAMES = 3
 DISSOLVE_MIN = 0.3
 BLEND_MAX_RESIDUAL = 0.3
+GAIN_MAX_RESIDUAL = 0.4  # share of the mean absolute change left after the gain/offset fit
+GAIN_MIN_SLOPE = 0.2  # a fade keeps the picture: its gain is positive
+GAIN_MIN_CHANGE = 1.0  # grey levels; smaller steps say nothing about a ramp
+EXTREME_DARK, EXTREME_LIGHT, EXTREME_STD = 30.0, 225.0, 12.0
+FADE_MIN_STEPS = 2
+RAMP_STEP = 0.4
+RAMP_RELATIVE = 0.005
+COHERENT_INLIERS = 0.85
+COHERENT_MOTION = 0.1
+
+Event = tuple[int, int, str, float]  # (first frame, last frame, kind, strength)
 
 COLUMNS = (
     pa.field("kind", pa.string()),
@@ -44,6 +69,7 @@ def histograms(frames: np.ndarray, bins: int = 8) -> np.ndarray:
 
 
 def tv_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Total-variation distance between histograms along the last axis."""
     return 0.5 * np.abs(a - b).sum(axis=-1)
 
 
@@ -59,8 +85,42 @@ def frame_changes(frames: np.ndarray, hists: np.ndarray) -> np.ndarray:
     return change
 
 
-def hard_cuts(change: np.ndarray, hists: np.ndarray, fps: float) -> list[int]:
-    """Frame indices where a new shot begins."""
+def tonal_step(prev: np.ndarray, cur: np.ndarray) -> float | None:
+    """Signed mean grey change when ``cur`` is ``prev`` under one global gain and offset, else None.
+
+    ``cur ~ g * prev + o`` over all pixels and channels with ``g >= GAIN_MIN_SLOPE`` and a mean
+    residual <= ``GAIN_MAX_RESIDUAL`` of the mean absolute change (>= ``GAIN_MIN_CHANGE``): one
+    step of a fade to or from black or white, or of any brightness/contrast ramp.
+    """
+    x = prev.astype(np.float32).ravel()
+    y = cur.astype(np.float32).ravel()
+    step = float(np.abs(y - x).mean())
+    xc = x - x.mean()
+    var = float(xc @ xc)
+    if step < GAIN_MIN_CHANGE or var <= 0:
+        return None
+    yc = y - y.mean()
+    gain = float(xc @ yc) / var
+    if gain < GAIN_MIN_SLOPE or float(np.abs(yc - gain * xc).mean()) > GAIN_MAX_RESIDUAL * step:
+        return None
+    return float(y.mean() - x.mean())
+
+
+def on_ramp(frames: np.ndarray, i: int) -> bool:
+    """True when the step into frame i and the step before or after it are one brightness ramp."""
+    here = tonal_step(frames[i - 1], frames[i])
+    if not here:
+        return False
+    for j in (i - 1, i + 1):
+        if 1 <= j < len(frames):
+            other = tonal_step(frames[j - 1], frames[j])
+            if other and other * here > 0:
+                return True
+    return False
+
+
+def hard_cuts(change: np.ndarray, hists: np.ndarray, fps: float, frames: np.ndarray) -> list[int]:
+    """Frame indices where a new shot begins (see the module docstring)."""
     half = max(3, int(round(fps / 2)))
     cuts: list[int] = []
     for i in range(1, len(change)):
@@ -73,6 +133,11 @@ def hard_cuts(change: np.ndarray, hists: np.ndarray, fps: float) -> list[int]:
         later = hists[i + 1 : i + 1 + FLASH_FRAMES]
         if later.size and tv_distance(later, hists[i - 1]).min() < CUT_MIN / 2:
             continue  # the picture comes back: a flash, not a cut
+        earlier = hists[max(0, i - 1 - FLASH_FRAMES) : i - 1]
+        if earlier.size and tv_distance(earlier, hists[i]).min() < CUT_MIN / 2:
+            continue  # the picture from before a short spike is back: the end of a flash
+        if on_ramp(frames, i):
+            continue  # a fade: the same picture, brighter or darker
         if cuts and i - cuts[-1] < half // 2:
             if change[i] > change[cuts[-1]]:
                 cuts[-1] = i
@@ -81,13 +146,27 @@ def hard_cuts(change: np.ndarray, hists: np.ndarray, fps: float) -> list[int]:
     return cuts
 
 
-def _extreme_tone(frame: np.ndarray) -> str | None:
-    mean, std = float(frame.mean()), float(frame.std())
-    if std < 12 and mean < 30:
-        return "black"
-    if std < 12 and mean > 225:
-        return "white"
-    return None
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) of every run of True."""
+    padded = np.concatenate([[False], mask, [False]]).astype(np.int8)
+    edges = np.flatnonzero(np.diff(padded))
+    return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2])]
+
+
+def _tones(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation of every frame's values (all channels)."""
+    mean, std = np.empty(len(frames)), np.empty(len(frames))
+    for i, frame in enumerate(frames):
+        values = np.asarray(frame, dtype=np.float32)
+        mean[i], std[i] = values.mean(), values.std()
+    return mean, std
+
+
+def _extreme_tone(frame: np.ndarray) -> bool:
+    """True for a (near) black or white picture."""
+    values = np.asarray(frame, dtype=np.float32)
+    mean = float(values.mean())
+    return float(values.std()) < EXTREME_STD and (mean < EXTREME_DARK or mean > EXTREME_LIGHT)
 
 
 def _blend_fit(frames: np.ndarray, a: int, b: int) -> tuple[float, np.ndarray]:
@@ -107,12 +186,71 @@ def _blend_fit(frames: np.ndarray, a: int, b: int) -> tuple[float, np.ndarray]:
     return float(np.mean(residuals) / (np.abs(delta).mean() + 1e-6)), np.asarray(alphas)
 
 
-def dissolves(frames: np.ndarray, hists: np.ndarray, cuts: list[int], fps: float) -> list[tuple[int, int, str, float]]:
-    """(first, last, kind, strength) of gradual transitions between shots."""
+def _is_blend(frames: np.ndarray, a: int, b: int) -> tuple[bool, np.ndarray]:
+    """Whether frames a..b are blends of its ends with a rising mix, and the mix weights."""
+    residual, alphas = _blend_fit(frames, a, b)
+    rising = np.corrcoef(np.arange(len(alphas)), alphas)[0, 1] if alphas.std() > 0 else 0.0
+    return residual <= BLEND_MAX_RESIDUAL and rising >= 0.9, alphas
+
+
+def fades(frames: np.ndarray, hists: np.ndarray, cuts: list[int]) -> list[Event]:
+    """Brightness ramps into (``fade_out``) and out of (``fade_in``) black or white pictures."""
+    n = len(frames)
+    if n < 2:
+        return []
+    mean, std = _tones(frames)
+    cut_set = set(cuts)
+    found: list[Event] = []
+    for extreme, distance in (
+        ((mean < EXTREME_DARK) & (std < EXTREME_STD), mean),
+        ((mean > EXTREME_LIGHT) & (std < EXTREME_STD), 255.0 - mean),
+    ):
+        for a, b in _runs(extreme):
+            for kind, edge, out in (("fade_out", a, -1), ("fade_in", b, 1)):
+                outer = edge  # walk away from the black/white run while the picture keeps coming
+                while 0 <= outer + out < n and max(outer, outer + out) not in cut_set:
+                    rise = distance[outer + out] - distance[outer]
+                    if rise < max(RAMP_STEP, RAMP_RELATIVE * distance[outer + out]):
+                        break
+                    outer += out
+                inner = edge  # the ramp goes on inside the run until the picture is flat
+                while a <= inner - out <= b and max(inner, inner - out) not in cut_set \
+                        and distance[inner] - distance[inner - out] >= RAMP_STEP:
+                    inner -= out
+                first, last = sorted((outer, inner))
+                if last - first < FADE_MIN_STEPS:
+                    continue
+                strength = float(tv_distance(hists[outer], hists[inner]))
+                if strength < DISSOLVE_MIN or not _is_blend(frames, first, last)[0]:
+                    continue
+                found.append((first, last, kind, strength))
+    return found
+
+
+def explained_by_motion(frames: np.ndarray, first: int, last: int, fps: float) -> bool:
+    """True when one coherent camera motion carries the picture through frames first..last."""
+    n = len(frames)
+    step = _motion.pair_step(fps)
+    end = min(last + 1, n - 1)
+    marks = list(range(max(0, first - 1), end + 1, step))
+    if marks[-1] < end:
+        marks.append(end)
+    pairs = list(zip(marks[:-1], marks[1:]))
+    motions = _motion.track(frames, np.arange(n) / (fps or 30.0), pairs)
+    if not motions or any(m is None or m.inlier_share < COHERENT_INLIERS for m in motions):
+        return False
+    scale = abs(sum(m.log_scale for m in motions))
+    shift = float(np.hypot(sum(m.dx for m in motions), sum(m.dy for m in motions)))
+    return max(scale, shift) >= COHERENT_MOTION
+
+
+def dissolves(frames: np.ndarray, hists: np.ndarray, cuts: list[int], fps: float) -> list[Event]:
+    """Gradual transitions between shots: fades (see :func:`fades`) and dissolves."""
+    found = fades(frames, hists, cuts)
     k = max(2, int(round(fps * 0.5)))
     n = len(frames)
     if n <= 2 * k:
-        return []
+        return found
     long_change = np.zeros(n)
     long_change[k : n - k] = tv_distance(hists[2 * k :], hists[: n - 2 * k])
     cut_set = set(cuts)
@@ -126,33 +264,39 @@ def dissolves(frames: np.ndarray, hists: np.ndarray, cuts: list[int], fps: float
             groups[-1].append(i)
         else:
             groups.append([i])
-    found = []
+    fade_spans = list(found)
     for group in groups:
         a, b = max(0, group[0] - k), min(n - 1, group[-1] + k)
-        residual, alphas = _blend_fit(frames, a, b)
-        rising = np.corrcoef(np.arange(len(alphas)), alphas)[0, 1] if alphas.std() > 0 else 0.0
-        if residual > BLEND_MAX_RESIDUAL or rising < 0.9:
-            continue
+        if _extreme_tone(frames[a]) or _extreme_tone(frames[b]):
+            continue  # one end is black or white: a fade, found above when it is one
+        blend, alphas = _is_blend(frames, a, b)
         inside = np.flatnonzero((alphas > 0.03) & (alphas < 0.97))
-        if inside.size == 0:
+        if not blend or inside.size == 0:
             continue
         first, last = a + max(0, int(inside[0]) - 1), a + min(len(alphas) - 1, int(inside[-1]) + 1)
-        tone_in, tone_out = _extreme_tone(frames[a]), _extreme_tone(frames[b])
-        kind = "fade_in" if tone_in else "fade_out" if tone_out else "dissolve"
-        found.append((first, last, kind, float(tv_distance(hists[a], hists[b]))))
-    return found
+        if any(first <= f_last and f_first <= last for f_first, f_last, _, _ in fade_spans):
+            continue
+        if explained_by_motion(frames, first, last, fps):
+            continue  # a fast zoom or pan, not an edit
+        found.append((first, last, "dissolve", float(tv_distance(hists[a], hists[b]))))
+    return sorted(found)
+
+
+def detect(frames: np.ndarray, fps: float) -> tuple[np.ndarray, list[Event]]:
+    """Frame changes and all edit points, sorted: (first, last, kind, strength) per event."""
+    hists = histograms(frames)
+    change = frame_changes(frames, hists)
+    cuts = hard_cuts(change, hists, fps, frames)
+    events: list[Event] = [(i, i, "hard_cut", float(change[i])) for i in cuts]
+    events += dissolves(frames, hists, cuts, fps)
+    return change, sorted(events)
 
 
 def run(media, context: AnalyzerContext) -> AnalyzerOutput:
     frames = media.lowres
     times = media.lowres_times
     fps = media.meta.fps or (len(times) / max(media.duration_s, 1e-6))
-    hists = histograms(frames)
-    change = frame_changes(frames, hists)
-    cuts = hard_cuts(change, hists, fps)
-    events = [(i, i, "hard_cut", float(change[i])) for i in cuts]
-    events += dissolves(frames, hists, cuts, fps)
-    events.sort()
+    _, events = detect(frames, fps)
     rows = []
     for shot_index, (first, last, kind, strength) in enumerate(events, start=1):
         rows.append(
@@ -184,8 +328,9 @@ SPEC = AnalyzerSpec(
     name="cut_analysis",
     modality="visual",
     description="Hard cuts, dissolves and fades with time and strength; cut rate",
-    version="1",
+    version="2",
     columns=COLUMNS,
     run=run,
     main_figure="cuts",
+    timeline_label="kind",
 )
