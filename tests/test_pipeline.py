@@ -87,6 +87,12 @@ def test_analyze_fills_the_warehouse(analyzed, sample, capsys):
     assert seconds[0][0] == int(-(-sample.duration_s // 1)) and seconds[0][1] and seconds[0][2]
     timeline = sql(f"SELECT count(DISTINCT analyzer) FROM timeline WHERE video_id = '{key}'")
     assert timeline[0][0] >= 3
+    labels = sql(f"SELECT label FROM timeline WHERE video_id = '{key}' AND analyzer = 'speech_transcription' "
+                 "ORDER BY start_s")
+    assert labels[0][0].startswith("Hello everyone")
+    report = (load_settings().home / "reports" / key / "timeline.md").read_text()
+    assert "**speech_transcription** Hello everyone" in report
+    assert report.count("**cut_analysis** hard_cut") == len(sample.cuts_s)
     # the CLI's SQL command prints the same
     assert cli.main(["sql", f"SELECT count(*) AS n FROM cut_analysis WHERE video_id = '{key}'",
                      "--format", "json"]) == 0

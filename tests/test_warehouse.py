@@ -23,10 +23,11 @@ def test_rewrite_replaces_rows_and_other_partitions_stay(tmp_path):
     wh.write("things", "v1", rows("v1", ["a", "b", "c"]))
     wh.write("things", "v2", rows("v2", ["x"]))
     wh.write("things", "v1", rows("v1", ["d"]))
-    con = wh.connect({"things": SCHEMA}, ["things"])
+    con = wh.connect({"things": SCHEMA}, {"things": "upper(label)"})
     got = con.execute("SELECT video_id, label FROM things ORDER BY video_id, label").fetchall()
     assert got == [("v1", "d"), ("v2", "x")]
-    assert con.execute("SELECT count(*) FROM timeline").fetchone()[0] == 2
+    assert con.execute("SELECT analyzer, label FROM timeline ORDER BY label").fetchall() == [
+        ("things", "D"), ("things", "X")]
 
 
 def test_failed_write_keeps_previous_rows(tmp_path, monkeypatch):
@@ -46,7 +47,7 @@ def test_failed_write_keeps_previous_rows(tmp_path, monkeypatch):
 
 def test_unwritten_tables_are_empty_typed_views(tmp_path):
     wh = Warehouse(tmp_path / "wh", tmp_path / "catalog.duckdb")
-    con = wh.connect({"things": SCHEMA}, [])
+    con = wh.connect({"things": SCHEMA}, {})
     assert con.execute("SELECT count(*) FROM things").fetchone()[0] == 0
     types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE things)").fetchall())
     assert types["start_s"] == "DOUBLE" and types["label"] == "VARCHAR"
@@ -55,7 +56,7 @@ def test_unwritten_tables_are_empty_typed_views(tmp_path):
 def test_catalog_file_is_readable_by_plain_duckdb(tmp_path):
     wh = Warehouse(tmp_path / "wh", tmp_path / "catalog.duckdb")
     wh.write("things", "v1", rows("v1", ["a", "b"]))
-    wh.refresh_catalog({"things": SCHEMA}, ["things"])
+    wh.refresh_catalog({"things": SCHEMA}, {"things": None})
     con = duckdb.connect(str(tmp_path / "catalog.duckdb"), read_only=True)
     assert con.execute("SELECT count(*) FROM things").fetchone()[0] == 2
     con.close()

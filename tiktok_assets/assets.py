@@ -172,13 +172,17 @@ def reconstruction_asset(groups: GpuGroups, analyzer_keys: Sequence[dg.AssetKey]
     )
     def reconstruction_scores(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         settings = load_settings()
-        scores, markdown = steps.score_reconstruction(settings, context.partition_key)
+        scores, markdown, timeline = steps.score_reconstruction(settings, context.partition_key)
         return dg.MaterializeResult(
             metadata={
                 "score": dg.MetadataValue.float(scores["score"]),
                 "analyzers_succeeded": scores["analyzers_succeeded"],
                 "analyzers_expected": scores["analyzers_expected"],
                 "coverage": dg.MetadataValue.md(markdown),
+                "timeline": dg.MetadataValue.md(timeline),
+                "timeline_file": dg.MetadataValue.path(
+                    str(settings.home / "reports" / context.partition_key / "timeline.md")
+                ),
             }
         )
 

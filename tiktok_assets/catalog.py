@@ -22,6 +22,11 @@ def table_schemas() -> dict[str, pa.Schema]:
     return schemas
 
 
+def timeline_labels() -> dict[str, str | None]:
+    """Analyzer table -> SQL label expression for the `timeline` view."""
+    return {name: spec.timeline_label for name, spec in sorted(all_specs().items())}
+
+
 def warehouse(settings: Settings) -> Warehouse:
     return Warehouse(settings.warehouse_dir, settings.catalog_path)
 
@@ -35,7 +40,7 @@ def refresh_catalog(settings: Settings) -> bool:
     import duckdb
 
     try:
-        warehouse(settings).refresh_catalog(table_schemas(), sorted(all_specs()))
+        warehouse(settings).refresh_catalog(table_schemas(), timeline_labels())
     except duckdb.Error as exc:
         log.warning("DuckDB catalog %s not refreshed (%s); it will be at the next write", settings.catalog_path, exc)
         return False
@@ -44,4 +49,4 @@ def refresh_catalog(settings: Settings) -> bool:
 
 def connect(settings: Settings):
     """An in-memory DuckDB connection with every warehouse view."""
-    return warehouse(settings).connect(table_schemas(), sorted(all_specs()))
+    return warehouse(settings).connect(table_schemas(), timeline_labels())

@@ -119,6 +119,25 @@ def score_video(
     return scores_row, coverage_rows
 
 
+def _clock(t: float) -> str:
+    return f"{int(t // 60):02d}:{t % 60:04.1f}"
+
+
+def timeline_markdown(video_id: str, rows: list[Mapping[str, Any]], limit: int = 400) -> str:
+    """A merged, readable timeline: one line per labelled analyzer row, in time order."""
+    lines = [f"# Timeline of {video_id}", ""]
+    for row in rows[:limit]:
+        span = _clock(row["start_s"]) if row["end_s"] - row["start_s"] < 0.05 else (
+            f"{_clock(row['start_s'])}-{_clock(row['end_s'])}")
+        label = str(row["label"]).replace("\n", " ").strip()
+        lines.append(f"- `{span}` **{row['analyzer']}** {label}")
+    if len(rows) > limit:
+        lines.append(f"- ... {len(rows) - limit} more rows: `SELECT * FROM timeline WHERE video_id = '{video_id}'`")
+    if len(rows) == 0:
+        lines.append("(no labelled rows yet)")
+    return "\n".join(lines)
+
+
 def coverage_markdown(scores: Mapping[str, Any], coverage: list[Mapping[str, Any]]) -> str:
     """A per-second coverage matrix for the Dagster UI (one line per modality)."""
     lines = [f"**Reconstruction score {scores['score']:.1f} / 100** ({DEFINITION})", ""]

@@ -8,6 +8,7 @@ intact and a re-run replaces its rows.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,7 +22,7 @@ from .analyzers.base import AnalyzerRun
 from .config import Settings
 from .ingest import ingest, video_file
 from .media import MediaCache, MediaMeta, build_media_cache
-from .reconstruction import COVERAGE_SCHEMA, SCORES_SCHEMA, coverage_markdown, score_video
+from .reconstruction import COVERAGE_SCHEMA, SCORES_SCHEMA, coverage_markdown, score_video, timeline_markdown
 from .warehouse import ANALYZER_RUNS_SCHEMA, VIDEOS_SCHEMA
 
 log = logging.getLogger("tiktok_assets")
@@ -109,8 +110,9 @@ def run_analyzer_step(
     return AnalyzerStepResult(result, device, media.duration_s, media.has_audio)
 
 
-def score_reconstruction(settings: Settings, video_id: str) -> tuple[dict[str, Any], str]:
-    """Score the video from the warehouse; write ``reconstruction_scores`` and ``coverage_seconds``."""
+def score_reconstruction(settings: Settings, video_id: str) -> tuple[dict[str, Any], str, str]:
+    """Score the video from the warehouse; write ``reconstruction_scores``, ``coverage_seconds`` and
+    ``reports/<id>/timeline.md``; return the scores and the coverage and timeline markdown."""
     store = catalog.warehouse(settings)
     videos = store.read("videos", video_id)
     if videos is None or videos.num_rows == 0:
@@ -126,4 +128,25 @@ def score_reconstruction(settings: Settings, video_id: str) -> tuple[dict[str, A
     store.write("reconstruction_scores", video_id, pa.Table.from_pylist([scores], schema=SCORES_SCHEMA))
     store.write("coverage_seconds", video_id, pa.Table.from_pylist(coverage, schema=COVERAGE_SCHEMA))
     catalog.refresh_catalog(settings)
-    return scores, coverage_markdown(scores, coverage)
+    timeline = timeline_markdown(video_id, readable_timeline(settings, video_id))
+    report = settings.home / "reports" / video_id / "timeline.md"
+    report.parent.mkdir(parents=True, exist_ok=True)
+    tmp = report.with_suffix(f".tmp-{os.getpid()}")
+    tmp.write_text(timeline)
+    os.replace(tmp, report)
+    return scores, coverage_markdown(scores, coverage), timeline
+
+
+def readable_timeline(settings: Settings, video_id: str) -> list[dict[str, Any]]:
+    """Labelled rows of every analyzer for one video, in time order (from the `timeline` view)."""
+    con = catalog.connect(settings)
+    try:
+        cursor = con.execute(
+            "SELECT start_s, end_s, analyzer, label FROM timeline WHERE video_id = ? AND label IS NOT NULL "
+            "AND trim(label) <> '' ORDER BY start_s, end_s, analyzer",
+            [video_id],
+        )
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
+    finally:
+        con.close()

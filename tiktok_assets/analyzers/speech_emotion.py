@@ -252,4 +252,5 @@ SPEC = AnalyzerSpec(
     needs_audio=True,
     depends_on=("speech_transcription",),
     main_figure="main_emotion",
+    timeline_label="CASE WHEN emotion IS NOT NULL THEN 'emotion: ' || emotion END",
 )

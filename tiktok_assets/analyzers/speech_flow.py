@@ -320,4 +320,5 @@ SPEC = AnalyzerSpec(
     needs_audio=True,
     depends_on=("speech_transcription",),
     main_figure="pauses",
+    timeline_label="CASE WHEN kind IN ('pause', 'filler', 'emphasis') THEN kind || coalesce(': ' || nullif(label, ''), '') END",
 )

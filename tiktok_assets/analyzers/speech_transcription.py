@@ -139,4 +139,5 @@ SPEC = AnalyzerSpec(
     model="faster-whisper",
     needs_audio=True,
     main_figure="words",
+    timeline_label="text",
 )
