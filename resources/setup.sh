@@ -48,6 +48,7 @@ log=$(mktemp)
 rm -f "$log"
 
 export PATH="$VENV/bin:$PATH"
+export TIKTOK_ASSETS_LAUNCHER="bash $ROOT/resources/setup.sh"
 export NUMBA_CACHE_DIR=${NUMBA_CACHE_DIR:-$CACHE/numba}
 export TIKTOK_ASSETS_MODELS=${TIKTOK_ASSETS_MODELS:-$CACHE/models}
 

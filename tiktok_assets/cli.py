@@ -181,10 +181,13 @@ def demo(settings: Settings) -> int:
         run_sql(settings, query.format(key=key))
     print(f"\nProcessed {duration:.1f}s of video in {elapsed:.1f}s: {elapsed / duration:.2f}x realtime "
           "(processing time / video duration, models loaded once)")
-    print(f"\nResults: {settings.warehouse_dir} (Parquet), {settings.catalog_path} (DuckDB views)")
-    print(f"SQL:     tiktok-assets sql \"SELECT * FROM timeline WHERE video_id = '{key}' ORDER BY start_s\"")
-    print(f"         or: duckdb {settings.catalog_path}")
-    print(f"UI:      TIKTOK_ASSETS_HOME={settings.home} tiktok-assets ui   ->  http://127.0.0.1:3000")
+    # Run through resources/setup.sh, the environment is not on the user's PATH: say how to get in.
+    command = (os.environ.get("TIKTOK_ASSETS_LAUNCHER", "").strip() + " tiktok-assets").strip()
+    home = f"TIKTOK_ASSETS_HOME={settings.home} "
+    print(f"\nResults:  {settings.warehouse_dir} (Parquet), {settings.catalog_path} (DuckDB views)")
+    print(f"Timeline: {settings.home / 'reports' / key / 'timeline.md'}")
+    print(f"SQL:      {home}{command} sql \"SELECT * FROM timeline WHERE video_id = '{key}' ORDER BY start_s\"")
+    print(f"UI:       {home}{command} ui   ->  http://127.0.0.1:3000 (asset graph, partitions, scores)")
     return 0 if ok else 1
 
 

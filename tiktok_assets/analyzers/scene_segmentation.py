@@ -156,5 +156,5 @@ SPEC = AnalyzerSpec(
     run=run,
     depends_on=("cut_analysis",),
     main_figure="scenes",
-    timeline_label="'scene ' || scene_index || ' (' || shot_count || ' shots)'",
+    timeline_label="'scene ' || scene_index || ' (' || shot_count || CASE WHEN shot_count = 1 THEN ' shot)' ELSE ' shots)' END",
 )
