@@ -102,8 +102,9 @@ def test_analyze_fills_the_warehouse(analyzed, sample, capsys):
 def test_rerun_replaces_rows(analyzed):
     key, _ = analyzed
     before = sql(f"SELECT count(*) FROM speech_transcription WHERE video_id = '{key}'")[0][0]
-    assert cli.main(["analyze", load_settings().home.joinpath("videos", key, "source.mp4").as_posix(),
-                     "--only", "speech_transcription,cut_analysis"]) == 0
+    source = load_settings().home.joinpath("videos", key, "source.mp4").as_posix()
+    assert cli.main(["analyze", source, "--only", "speech_transcription,cut_analysis"]) == 0
+    assert cli.main(["analyze", source, "--only", "no_such_analyzer"]) == 2
     assert sql(f"SELECT count(*) FROM speech_transcription WHERE video_id = '{key}'")[0][0] == before
     assert sql(f"SELECT count(*) FROM videos WHERE video_id = '{key}'")[0][0] == 1
 

@@ -50,7 +50,9 @@ def add_sources(settings: Settings, sources: list[str], instance=None) -> list[s
     return keys
 
 
-def _selection(only: list[str] | None) -> list[str]:
+def _selection(only: list[str] | None, decoded: bool) -> list[str]:
+    """Steps to run: everything, or the named analyzers (and those they read). With ``--only`` a
+    video that is already decoded is not fetched and decoded again."""
     from .analyzers import all_specs
 
     specs = all_specs()
@@ -58,11 +60,12 @@ def _selection(only: list[str] | None) -> list[str]:
         return [*PIPELINE_STEPS, *specs]
     unknown = [name for name in only if name not in specs]
     if unknown:
-        raise SystemExit(f"unknown analyzer(s) {', '.join(unknown)}; known: {', '.join(sorted(specs))}")
+        raise ValueError(f"unknown analyzer(s) {', '.join(unknown)}; known: {', '.join(sorted(specs))}")
     chosen = set(only)
     for name in only:  # analyzers an analyzer reads must run too
         chosen.update(specs[name].depends_on)
-    return [*PIPELINE_STEPS, *[n for n in specs if n in chosen]]
+    pipeline = [] if decoded else list(PIPELINE_STEPS)
+    return [*pipeline, *[n for n in specs if n in chosen]]
 
 
 def analyze(settings: Settings, source: str, only: list[str] | None = None) -> tuple[str, bool]:
@@ -72,6 +75,7 @@ def analyze(settings: Settings, source: str, only: list[str] | None = None) -> t
     from .catalog import warehouse
     from .definitions import defs
 
+    _selection(only, decoded=False)  # reject unknown analyzer names before any work
     instance = ensure_instance(settings)
     key = add_sources(settings, [source], instance)[0]
     print(f"video {key}: analyzing {source}", flush=True)
@@ -79,7 +83,8 @@ def analyze(settings: Settings, source: str, only: list[str] | None = None) -> t
     assets = list(defs.assets)
     began = time.perf_counter()
     result = dg.materialize(
-        assets, selection=_selection(only), partition_key=key, instance=instance,
+        assets, selection=_selection(only, (settings.media_dir / key / "meta.json").is_file()),
+        partition_key=key, instance=instance,
         raise_on_error=False, run_config=run_config,
     )
     # Scored in its own run so that a failed analyzer lowers the score instead of blocking it;
