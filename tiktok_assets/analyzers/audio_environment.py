@@ -31,7 +31,7 @@ from . import _yamnet as yam
 from .base import AnalyzerContext, AnalyzerOutput, AnalyzerSpec
 
 RATE = 16_000
-HOP_S = 0.12
+HOP_S = yam.PATCH_HOP_S
 WINDOW_S = 1.0
 TOP_K = 5
 SILENCE_DB = -50.0
@@ -61,13 +61,12 @@ OUTDOOR_CUES = (
     "Fowl",
 )
 
-SCORE = pa.struct([("label", pa.string()), ("score", pa.float64())])
 COLUMNS = (
     pa.field("kind", pa.string()),
     pa.field("label", pa.string()),
     pa.field("score", pa.float64()),
     pa.field("category", pa.string()),
-    pa.field("labels", pa.list_(SCORE)),
+    pa.field("labels", pa.list_(yam.LABEL_SCORE)),
     pa.field("source", pa.string()),
     pa.field("rms_db", pa.float64()),
     pa.field("speech_score", pa.float64()),

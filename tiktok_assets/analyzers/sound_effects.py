@@ -22,7 +22,7 @@ from ..audio_features import frame_db, without_none
 from . import _yamnet as yam
 from .base import AnalyzerContext, AnalyzerOutput, AnalyzerSpec
 
-HOP_S = 0.12
+HOP_S = yam.PATCH_HOP_S
 MIN_SCORE = 0.3
 BRIDGE = 2  # patches below MIN_SCORE that do not end a run
 MAX_EVENT_S = 10.0
@@ -36,13 +36,12 @@ EXCLUDED_NAMES = (
     "Television", "Radio", "Hum", "Mains hum", "Sidetone", "Static", "Distortion",
 )
 
-SCORE = pa.struct([("label", pa.string()), ("score", pa.float64())])
 COLUMNS = (
     pa.field("label", pa.string()),
     pa.field("score", pa.float64()),
     pa.field("duration_s", pa.float64()),
     pa.field("peak_s", pa.float64()),  # loudest moment inside the event
-    pa.field("labels", pa.list_(SCORE)),
+    pa.field("labels", pa.list_(yam.LABEL_SCORE)),
 )
 
 
