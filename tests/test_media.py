@@ -78,7 +78,9 @@ def test_bad_input_fails_with_one_clear_sentence_and_keeps_the_old_cache(bad_inp
     assert "\n" not in str(info.value)
     assert (out / "meta.json").read_text() == before
     assert MediaCache(out).frames.shape[0] > 0
-    assert [p.name for p in out.parent.iterdir()] == ["vid"]  # no temporary folders left behind
+    # no temporary folders left behind: the link and the one version it names
+    assert sorted(p.name for p in out.parent.iterdir()) == [".vid.versions", "vid"]
+    assert [p.name for p in (out.parent / ".vid.versions").iterdir()] == [out.resolve().name]
 
 
 def test_zero_length_video_is_refused(tmp_path):
