@@ -7,6 +7,7 @@ cache, warehouse and Dagster instance.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,14 +22,34 @@ def _env(name: str, default: str) -> str:
     return value or default
 
 
-def _env_float(name: str, default: float) -> float:
+def _env_float(name: str, default: float, minimum: float = 0.0) -> float:
+    """A finite number >= ``minimum`` (and > 0 when ``minimum`` is 0) from the environment; one
+    sentence naming the variable otherwise (nan, inf, negative, words)."""
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
     try:
-        return float(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < minimum or (minimum == 0 and value <= 0):
+        bound = f"at least {minimum:g}" if minimum else "greater than 0"
+        raise ValueError(f"{name} must be a finite number {bound}, got {raw!r}")
+    return value
+
+
+def _env_int(name: str, default: int, minimum: int) -> int:
+    """A whole number >= ``minimum`` from the environment; one sentence naming the variable otherwise."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value != int(value) or value < minimum:
+        raise ValueError(f"{name} must be a whole number of at least {minimum}, got {raw!r}")
+    return int(value)
 
 
 def _env_bool(name: str, default: bool = False) -> bool:
@@ -103,8 +124,8 @@ def load_settings() -> Settings:
             _env("TIKTOK_ASSETS_GPU_GROUPS", str(PROJECT_DIR / "gpu_groups.yaml"))
         ).expanduser(),
         sample_fps=_env_float("TIKTOK_ASSETS_SAMPLE_FPS", 2.0),
-        frame_long_side=int(_env_float("TIKTOK_ASSETS_FRAME_LONG_SIDE", 640)),
-        lowres_short_side=int(_env_float("TIKTOK_ASSETS_LOWRES_SHORT_SIDE", 96)),
+        frame_long_side=_env_int("TIKTOK_ASSETS_FRAME_LONG_SIDE", 640, minimum=64),
+        lowres_short_side=_env_int("TIKTOK_ASSETS_LOWRES_SHORT_SIDE", 96, minimum=16),
         max_duration_s=_env_float("TIKTOK_ASSETS_MAX_DURATION_S", 600.0),
         max_file_bytes=int(_env_float("TIKTOK_ASSETS_MAX_FILE_MB", 2048) * 1024**2),
         allow_private_urls=_env_bool("TIKTOK_ASSETS_ALLOW_PRIVATE_URLS"),

@@ -45,7 +45,7 @@ def decode_media(settings: Settings, video_id: str, log_fn=None) -> MediaMeta:
         settings.sample_fps,
         settings.frame_long_side,
         settings.lowres_short_side,
-        log=log_fn,
+        log=log_fn, max_duration_s=settings.max_duration_s,
     )
 
 
