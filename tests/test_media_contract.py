@@ -233,19 +233,24 @@ def test_duration_limit_holds_for_every_stream(tmp_path):
 
 
 def test_limit_is_checked_on_decoded_time_not_the_header(tmp_path, monkeypatch):
-    """A header that claims less than the stream holds must not get past the limit."""
+    """Headers that claim less than the streams hold must not get past the limit (video or audio)."""
     import tiktok_assets.media as media_module
 
     long_video = mux(tmp_path / "v.mp4", _grey(5.0, fps=5), fps=5)
+    long_audio = mux(tmp_path / "a.mp4", _grey(1.0, fps=5), fps=5, audio=[(0.0, tone(6.0, amp=0.2))])
     real = media_module.probe
 
     def lying_probe(path):
         info = real(path)
-        return type(info)(**{**info.__dict__, "duration_s": 2.0})
+        return type(info)(**{**info.__dict__, "duration_s": 1.0, "audio_duration_s": 1.0})
 
     monkeypatch.setattr(media_module, "probe", lying_probe)
-    with pytest.raises(MediaError, match="decodes to more than"):
-        build(long_video, tmp_path / "cache" / "v", max_duration_s=3.0)
+    for clip in (long_video, long_audio):
+        with pytest.raises(MediaError, match="runs past the limit of 3s") as info:
+            build(clip, tmp_path / "cache" / clip.stem, max_duration_s=3.0)
+        assert "\n" not in str(info.value)
+        assert not cache_ready(tmp_path / "cache" / clip.stem)
+        assert [p.name for p in versions_dir(tmp_path / "cache" / clip.stem).iterdir()] == []  # no leftovers
 
 
 # ---------------------------------------------------------------- damaged input

@@ -25,6 +25,7 @@ The contract:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -68,10 +69,14 @@ class Orientation:
         mirrored = a * d - b * c < 0
         # undo a left-right mirror (it negates the x' row: a and c) to read the rotation alone
         ra, rb = (-a, b) if mirrored else (a, b)
-        rotation = round(-math.degrees(math.atan2(rb, ra)) / 90) % 4 * 90
-        if abs(a) + abs(d) >= abs(b) + abs(c):
-            return cls(False, d < 0, a < 0, rotation, mirrored)
-        return cls(True, b < 0, c < 0, rotation, mirrored)
+        return cls.from_rotation(round(-math.degrees(math.atan2(rb, ra)) / 90) % 4 * 90, mirrored)
+
+    @classmethod
+    def from_rotation(cls, rotation: int, mirrored: bool = False) -> Orientation:
+        """Counter-clockwise ``rotation`` (a multiple of 90), then an optional left-right mirror."""
+        transpose, flip_rows, flip_cols = {0: (False, False, False), 90: (True, True, False),
+                                           180: (False, True, True), 270: (True, False, True)}[rotation % 360]
+        return cls(transpose, flip_rows, flip_cols != mirrored, rotation % 360, mirrored)
 
     def apply(self, img: np.ndarray) -> np.ndarray:
         """The displayed picture of a stored (H, W, C) array."""
@@ -360,8 +365,8 @@ def _decode(
                                version)
     except _LimitExceeded as exc:
         raise MediaError(
-            f"{source.name} decodes to more than {exc.seconds:.0f}s, above the limit of {limit:.0f}s "
-            "(TIKTOK_ASSETS_MAX_DURATION_S)"
+            f"{source.name} runs past the limit of {limit:.0f}s (TIKTOK_ASSETS_MAX_DURATION_S): decoding "
+            f"stopped at {exc.seconds:.1f}s"
         ) from None
 
 
@@ -383,7 +388,7 @@ def _decode_streams(
     packets = {"video": 0, "audio": 0}
     damaged_s = 0.0
     track: _AudioTrack | None = None
-    orient: Orientation | None = None
+    orient = Orientation.from_rotation(info.rotation, info.mirrored)  # the probe's, so sizes agree
     with _open(source) as container, open(tmp / "frames.u8", "wb") as frames_out, open(
         tmp / "lowres.u8", "wb"
     ) as lowres_out:
@@ -439,8 +444,6 @@ def _decode_streams(
                         last_t = t
                         dur = float(frame.duration * frame.time_base) if frame.duration and frame.time_base else 0.0
                         frame_end = t + (dur or default_step)
-                        if orient is None:
-                            orient = Orientation.from_matrix(_display_matrix(frame))
                         sw, sh = orient.stored_size(lw, lh)
                         small = orient.apply(frame.to_ndarray(width=sw, height=sh, format="rgb24"))
                         lowres_out.write(small.tobytes())
@@ -502,7 +505,6 @@ def _decode_streams(
         )
     if sum(damaged.values()) and log is not None:
         log(f"skipped {damaged['video']} damaged video and {damaged['audio']} damaged audio packets")
-    orient = orient or Orientation()
     return MediaMeta(
         video_id=video_id,
         duration_s=round(duration, 3),
@@ -559,7 +561,8 @@ class MediaCache:
         self.close()
 
     def __del__(self) -> None:
-        self.close()
+        with contextlib.suppress(Exception):  # at interpreter shutdown the fd closes with the process
+            self.close()
 
     @property
     def video_id(self) -> str:
