@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import fractions
 import json
+import multiprocessing
 import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -324,43 +324,51 @@ def test_a_reader_keeps_its_version_while_the_video_is_decoded_again(tmp_path):
     assert [p.name for p in versions_dir(out).iterdir()] == [out.resolve().name]
 
 
+EXPECTED_CHANNEL = {10: 0, 14: 2}  # frame count of the two clips -> the channel that is bright
+
+
+def _read_until(out: Path, stop: Path, results) -> None:
+    """A reader process: open the cache again and again, a decode may finish between open and read."""
+    errors, reads = [], 0
+    while not stop.exists():
+        try:
+            media = MediaCache(out)
+            n = media.meta.decoded_frames
+            time.sleep(0.002)
+            lowres, times, frames = media.lowres, media.lowres_times, media.frames
+            if lowres.shape[0] != n or len(times) != n or frames.shape[0] != len(media.frame_times):
+                errors.append(f"shapes differ from meta: {n} {lowres.shape} {len(times)}")
+            elif frames[..., EXPECTED_CHANNEL[n]].min() < 200 or lowres[..., EXPECTED_CHANNEL[n]].min() < 200:
+                errors.append("pictures of another version")
+            media.close()
+            reads += 1
+        except Exception as exc:  # noqa: BLE001 - every failure of a reader is what this test looks for
+            errors.append(f"{type(exc).__name__}: {exc}")
+    results.put((reads, errors[:5]))
+
+
 def test_decode_racing_readers_never_shows_a_torn_cache(tmp_path):
     clips = [_colour_clip(tmp_path / "r.mp4", (255, 0, 0), 10), _colour_clip(tmp_path / "b.mp4", (0, 0, 255), 14)]
-    expected = {10: 0, 14: 2}  # frame count -> the channel that is bright
     out = tmp_path / "cache" / "v"
     build_media_cache(clips[0], out, "v", 2.0, 64, 16)
-    done = threading.Event()
-    errors: list[str] = []
-    reads = [0]
-
-    def read() -> None:
-        while not done.is_set():
-            try:
-                media = MediaCache(out)
-                n = media.meta.decoded_frames
-                time.sleep(0.002)  # a decode may finish in between
-                lowres, times, frames = media.lowres, media.lowres_times, media.frames
-                if lowres.shape[0] != n or len(times) != n or frames.shape[0] != len(media.frame_times):
-                    errors.append(f"shapes differ from meta: {n} {lowres.shape} {len(times)}")
-                elif frames[..., expected[n]].min() < 200 or lowres[..., expected[n]].min() < 200:
-                    errors.append("pictures of another version")
-                media.close()
-                reads[0] += 1
-            except Exception as exc:  # noqa: BLE001 - every failure of a reader is what this test looks for
-                errors.append(f"{type(exc).__name__}: {exc}")
-
-    readers = [threading.Thread(target=read) for _ in range(3)]
-    for t in readers:
-        t.start()
+    stop = tmp_path / "stop"
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    readers = [ctx.Process(target=_read_until, args=(out, stop, results)) for _ in range(2)]
+    for p in readers:
+        p.start()
     try:
+        time.sleep(0.2)
         for i in range(8):  # the same two inputs again and again: new versions and reused ones
             build_media_cache(clips[(i + 1) % 2], out, "v", 2.0 + 0.5 * (i // 2), 64, 16)
     finally:
-        done.set()
-        for t in readers:
-            t.join()
-    assert not errors, errors[:3]
-    assert reads[0] > 20
+        stop.touch()
+        outcome = [results.get(timeout=30) for _ in readers]
+        for p in readers:
+            p.join()
+    errors = [e for _, errs in outcome for e in errs]
+    assert not errors, errors
+    assert all(reads > 5 for reads, _ in outcome)
     build_media_cache(clips[0], out, "v", 2.0, 64, 16)
     assert [p.name for p in versions_dir(out).iterdir()] == [out.resolve().name]  # old versions removed
 
