@@ -87,6 +87,8 @@ def existing_version(out_dir: Path, version: str) -> Path | None:
 def publish(tmp: Path, fd: int, out_dir: Path, version: str) -> Path:
     """Turn the finished ``tmp`` into version ``version``, point ``out_dir`` at it, drop unused versions."""
     target = versions_dir(out_dir) / version
+    for path in tmp.iterdir():
+        path.chmod(0o444)  # immutable from now on
     try:
         os.rename(tmp, target)
     except OSError:  # another decode of the same input finished first; its result is identical
