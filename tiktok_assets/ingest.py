@@ -7,12 +7,12 @@ swapped in, so a failed download keeps the previous copy) and returns the ``vide
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import re
 import shutil
 import socket
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,8 +21,17 @@ from urllib.parse import urlparse
 from .config import Settings
 from .ids import is_url, key_for_source, validate_key
 from .media import MediaError, probe
+from .netguard import DownloadGuard, address_is_public
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".webm", ".mkv", ".avi"}
+DOWNLOAD_DEADLINE_S = 900.0
+"""A download (page, redirects and media) that takes longer is stopped."""
+DOWNLOAD_STALL_S = 60.0
+"""A download that receives less than one block (1 KiB) in this time is stopped."""
+SOCKET_TIMEOUT_S = 20.0
+# Only protocols that yt-dlp downloads itself (through the guarded sockets), never through
+# external programs (ffmpeg would connect without the address policy).
+DOWNLOAD_FORMAT = "best[ext=mp4][protocol^=http]/best[protocol^=http]"
 
 
 class IngestError(RuntimeError):
@@ -44,8 +53,8 @@ def check_url_allowed(url: str, allow_private: bool) -> None:
     except socket.gaierror as exc:
         raise IngestError(f"cannot resolve host {host!r} of {url!r} ({exc.strerror})") from exc
     for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%")[0])
-        if not address.is_global or address.is_multicast:
+        address = info[4][0].split("%")[0]
+        if not address_is_public(address):
             raise IngestError(
                 f"refusing URL {url!r}: {host} resolves to the non-public address {address} "
                 "(set TIKTOK_ASSETS_ALLOW_PRIVATE_URLS=1 to allow it)"
@@ -100,28 +109,56 @@ def _download(url: str, folder: Path, settings: Settings, log) -> tuple[Path, di
             if log:
                 log(f"yt-dlp error: {msg}")
 
+    guard = DownloadGuard(
+        settings.allow_private_urls, settings.max_file_bytes, DOWNLOAD_DEADLINE_S, DOWNLOAD_STALL_S, folder
+    )
+
+    def hook(status: dict[str, Any]) -> None:
+        guard.progress(status.get("downloaded_bytes"))
+
     options = {
         "outtmpl": str(folder / "source.%(ext)s"),
-        "format": "best[ext=mp4]/best",
+        "format": DOWNLOAD_FORMAT,
+        "external_downloader": {"default": "native"},
         "noplaylist": True,
         "noprogress": True,
         "quiet": True,
         "max_filesize": settings.max_file_bytes,
-        "socket_timeout": 20,
+        "socket_timeout": SOCKET_TIMEOUT_S,
         "retries": 2,
+        "fragment_retries": 2,
+        "concurrent_fragment_downloads": 1,  # fragments in this thread, under the guard
+        "progress_hooks": [hook],
         "logger": _Logger(),
     }
-    try:
-        with yt_dlp.YoutubeDL(options) as ydl:
-            info = ydl.extract_info(url, download=True)
-    except yt_dlp.utils.DownloadError as exc:
-        message = re.sub(r"^ERROR:\s*", "", str(exc)).strip()
-        raise IngestError(f"could not download {url}: {message}") from exc
+    began = time.monotonic()
+    failure: BaseException | None = None
+    info: dict[str, Any] | None = None
+    with guard:
+        try:
+            with yt_dlp.YoutubeDL(options) as ydl:
+                info = ydl.extract_info(url, download=True)
+                info = ydl.sanitize_info(info) if info else {}
+        except (yt_dlp.utils.YoutubeDLError, OSError) as exc:
+            failure = exc
+    if guard.blocked:
+        raise IngestError(
+            f"refusing URL {url!r}: the download tried to connect to the non-public address "
+            f"{guard.blocked[0]} (through a redirect, a link in the page or changed DNS; "
+            "set TIKTOK_ASSETS_ALLOW_PRIVATE_URLS=1 to allow it)"
+        ) from failure
+    if guard.reason:
+        raise IngestError(
+            f"download of {url} stopped after {time.monotonic() - began:.0f} s and "
+            f"{guard.received / 1024**2:.1f} MB: {guard.reason}"
+        ) from failure
+    if failure is not None:
+        message = re.sub(r"^ERROR:\s*", "", str(failure)).strip()
+        raise IngestError(f"could not download {url}: {message}") from failure
     files = [p for p in folder.iterdir() if p.name.startswith("source.") and not p.name.endswith(".part")]
     if not files:
         raise IngestError(f"could not download {url}: yt-dlp wrote no file (larger than the size limit?)")
-    info = ydl.sanitize_info(info) if info else {}
-    return files[0], info
+    return files[0], info or {}
 
 
 def _copy(path: Path, folder: Path, settings: Settings) -> Path:
