@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import shutil
 import socket
@@ -36,10 +37,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if route is None:
             self.send_error(404)
             return
-        try:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             route(self)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
 
 
 def _serve(host: str, routes: dict) -> tuple[http.server.ThreadingHTTPServer, str]:

@@ -9,6 +9,7 @@ deadline and a stall timeout by shutting down the guard's sockets.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
 import threading
@@ -151,10 +152,8 @@ class DownloadGuard:
             return 0
         total = 0
         for path in self.folder.iterdir():
-            try:
+            with contextlib.suppress(OSError):
                 total += path.stat().st_size
-            except OSError:
-                pass
         return total
 
     def abort(self, reason: str) -> None:
@@ -164,10 +163,8 @@ class DownloadGuard:
                 self.reason = reason
             sockets = list(self._sockets)
         for sock in sockets:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def _watch(self) -> None:
         while not self._stop.wait(self.poll_s):
