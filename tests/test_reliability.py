@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import os
+import re
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -192,3 +196,53 @@ def test_item2_downloads_are_bounded_in_bytes_and_time(settings, monkeypatch, ro
         assert not [p for p in limited.videos_dir.iterdir() if key in p.name]  # no partial file left
     finally:
         server.shutdown()
+
+
+# Item 3 ------------------------------------------------------------------------------------------
+def _cli_env(home: Path, groups: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(TIKTOK_ASSETS_HOME=str(home), DAGSTER_HOME=str(home / "dagster"), TIKTOK_ASSETS_GPU_GROUPS=str(groups),
+               TIKTOK_ASSETS_ALLOW_PRIVATE_URLS="1", PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    return env
+
+
+def _limit_one_groups(tmp_path: Path) -> Path:
+    """gpu_groups.yaml with the pipeline's pool limited to one slot (as the GPU pools are)."""
+    text = (Path(__file__).resolve().parents[1] / "gpu_groups.yaml").read_text()
+    head, _, tail = text.partition("\n  cpu:\n")
+    tail = re.sub(r"max_concurrent: \d+", "max_concurrent: 1", tail, count=1)
+    path = tmp_path / "gpu_groups.yaml"
+    path.write_text(f"{head}\n  cpu:\n{tail}")
+    return path
+
+
+def test_item3_killed_analyze_releases_its_pool_slot(tmp_path, sample):
+    home = tmp_path / "home"
+    env = _cli_env(home, _limit_one_groups(tmp_path))
+    requested = threading.Event()
+    release = threading.Event()
+
+    def hanging(h):  # the download never finishes: the first run sits in source_video, holding the slot
+        requested.set()
+        release.wait(60)
+        h.send_error(503)
+
+    server, address = _serve("127.0.0.1", {"/hang.mp4": hanging})
+    command = [sys.executable, "-m", "tiktok_assets.cli", "analyze"]
+    first = subprocess.Popen([*command, f"http://{address}/hang.mp4", "--only", "cut_analysis"], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert requested.wait(120), "the first run never started its download"
+        first.kill()  # kill -9 while its run holds the pipeline pool's only slot
+        first.wait(30)
+        second = subprocess.run([*command, sample.path, "--only", "cut_analysis"], env=env, capture_output=True,
+                                text=True, timeout=240)
+    finally:
+        first.kill()
+        release.set()
+        server.shutdown()
+    output = second.stdout + second.stderr
+    assert second.returncode == 0, output
+    assert re.search(rf"process {first.pid}\)? is no longer running: marked it failed and freed its pool slots",
+                     output), output
+    assert re.search(r"ok +cut_analysis", output), output
