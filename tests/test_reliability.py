@@ -7,6 +7,7 @@ import http.server
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -233,6 +234,26 @@ def test_item3_killed_analyze_releases_its_pool_slot(tmp_path, sample):
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         assert requested.wait(120), "the first run never started its download"
+        # While the first run lives, a second one says what it waits for and stops on SIGTERM.
+        waiter = subprocess.Popen([*command, sample.path, "--only", "cut_analysis"], env=env, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        lines: list[str] = []
+        waiting = threading.Event()
+
+        def read() -> None:
+            for line in waiter.stdout:
+                lines.append(line)
+                if line.startswith("waiting"):
+                    waiting.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        assert waiting.wait(120), "".join(lines)
+        waiter.send_signal(signal.SIGTERM)
+        assert waiter.wait(30) == 130, "".join(lines)
+        text = "".join(lines)
+        assert re.search(rf"source_video wait\(s\) for pool 'tiktok_cpu' \(limit 1\), held by run \w+ step "
+                         rf"source_video \(STARTED, pid [\d, ]*{first.pid}", text), text
+        assert "interrupted" in text
         first.kill()  # kill -9 while its run holds the pipeline pool's only slot
         first.wait(30)
         second = subprocess.run([*command, sample.path, "--only", "cut_analysis"], env=env, capture_output=True,
@@ -243,6 +264,6 @@ def test_item3_killed_analyze_releases_its_pool_slot(tmp_path, sample):
         server.shutdown()
     output = second.stdout + second.stderr
     assert second.returncode == 0, output
-    assert re.search(rf"process {first.pid}\)? is no longer running: marked it failed and freed its pool slots",
-                     output), output
+    assert re.search(rf"process [\d, ]*{first.pid}[\d, ]*\) is no longer running: marked it failed and freed its "
+                     "pool slots", output), output
     assert re.search(r"ok +cut_analysis", output), output
