@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import http.server
+import io
 import os
 import re
 import shutil
@@ -267,3 +269,209 @@ def test_item3_killed_analyze_releases_its_pool_slot(tmp_path, sample):
     assert re.search(rf"process [\d, ]*{first.pid}[\d, ]*\) is no longer running: marked it failed and freed its "
                      "pool slots", output), output
     assert re.search(r"ok +cut_analysis", output), output
+
+
+# Item 7 ------------------------------------------------------------------------------------------
+def test_item7_stale_temporaries_of_a_killed_run_are_removed(settings, sample):
+    key = register_source(settings, sample.path)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    stale_tmp = settings.videos_dir / f".{key}.tmp-{gone.pid}"
+    stale_old = settings.videos_dir / f".{key}.old-{gone.pid}"
+    live = settings.videos_dir / f".{key}.tmp-{os.getppid()}"  # a process that still runs: kept
+    for folder in (stale_tmp, stale_old, live):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "source.mp4.part").write_bytes(b"\0" * 4096)
+    messages: list[str] = []
+    try:
+        ingest(settings, key, log=messages.append)
+        assert not stale_tmp.exists() and not stale_old.exists()
+        assert live.exists()
+        assert sorted(messages) == sorted(f"removed {p.name}, left by an earlier run that was stopped"
+                                          for p in (stale_tmp, stale_old))
+    finally:
+        shutil.rmtree(live, ignore_errors=True)
+
+
+# Item 8 ------------------------------------------------------------------------------------------
+def _materialize_source(partition_key: str):
+    import dagster as dg
+
+    from tiktok_assets.definitions import defs
+
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("videos", [partition_key])
+    result = dg.materialize(list(defs.assets), selection=["source_video"], partition_key=partition_key,
+                            instance=instance, raise_on_error=False)
+    starts = [e for e in result.all_events if e.is_step_start]
+    failures = [e.step_failure_data.user_failure_data.description for e in result.all_events if e.is_step_failure
+                and e.step_failure_data.user_failure_data]
+    return result, starts, failures
+
+
+def test_item8_full_disk_names_the_place(settings, sample, monkeypatch):
+    def full(src, dst, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+
+    monkeypatch.setattr(shutil, "copyfile", full)
+    key = register_source(settings, sample.path)
+    with pytest.raises(IngestError, match=r"could not copy .*sample\.mp4: no space left on / \(writing .*source"):
+        ingest(settings, key)
+    result, starts, failures = _materialize_source(key)
+    assert not result.success and len(starts) == 1
+    assert len(failures) == 1 and "no space left on /" in failures[0]
+
+
+# Item 9 ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("bad_key", ["../../escape", "a/b"])
+def test_item9_bad_partition_keys_fail_once_with_the_rule(home, bad_key):
+    result, starts, failures = _materialize_source(bad_key)
+    assert not result.success
+    assert len(starts) == 1  # no retries
+    assert failures and failures[0].startswith(f"invalid video ID {bad_key!r}: use 1-64 characters")
+    assert not (home / "videos" / bad_key).exists()
+
+
+# Item 10 -----------------------------------------------------------------------------------------
+def test_item10_setup_script_resolves_paths_in_the_callers_folder(tmp_path, sample):
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    shutil.copyfile(sample.path, folder / "clip.mp4")
+    env = _cli_env(tmp_path / "home", Path(__file__).resolve().parents[1] / "gpu_groups.yaml")
+    script = Path(__file__).resolve().parents[1] / "resources" / "setup.sh"
+    done = subprocess.run(["bash", str(script), "tiktok-assets", "add", "clip.mp4"], cwd=folder, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    key, source = done.stdout.strip().splitlines()[-1].split("\t")
+    assert source == "clip.mp4" and key.startswith("f-")
+    record = (tmp_path / "home" / "sources" / f"{key}.json").read_text()
+    assert str(folder / "clip.mp4") in record
+
+
+# Item 11 and the SQL shell (issue 8) -------------------------------------------------------------
+@pytest.fixture()
+def small_warehouse(settings, tmp_path):
+    import pyarrow as pa
+
+    from tiktok_assets.catalog import refresh_catalog, warehouse
+    from tiktok_assets.warehouse import VIDEOS_SCHEMA
+
+    own = replace(settings, home=tmp_path / "wh")
+    row = {name: None for name in VIDEOS_SCHEMA.names} | {"video_id": "v1", "duration_s": 12.5}
+    path = warehouse(own).write("videos", "v1", pa.Table.from_pylist([row], schema=VIDEOS_SCHEMA))
+    refresh_catalog(own)
+    return own, path
+
+
+def test_item11_sql_cannot_write_the_warehouse_or_the_catalog(small_warehouse, tmp_path):
+    from tiktok_assets.cli import run_sql
+
+    own, parquet = small_warehouse
+    before = parquet.read_bytes(), own.catalog_path.read_bytes()
+    out = io.StringIO()
+    assert run_sql(own, "SELECT video_id, duration_s FROM videos", "csv", out) == 1
+    assert out.getvalue().splitlines() == ["video_id,duration_s", "v1,12.5"]
+    for statement in (f"COPY (SELECT 'x' AS video_id) TO '{parquet}' (FORMAT parquet)",
+                      f"ATTACH '{own.catalog_path}' AS cat", "DROP VIEW videos", "SET lock_configuration = false",
+                      "CREATE TABLE t AS SELECT 1", "INSTALL httpfs"):
+        with pytest.raises(ValueError, match=r"refusing a \w+ statement: `tiktok-assets sql` only reads"):
+            run_sql(own, statement, out=io.StringIO())
+    assert (parquet.read_bytes(), own.catalog_path.read_bytes()) == before
+    local = tmp_path / "notes.csv"  # documented: reading local files is allowed
+    local.write_text("word,n\nhallo,3\n")
+    out = io.StringIO()
+    assert run_sql(own, f"SELECT n FROM read_csv('{local}')", "csv", out) == 1 and "3" in out.getvalue()
+
+
+def test_item11_sql_without_query_opens_a_shell_on_stdin(small_warehouse, monkeypatch, capsys):
+    from tiktok_assets import cli
+
+    own, _ = small_warehouse
+    monkeypatch.setenv("TIKTOK_ASSETS_HOME", str(own.home))
+    monkeypatch.setattr(sys, "stdin", io.StringIO(
+        "SELECT 40 + 2\n  AS answer;\n.tables\nSELECT video_id FROM videos;\nDROP VIEW videos;\n.quit\nSELECT 1;\n"))
+    assert cli.main(["sql"]) == 1  # one refused statement
+    out = capsys.readouterr().out
+    assert re.search(r"\| answer \|\n\+-+\+\n\| 42 +\|", out), out
+    assert "| videos " in out and "| v1 " in out
+    assert "error: refusing a DROP statement" in out
+    assert out.count("row") == 3  # nothing after .quit
+
+
+# Item 12 -----------------------------------------------------------------------------------------
+def test_item12_settings_and_data_root_errors_are_sentences(tmp_path, sample, monkeypatch, capsys):
+    from tiktok_assets import cli
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    cases = [({"TIKTOK_ASSETS_HOME": str(blocker / "home")}, rf"error: cannot use {blocker}/home\S*: not a directory"),
+             ({"TIKTOK_ASSETS_MAX_FILE_MB": "inf"}, r"error: \S.*")]
+    for env, expected in cases:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        assert cli.main(["add", sample.path]) == 2
+        err = capsys.readouterr().err
+        assert re.fullmatch(expected, err.strip()), err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+        for name in env:
+            monkeypatch.delenv(name)
+
+
+def test_item12_limit_messages_name_the_users_file(settings, sample):
+    key = register_source(settings, sample.path)
+    size = Path(sample.path).stat().st_size
+    with pytest.raises(IngestError) as caught:
+        ingest(replace(settings, max_file_bytes=size - 1), key)
+    message = str(caught.value)
+    assert message.startswith(f"{sample.path} is ") and f"({size} bytes)" in message and "source." not in message
+    with pytest.raises(IngestError, match=rf"^{re.escape(sample.path)} lasts \d+\.\ds, above the limit of 5s"):
+        ingest(replace(settings, max_duration_s=5.0), key)
+
+
+def test_item12_file_replaced_after_add_is_refused(settings, sample, tmp_path):
+    clip = tmp_path / "clip.mp4"
+    shutil.copyfile(sample.path, clip)
+    key = register_source(settings, str(clip))
+    with open(clip, "ab") as handle:  # same name, new content (still a playable MP4)
+        handle.write(b"\0" * 1000)
+    with pytest.raises(IngestError, match=rf"{re.escape(str(clip))} changed since it was added as video {key} "
+                                           r"\(its content is now f-[0-9a-f]{16}\); add it again"):
+        ingest(settings, key)
+    assert not list(settings.videos_dir.glob(f".{key}.*"))  # nothing of the refused copy is left
+
+
+def test_item12_inbox_follows_no_symlink_out_of_the_inbox(settings, sample, tmp_path):
+    from tiktok_assets.automation import register_inbox
+
+    own = replace(settings, home=tmp_path / "inbox-home")
+    inbox = own.home / "inbox"
+    inbox.mkdir(parents=True)
+    shutil.copyfile(sample.path, inbox / "clip.mp4")
+    (inbox / "passwd.mp4").symlink_to("/etc/passwd")
+    (inbox / "alias.mp4").symlink_to(inbox / "clip.mp4")  # a link inside the inbox is fine
+    skipped: list[str] = []
+    keys = register_inbox(own, log=skipped.append, min_age_s=0)
+    assert keys == [register_source(own, sample.path)]
+    assert skipped == [f"skipping inbox entry '{inbox / 'passwd.mp4'}': refusing inbox entry passwd.mp4: "
+                       "it links to /etc/passwd, outside the inbox"]
+    assert len(list((own.home / "sources").glob("*.json"))) == 1
+
+
+# Item 13 -----------------------------------------------------------------------------------------
+def test_item13_failed_step_shows_one_sentence_and_the_log_path(home, tmp_path, capsys):
+    from tiktok_assets import cli
+
+    bad = tmp_path / "bad.mp4"
+    bad.write_text("not a video at all")
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        assert cli.main(["analyze", str(bad), "--only", "cut_analysis"]) == 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    captured = capsys.readouterr()
+    terminal = captured.out + captured.err
+    assert re.search(r"FAILED source_video: .*bad\.mp4", terminal), terminal
+    assert "Stack Trace" not in terminal and 'File "' not in terminal and "Traceback" not in terminal
+    log = re.search(r"full log with stack traces: (\S+)", captured.out)
+    assert log, terminal
+    assert "Stack Trace:" in Path(log.group(1)).read_text()

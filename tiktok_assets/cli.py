@@ -290,8 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {user_message(exc)}", file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 - one sentence on the terminal, the trace in a log file
-        home = settings.home if settings else Path.cwd()
-        path = new_log_path(home, args.command)
+        path = new_log_path(settings.home if settings else None, args.command)
         write_trace(path, exc)
         print(f"error: {user_message(exc)} ({type(exc).__name__}; stack trace in {path})", file=sys.stderr)
         return 2

@@ -19,9 +19,11 @@ from typing import Any
 from urllib.parse import urlparse
 
 from .config import Settings
-from .ids import is_url, key_for_source, validate_key
+from .ids import file_content_id, is_url, key_for_source, validate_key
 from .media import MediaError, probe
 from .netguard import DownloadGuard, address_is_public
+from .run_guard import process_alive
+from .terminal import user_message
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".webm", ".mkv", ".avi"}
 DOWNLOAD_DEADLINE_S = 900.0
@@ -68,7 +70,9 @@ def register_source(settings: Settings, source: str) -> str:
         check_url_allowed(source, settings.allow_private_urls)
         record = {"source": source, "kind": "url"}
     else:
-        path = Path(source).expanduser().resolve()
+        given = Path(source).expanduser().absolute()
+        path = given.resolve()
+        _refuse_links_out_of_inbox(settings, given, path)
         if not path.is_file():
             raise IngestError(f"no such video file: {path}")
         record = {"source": str(path), "kind": "file"}
@@ -80,6 +84,35 @@ def register_source(settings: Settings, source: str) -> str:
     tmp.write_text(json.dumps(record, indent=2))
     os.replace(tmp, target)
     return key
+
+
+def _refuse_links_out_of_inbox(settings: Settings, given: Path, resolved: Path) -> None:
+    """A path in the inbox must stay in the inbox once symlinks are followed."""
+    inbox = settings.home / "inbox"
+    if not given.is_relative_to(inbox.absolute()):
+        return
+    if not resolved.is_relative_to(inbox.resolve()):
+        raise IngestError(f"refusing inbox entry {given.name}: it links to {resolved}, outside the inbox")
+
+
+def _size(n_bytes: float) -> str:
+    mb = n_bytes / 1024**2
+    return f"{mb:.0f} MB" if mb >= 10 else f"{mb:.2f} MB"
+
+
+def clean_stale_temporaries(folder: Path, key: str) -> list[Path]:
+    """Remove ``.<key>.tmp-<pid>`` / ``.<key>.old-<pid>`` left by processes that are gone."""
+    removed = []
+    for path in folder.glob(f".{key}.*-*") if folder.is_dir() else []:
+        pid = path.name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or (int(pid) != os.getpid() and process_alive(int(pid))):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
 
 
 def registered_source(settings: Settings, key: str) -> dict[str, str]:
@@ -154,6 +187,8 @@ def _download(url: str, folder: Path, settings: Settings, log) -> tuple[Path, di
         ) from failure
     if failure is not None:
         message = re.sub(r"^ERROR:\s*", "", str(failure)).strip()
+        if "No space left on device" in message or "Disk quota exceeded" in message:
+            raise IngestError(f"could not save {url}: {user_message(OSError(28, message, str(folder)))}") from failure
         raise IngestError(f"could not download {url}: {message}") from failure
     files = [p for p in folder.iterdir() if p.name.startswith("source.") and not p.name.endswith(".part")]
     if not files:
@@ -166,13 +201,17 @@ def _copy(path: Path, folder: Path, settings: Settings) -> Path:
         raise IngestError(f"video file not found: {path}")
     size = path.stat().st_size
     if size > settings.max_file_bytes:
+        limit = settings.max_file_bytes
+        shown = f"{_size(size)} ({size} bytes)" if _size(size) == _size(limit) else _size(size)
         raise IngestError(
-            f"{path.name} is {size / 1024**2:.0f} MB, above the limit of "
-            f"{settings.max_file_bytes / 1024**2:.0f} MB (TIKTOK_ASSETS_MAX_FILE_MB)"
+            f"{path} is {shown}, above the limit of {limit / 1024**2:g} MB (TIKTOK_ASSETS_MAX_FILE_MB)"
         )
     suffix = path.suffix.lower() if path.suffix.lower() in VIDEO_SUFFIXES else ".video"
     target = folder / f"source{suffix}"
-    shutil.copyfile(path, target)
+    try:
+        shutil.copyfile(path, target)
+    except OSError as exc:
+        raise IngestError(f"could not copy {path}: {user_message(exc)}") from exc
     return target
 
 
@@ -218,8 +257,10 @@ def ingest(settings: Settings, key: str, log=None) -> dict[str, Any]:
     record = registered_source(settings, key)
     source = record["source"]
     final = settings.videos_dir / key
+    for stale in clean_stale_temporaries(settings.videos_dir, key):
+        if log:
+            log(f"removed {stale.name}, left by an earlier run that was stopped")
     tmp = settings.videos_dir / f".{key}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
         info: dict[str, Any] = {}
@@ -236,10 +277,16 @@ def ingest(settings: Settings, key: str, log=None) -> dict[str, Any]:
             except MediaError as exc:
                 raise IngestError(str(exc)) from exc
             path = _copy(Path(source), tmp, settings)
+            content = file_content_id(path)  # the bytes we got, not those seen at `add`
+            if content != key:
+                raise IngestError(
+                    f"{source} changed since it was added as video {key} (its content is now {content}); "
+                    "add it again to analyze the new content"
+                )
         if facts.duration_s > settings.max_duration_s:
             raise IngestError(
-                f"{path.name} lasts {facts.duration_s:.0f}s, above the limit of "
-                f"{settings.max_duration_s:.0f}s (TIKTOK_ASSETS_MAX_DURATION_S)"
+                f"{source} lasts {facts.duration_s:.1f}s, above the limit of "
+                f"{settings.max_duration_s:g}s (TIKTOK_ASSETS_MAX_DURATION_S)"
             )
         if info:
             keep = {k: info.get(k) for k in ("id", "title", "description", "uploader", "webpage_url", "extractor")}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import sys
+import tempfile
 import traceback
 from datetime import datetime
 from pathlib import Path
@@ -32,25 +33,29 @@ def user_message(exc: BaseException) -> str:
             place = f"{_mount_point(Path(where))} (writing {where})" if where else "the device being written"
             return f"no space left on {place}: free some space and run again"
         if isinstance(seen, PermissionError) and seen.filename:
-            return f"cannot write to {seen.filename} (permission denied): choose another TIKTOK_ASSETS_HOME"
+            return f"cannot write to {seen.filename} (permission denied); is TIKTOK_ASSETS_HOME a folder you can write?"
+        if isinstance(seen, OSError) and seen.filename and seen.strerror and seen is exc:
+            return f"cannot use {seen.filename}: {seen.strerror.lower()}"
         seen = seen.__cause__ or seen.__context__
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]
 
 
-def log_folder(home: Path) -> Path:
+def log_folder(home: Path | None) -> Path:
     """``<data root>/logs`` when it can be written, else a folder in the temporary directory."""
-    for folder in (home / "logs", Path(os.environ.get("TMPDIR", "/tmp")) / "tiktok-assets-logs"):
+    candidates = [home / "logs"] if home else []
+    candidates.append(Path(tempfile.gettempdir()) / "tiktok-assets-logs")
+    for folder in candidates:
         try:
             folder.mkdir(parents=True, exist_ok=True)
             if os.access(folder, os.W_OK):
                 return folder
         except OSError:
             continue
-    return Path.cwd()
+    return Path(tempfile.gettempdir())
 
 
-def new_log_path(home: Path, command: str) -> Path:
+def new_log_path(home: Path | None, command: str) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     return log_folder(home) / f"{command}-{stamp}-{os.getpid()}.log"
 
