@@ -238,6 +238,8 @@ def _run_guarded(settings: Settings, command: str, work):
         result = work()
     if term.dropped:
         print(f"full log with stack traces: {log_path}", flush=True)
+    else:
+        log_path.unlink(missing_ok=True)  # nothing beyond what the terminal showed
     return result
 
 

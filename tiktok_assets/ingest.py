@@ -270,7 +270,8 @@ def ingest(settings: Settings, key: str, log=None) -> dict[str, Any]:
             try:
                 facts = probe(path)
             except MediaError as exc:
-                raise IngestError(f"{source} did not give a readable video: {exc}") from exc
+                detail = str(exc).replace(path.name, "the downloaded file")
+                raise IngestError(f"{source} did not give a readable video: {detail}") from exc
         else:
             try:
                 facts = probe(Path(source))  # before copying, so errors name the user's file
