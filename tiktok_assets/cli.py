@@ -234,8 +234,10 @@ def _run_guarded(settings: Settings, command: str, work):
 
     log_path = new_log_path(settings.home, command)
     with TerminalLog(log_path) as term, RunWatcher(ensure_instance(settings), _pools(),
-                                                     log=lambda m: print(m, flush=True)):
+                                                     log=lambda m: print(m, flush=True)) as watcher:
         result = work()
+    if watcher.interrupted:  # Dagster turned Ctrl-C / SIGTERM into a failed run: still an interruption
+        raise KeyboardInterrupt
     if term.dropped:
         print(f"full log with stack traces: {log_path}", flush=True)
     else:

@@ -29,7 +29,9 @@ VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".webm", ".mkv", ".avi"}
 DOWNLOAD_DEADLINE_S = 900.0
 """A download (page, redirects and media) that takes longer is stopped."""
 DOWNLOAD_STALL_S = 60.0
-"""A download that receives less than one block (1 KiB) in this time is stopped."""
+"""A download that receives less than one block (``DOWNLOAD_BLOCK_BYTES``) in this time is stopped."""
+DOWNLOAD_BLOCK_BYTES = 64 * 1024
+"""Fixed read size: progress (and so the byte limit) is checked at least every 64 KiB."""
 SOCKET_TIMEOUT_S = 20.0
 # Only protocols that yt-dlp downloads itself (through the guarded sockets), never through
 # external programs (ffmpeg would connect without the address policy).
@@ -158,6 +160,8 @@ def _download(url: str, folder: Path, settings: Settings, log) -> tuple[Path, di
         "quiet": True,
         "max_filesize": settings.max_file_bytes,
         "socket_timeout": SOCKET_TIMEOUT_S,
+        "buffersize": DOWNLOAD_BLOCK_BYTES,
+        "noresizebuffer": True,
         "retries": 2,
         "fragment_retries": 2,
         "concurrent_fragment_downloads": 1,  # fragments in this thread, under the guard

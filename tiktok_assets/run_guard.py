@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import re
+import select
+import signal
 import socket
 import sys
 import threading
@@ -153,19 +155,14 @@ def pool_holders(instance, pools: Iterable[str]) -> dict[str, list[str]]:
     return full
 
 
-def _captured_interrupt() -> bool:
-    from dagster._utils.interrupts import check_captured_interrupt
-
-    return check_captured_interrupt()
-
-
 class RunWatcher:
     """While this process executes Dagster runs: say what they wait for, reap dead slot holders,
     and honour Ctrl-C / SIGTERM even while Dagster waits for a slot.
 
-    Dagster defers these signals to checkpoints that its wait for a pool slot never reaches; an
-    interrupt it has not acted on within ``grace_s`` cancels this process's runs, frees their
-    slots and exits with status 130.
+    Dagster defers these signals to checkpoints that its wait for a pool slot never reaches. The
+    watcher learns of every signal through ``signal.set_wakeup_fd`` (whatever Python handler is
+    installed); if the runs have not ended ``grace_s`` after one, it cancels this process's runs,
+    frees their slots and exits with status 130. ``interrupted`` tells the caller afterwards.
     """
 
     def __init__(self, instance, pools: Iterable[str], log: Callable[[str], None] = print,
@@ -175,9 +172,13 @@ class RunWatcher:
         self.log = log
         self.poll_s = poll_s
         self.grace_s = grace_s
+        self.interrupted = False
+        self._interrupted_at: float | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="run-watcher", daemon=True)
         self._said: str | None = None
+        self._pipe: tuple[int, int] | None = None
+        self._old_wakeup_fd = -1
 
     def own_runs(self) -> list:
         from dagster import DagsterRunStatus, RunsFilter
@@ -208,16 +209,29 @@ class RunWatcher:
         sys.stderr.flush()
         os._exit(130)
 
-    def _loop(self) -> None:
-        interrupted_since = None
-        while not self._stop.wait(self.poll_s):
+    def _signals(self) -> None:
+        """Wait up to ``poll_s`` for a signal; note SIGINT/SIGTERM."""
+        if self._pipe is None:
+            self._stop.wait(self.poll_s)
+            return
+        ready, _, _ = select.select([self._pipe[0]], [], [], self.poll_s)
+        if ready:
             try:
-                if _captured_interrupt():
-                    interrupted_since = interrupted_since or time.monotonic()
-                    if time.monotonic() - interrupted_since >= self.grace_s:
-                        self._interrupted()
-                else:
-                    interrupted_since = None
+                received = os.read(self._pipe[0], 512)
+            except BlockingIOError:
+                received = b""
+            if any(n in (signal.SIGINT, signal.SIGTERM) for n in received):
+                self.interrupted = True
+                self._interrupted_at = self._interrupted_at or time.monotonic()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._signals()
+            if self._stop.is_set():
+                return
+            try:
+                if self._interrupted_at and time.monotonic() - self._interrupted_at >= self.grace_s:
+                    self._interrupted()
                 own = {r.run_id for r in self.own_runs()}
                 text = self._waiting_text(own) if own else None
                 if text:
@@ -232,9 +246,20 @@ class RunWatcher:
 
     def __enter__(self) -> RunWatcher:
         reap_dead_runs(self.instance, self.log)
+        if threading.current_thread() is threading.main_thread():
+            read_fd, write_fd = os.pipe()
+            os.set_blocking(read_fd, False)
+            os.set_blocking(write_fd, False)
+            self._pipe = (read_fd, write_fd)
+            self._old_wakeup_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
+        if self._pipe is not None:
+            signal.set_wakeup_fd(self._old_wakeup_fd)
+            for fd in self._pipe:
+                os.close(fd)
+            self._pipe = None
