@@ -181,7 +181,7 @@ def test_item1_allowed_host_still_downloads_and_setting_allows_loopback(strict, 
     ("route", "limit"),
     [(_stream_route(b"\0" * 65536, 0.0, 2000), "more than the limit of 1 MB"),  # 125 MB, no length
      (_stream_route(b"\0", 0.5, 40), "no data arrived for 2 s"),               # 1 byte / 0.5 s
-     (_stream_route(b"\0" * 2048, 0.2, 200), "longer than 4 s")],             # steady but slow
+     (_stream_route(b"\0" * 65536, 0.5, 30), "longer than 4 s")],            # steady, slow: 128 KB/s
     ids=["endless", "drip", "deadline"],
 )
 def test_item2_downloads_are_bounded_in_bytes_and_time(settings, monkeypatch, route, limit):
