@@ -68,12 +68,12 @@ def _file_route(data: bytes):
     return route
 
 
-def _stream_route(chunk: bytes, pause_s: float, max_chunks: int):
+def _stream_route(chunk: bytes, pause_s: float, max_chunks: int, content_type: str = "video/mp4"):
     """A body without Content-Length: ``chunk`` every ``pause_s``, at most ``max_chunks`` times."""
 
     def route(h: http.server.BaseHTTPRequestHandler) -> None:
         h.send_response(200)
-        h.send_header("Content-Type", "video/mp4")
+        h.send_header("Content-Type", content_type)
         h.end_headers()
         if h.command != "GET":
             return
@@ -181,8 +181,9 @@ def test_item1_allowed_host_still_downloads_and_setting_allows_loopback(strict, 
     ("route", "limit"),
     [(_stream_route(b"\0" * 65536, 0.0, 2000), "more than the limit of 1 MB"),  # 125 MB, no length
      (_stream_route(b"\0", 0.5, 40), "no data arrived for 2 s"),               # 1 byte / 0.5 s
-     (_stream_route(b"\0" * 65536, 0.5, 30), "longer than 4 s")],            # steady, slow: 128 KB/s
-    ids=["endless", "drip", "deadline"],
+     (_stream_route(b"\0" * 65536, 0.5, 30), "longer than 4 s"),             # steady, slow: 128 KB/s
+     (_stream_route(b"<p>" * 20000, 0, 2000, "text/html"), "pages it sent before any video data exceeded 16 MB")],
+    ids=["endless", "drip", "deadline", "endless-page"],
 )
 def test_item2_downloads_are_bounded_in_bytes_and_time(settings, monkeypatch, route, limit):
     monkeypatch.setattr(ingest_module, "DOWNLOAD_STALL_S", 2.0)

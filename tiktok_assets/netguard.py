@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import socket
+import ssl
 import threading
 import time
 import weakref
@@ -20,6 +21,9 @@ from typing import Any
 
 _ORIGINAL_CONNECT = socket.socket.connect
 _ORIGINAL_CONNECT_EX = socket.socket.connect_ex
+_ORIGINAL_RECV = {cls: (cls.recv, cls.recv_into) for cls in (socket.socket, ssl.SSLSocket)}
+PAGE_SLACK_BYTES = 16 * 1024**2
+"""Bytes a download may receive beyond the file limit: web pages, headers, manifests."""
 _ACTIVE: dict[int, DownloadGuard] = {}
 _INSTALL_LOCK = threading.Lock()
 _INSTALLED = False
@@ -68,12 +72,28 @@ def _guarded_connect_ex(sock: socket.socket, address: Any) -> int:
     return code
 
 
+def _counting(cls: type, name: str):
+    original = dict(zip(("recv", "recv_into"), _ORIGINAL_RECV[cls]))[name]
+
+    def wrapper(sock, *args, **kwargs):
+        result = original(sock, *args, **kwargs)
+        guard = _ACTIVE.get(threading.get_ident())
+        if guard is not None:
+            guard.count(result if isinstance(result, int) else len(result))
+        return result
+
+    return wrapper
+
+
 def _install() -> None:
     global _INSTALLED
     with _INSTALL_LOCK:
         if not _INSTALLED:
             socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
             socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+            for cls in _ORIGINAL_RECV:  # bytes received through sockets (TLS: decrypted bytes)
+                cls.recv = _counting(cls, "recv")  # type: ignore[method-assign]
+                cls.recv_into = _counting(cls, "recv_into")  # type: ignore[method-assign]
             _INSTALLED = True
 
 
@@ -104,6 +124,8 @@ class DownloadGuard:
         self.reason: str | None = None
         self.blocked: list[str] = []
         self.received = 0
+        self.on_wire = 0
+        self._downloading = False  # set by the first progress report of the media download
         self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -134,9 +156,21 @@ class DownloadGuard:
         self._activity = time.monotonic()
 
     # limits ------------------------------------------------------------------------------------
+    def count(self, n_bytes: int) -> None:
+        """Bytes read from a socket of this download (pages included); raises past the limit."""
+        self.on_wire += n_bytes
+        if not self._downloading and self.on_wire > PAGE_SLACK_BYTES:
+            self.abort(f"the pages it sent before any video data exceeded {PAGE_SLACK_BYTES / 1024**2:g} MB")
+        elif self.on_wire > self.max_bytes + PAGE_SLACK_BYTES:
+            self.received = max(self.received, self.on_wire)
+            self.abort(self._size_reason())
+        if self.reason:
+            raise NetworkPolicyError(f"download stopped: {self.reason}")
+
     def progress(self, downloaded_bytes: int | None) -> None:
         """Report bytes received so far (a yt-dlp progress hook calls this); raises past the limit."""
         self._activity = time.monotonic()
+        self._downloading = True
         if downloaded_bytes is not None:
             self.received = max(self.received, int(downloaded_bytes))
         if self.received > self.max_bytes:
