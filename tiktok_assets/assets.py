@@ -12,8 +12,10 @@ from . import steps
 from .analyzers import AnalyzerSpec, all_specs
 from .config import load_settings
 from .gpu_groups import GROUP_TAG, GpuGroups
+from .ids import InvalidVideoKey, validate_key
 from .ingest import IngestError
 from .media import MediaError
+from .terminal import user_message
 
 videos_partitions = dg.DynamicPartitionsDefinition(name="videos")
 
@@ -46,10 +48,15 @@ def pipeline_assets(groups: GpuGroups) -> list[dg.AssetsDefinition]:
     def source_video(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         settings = load_settings()
         try:
+            validate_key(context.partition_key)  # keys added to Dagster directly: refused, not retried
             row = steps.ingest_video(settings, context.partition_key, log_fn=context.log.info)
+        except InvalidVideoKey as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from exc
         except IngestError as exc:
             local = not str(exc).startswith("could not download")
             raise dg.Failure(description=str(exc), allow_retries=not local) from exc
+        except OSError as exc:  # e.g. a full disk: one sentence naming the place
+            raise dg.Failure(description=user_message(exc), allow_retries=False) from exc
         return dg.MaterializeResult(
             metadata={
                 "source": row["source"],

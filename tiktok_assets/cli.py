@@ -113,19 +113,14 @@ def analyze(settings: Settings, source: str, only: list[str] | None = None) -> t
 
 
 def run_sql(settings: Settings, query: str, fmt: str = "table", out=None) -> int:
-    """Run ``query`` against the warehouse views and print the result; returns the row count."""
+    """Run a read-only ``query`` against the warehouse views and print the result; returns the row
+    count. Statements that write (COPY ... TO, ATTACH, DROP, ...) are refused."""
     out = out or sys.stdout
-    import duckdb
+    from .sqlshell import open_readonly, run_query
 
-    from .catalog import connect
-
-    con = connect(settings)
+    con = open_readonly(settings)
     try:
-        cursor = con.execute(query)
-        columns = [d[0] for d in cursor.description] if cursor.description else []
-        rows = cursor.fetchall() if columns else []
-    except duckdb.Error as exc:
-        raise ValueError(f"SQL failed: {exc}") from exc
+        columns, rows = run_query(con, query)
     finally:
         con.close()
     if fmt == "json":
@@ -138,6 +133,18 @@ def run_sql(settings: Settings, query: str, fmt: str = "table", out=None) -> int
     else:
         out.write(format_table(columns, rows) + "\n")
     return len(rows)
+
+
+def sql_shell(settings: Settings, stdin=None, out=None) -> int:
+    """The interactive SQL shell (`tiktok-assets sql` without a query); returns the exit status."""
+    from .sqlshell import open_readonly, shell
+
+    con = open_readonly(settings)
+    try:
+        errors = shell(con, format_table, stdin, out)
+    finally:
+        con.close()
+    return 1 if errors else 0
 
 
 def format_table(columns: list[str], rows: list[tuple[Any, ...]], max_width: int = 60) -> str:
@@ -209,6 +216,35 @@ def open_ui(settings: Settings, port: int, host: str) -> int:
     return 0  # not reached
 
 
+def _raise_keyboard_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _pools() -> list[str]:
+    from .definitions import load_gpu_groups
+
+    return list(load_gpu_groups().pool_limits())
+
+
+def _run_guarded(settings: Settings, command: str, work):
+    """Run ``work()`` (which executes Dagster runs in this process) with dead runs reaped, what
+    is waited for printed, interrupts honoured and stack traces kept out of the terminal."""
+    from .run_guard import RunWatcher
+    from .terminal import TerminalLog, new_log_path
+
+    log_path = new_log_path(settings.home, command)
+    with TerminalLog(log_path) as term, RunWatcher(ensure_instance(settings), _pools(),
+                                                     log=lambda m: print(m, flush=True)) as watcher:
+        result = work()
+    if watcher.interrupted:  # Dagster turned Ctrl-C / SIGTERM into a failed run: still an interruption
+        raise KeyboardInterrupt
+    if term.dropped:
+        print(f"full log with stack traces: {log_path}", flush=True)
+    else:
+        log_path.unlink(missing_ok=True)  # nothing beyond what the terminal showed
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tiktok-assets", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -217,8 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     p_an = sub.add_parser("analyze", help="analyze one video now, in this process")
     p_an.add_argument("source", metavar="URL_OR_PATH")
     p_an.add_argument("--only", help="comma-separated analyzers (default: all)")
-    p_sql = sub.add_parser("sql", help="run SQL against the warehouse")
-    p_sql.add_argument("query")
+    p_sql = sub.add_parser("sql", help="run read-only SQL against the warehouse (no query: interactive shell)")
+    p_sql.add_argument("query", nargs="?")
     p_sql.add_argument("--format", choices=("table", "csv", "json"), default="table")
     sub.add_parser("demo", help="analyze the generated sample video end to end")
     p_ui = sub.add_parser("ui", help="open the Dagster UI (dagster dev) on this data root")
@@ -226,6 +262,11 @@ def main(argv: list[str] | None = None) -> int:
     p_ui.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args(argv)
 
+    from .terminal import new_log_path, user_message, write_trace
+
+    if args.command != "ui":
+        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    settings = None
     try:
         settings = load_settings()
         if args.command == "add":
@@ -234,18 +275,28 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "analyze":
             only = [x.strip() for x in args.only.split(",") if x.strip()] if args.only else None
-            key, ok = analyze(settings, args.source, only)
+            key, ok = _run_guarded(settings, "analyze", lambda: analyze(settings, args.source, only))
             print(key)
             return 0 if ok else 1
         if args.command == "sql":
+            if args.query is None:
+                return sql_shell(settings)
             run_sql(settings, args.query, args.format)
             return 0
         if args.command == "demo":
-            return demo(settings)
+            return _run_guarded(settings, "demo", lambda: demo(settings))
         if args.command == "ui":
             return open_ui(settings, args.port, args.host)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, RuntimeError, OSError) as exc:
+        print(f"error: {user_message(exc)}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - one sentence on the terminal, the trace in a log file
+        path = new_log_path(settings.home if settings else None, args.command)
+        write_trace(path, exc)
+        print(f"error: {user_message(exc)} ({type(exc).__name__}; stack trace in {path})", file=sys.stderr)
         return 2
     return 2
 

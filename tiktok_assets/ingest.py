@@ -7,22 +7,35 @@ swapped in, so a failed download keeps the previous copy) and returns the ``vide
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import re
 import shutil
 import socket
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from .config import Settings
-from .ids import is_url, key_for_source, validate_key
+from .ids import file_content_id, is_url, key_for_source, validate_key
 from .media import MediaError, probe
+from .netguard import DownloadGuard, address_is_public
+from .run_guard import process_alive
+from .terminal import user_message
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".webm", ".mkv", ".avi"}
+DOWNLOAD_DEADLINE_S = 900.0
+"""A download (page, redirects and media) that takes longer is stopped."""
+DOWNLOAD_STALL_S = 60.0
+"""A download that receives less than one block (``DOWNLOAD_BLOCK_BYTES``) in this time is stopped."""
+DOWNLOAD_BLOCK_BYTES = 64 * 1024
+"""Fixed read size: progress (and so the byte limit) is checked at least every 64 KiB."""
+SOCKET_TIMEOUT_S = 20.0
+# Only protocols that yt-dlp downloads itself (through the guarded sockets), never through
+# external programs (ffmpeg would connect without the address policy).
+DOWNLOAD_FORMAT = "best[ext=mp4][protocol^=http]/best[protocol^=http]"
 
 
 class IngestError(RuntimeError):
@@ -44,8 +57,8 @@ def check_url_allowed(url: str, allow_private: bool) -> None:
     except socket.gaierror as exc:
         raise IngestError(f"cannot resolve host {host!r} of {url!r} ({exc.strerror})") from exc
     for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%")[0])
-        if not address.is_global or address.is_multicast:
+        address = info[4][0].split("%")[0]
+        if not address_is_public(address):
             raise IngestError(
                 f"refusing URL {url!r}: {host} resolves to the non-public address {address} "
                 "(set TIKTOK_ASSETS_ALLOW_PRIVATE_URLS=1 to allow it)"
@@ -59,7 +72,9 @@ def register_source(settings: Settings, source: str) -> str:
         check_url_allowed(source, settings.allow_private_urls)
         record = {"source": source, "kind": "url"}
     else:
-        path = Path(source).expanduser().resolve()
+        given = Path(source).expanduser().absolute()
+        path = given.resolve()
+        _refuse_links_out_of_inbox(settings, given, path)
         if not path.is_file():
             raise IngestError(f"no such video file: {path}")
         record = {"source": str(path), "kind": "file"}
@@ -71,6 +86,35 @@ def register_source(settings: Settings, source: str) -> str:
     tmp.write_text(json.dumps(record, indent=2))
     os.replace(tmp, target)
     return key
+
+
+def _refuse_links_out_of_inbox(settings: Settings, given: Path, resolved: Path) -> None:
+    """A path in the inbox must stay in the inbox once symlinks are followed."""
+    inbox = settings.home / "inbox"
+    if not given.is_relative_to(inbox.absolute()):
+        return
+    if not resolved.is_relative_to(inbox.resolve()):
+        raise IngestError(f"refusing inbox entry {given.name}: it links to {resolved}, outside the inbox")
+
+
+def _size(n_bytes: float) -> str:
+    mb = n_bytes / 1024**2
+    return f"{mb:.0f} MB" if mb >= 10 else f"{mb:.2f} MB"
+
+
+def clean_stale_temporaries(folder: Path, key: str) -> list[Path]:
+    """Remove ``.<key>.tmp-<pid>`` / ``.<key>.old-<pid>`` left by processes that are gone."""
+    removed = []
+    for path in folder.glob(f".{key}.*-*") if folder.is_dir() else []:
+        pid = path.name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or (int(pid) != os.getpid() and process_alive(int(pid))):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
 
 
 def registered_source(settings: Settings, key: str) -> dict[str, str]:
@@ -100,28 +144,60 @@ def _download(url: str, folder: Path, settings: Settings, log) -> tuple[Path, di
             if log:
                 log(f"yt-dlp error: {msg}")
 
+    guard = DownloadGuard(
+        settings.allow_private_urls, settings.max_file_bytes, DOWNLOAD_DEADLINE_S, DOWNLOAD_STALL_S, folder
+    )
+
+    def hook(status: dict[str, Any]) -> None:
+        guard.progress(status.get("downloaded_bytes"))
+
     options = {
         "outtmpl": str(folder / "source.%(ext)s"),
-        "format": "best[ext=mp4]/best",
+        "format": DOWNLOAD_FORMAT,
+        "external_downloader": {"default": "native"},
         "noplaylist": True,
         "noprogress": True,
         "quiet": True,
         "max_filesize": settings.max_file_bytes,
-        "socket_timeout": 20,
+        "socket_timeout": SOCKET_TIMEOUT_S,
+        "buffersize": DOWNLOAD_BLOCK_BYTES,
+        "noresizebuffer": True,
         "retries": 2,
+        "fragment_retries": 2,
+        "concurrent_fragment_downloads": 1,  # fragments in this thread, under the guard
+        "progress_hooks": [hook],
         "logger": _Logger(),
     }
-    try:
-        with yt_dlp.YoutubeDL(options) as ydl:
-            info = ydl.extract_info(url, download=True)
-    except yt_dlp.utils.DownloadError as exc:
-        message = re.sub(r"^ERROR:\s*", "", str(exc)).strip()
-        raise IngestError(f"could not download {url}: {message}") from exc
+    began = time.monotonic()
+    failure: BaseException | None = None
+    info: dict[str, Any] | None = None
+    with guard:
+        try:
+            with yt_dlp.YoutubeDL(options) as ydl:
+                info = ydl.extract_info(url, download=True)
+                info = ydl.sanitize_info(info) if info else {}
+        except (yt_dlp.utils.YoutubeDLError, OSError) as exc:
+            failure = exc
+    if guard.blocked:
+        raise IngestError(
+            f"refusing URL {url!r}: the download tried to connect to the non-public address "
+            f"{guard.blocked[0]} (through a redirect, a link in the page or changed DNS; "
+            "set TIKTOK_ASSETS_ALLOW_PRIVATE_URLS=1 to allow it)"
+        ) from failure
+    if guard.reason:
+        raise IngestError(
+            f"download of {url} stopped after {time.monotonic() - began:.0f} s and "
+            f"{guard.received / 1024**2:.1f} MB: {guard.reason}"
+        ) from failure
+    if failure is not None:
+        message = re.sub(r"^ERROR:\s*", "", str(failure)).strip()
+        if "No space left on device" in message or "Disk quota exceeded" in message:
+            raise IngestError(f"could not save {url}: {user_message(OSError(28, message, str(folder)))}") from failure
+        raise IngestError(f"could not download {url}: {message}") from failure
     files = [p for p in folder.iterdir() if p.name.startswith("source.") and not p.name.endswith(".part")]
     if not files:
         raise IngestError(f"could not download {url}: yt-dlp wrote no file (larger than the size limit?)")
-    info = ydl.sanitize_info(info) if info else {}
-    return files[0], info
+    return files[0], info or {}
 
 
 def _copy(path: Path, folder: Path, settings: Settings) -> Path:
@@ -129,13 +205,17 @@ def _copy(path: Path, folder: Path, settings: Settings) -> Path:
         raise IngestError(f"video file not found: {path}")
     size = path.stat().st_size
     if size > settings.max_file_bytes:
+        limit = settings.max_file_bytes
+        shown = f"{_size(size)} ({size} bytes)" if _size(size) == _size(limit) else _size(size)
         raise IngestError(
-            f"{path.name} is {size / 1024**2:.0f} MB, above the limit of "
-            f"{settings.max_file_bytes / 1024**2:.0f} MB (TIKTOK_ASSETS_MAX_FILE_MB)"
+            f"{path} is {shown}, above the limit of {limit / 1024**2:g} MB (TIKTOK_ASSETS_MAX_FILE_MB)"
         )
     suffix = path.suffix.lower() if path.suffix.lower() in VIDEO_SUFFIXES else ".video"
     target = folder / f"source{suffix}"
-    shutil.copyfile(path, target)
+    try:
+        shutil.copyfile(path, target)
+    except OSError as exc:
+        raise IngestError(f"could not copy {path}: {user_message(exc)}") from exc
     return target
 
 
@@ -181,8 +261,10 @@ def ingest(settings: Settings, key: str, log=None) -> dict[str, Any]:
     record = registered_source(settings, key)
     source = record["source"]
     final = settings.videos_dir / key
+    for stale in clean_stale_temporaries(settings.videos_dir, key):
+        if log:
+            log(f"removed {stale.name}, left by an earlier run that was stopped")
     tmp = settings.videos_dir / f".{key}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
         info: dict[str, Any] = {}
@@ -192,17 +274,24 @@ def ingest(settings: Settings, key: str, log=None) -> dict[str, Any]:
             try:
                 facts = probe(path)
             except MediaError as exc:
-                raise IngestError(f"{source} did not give a readable video: {exc}") from exc
+                detail = str(exc).replace(path.name, "the downloaded file")
+                raise IngestError(f"{source} did not give a readable video: {detail}") from exc
         else:
             try:
                 facts = probe(Path(source))  # before copying, so errors name the user's file
             except MediaError as exc:
                 raise IngestError(str(exc)) from exc
             path = _copy(Path(source), tmp, settings)
+            content = file_content_id(path)  # the bytes we got, not those seen at `add`
+            if content != key:
+                raise IngestError(
+                    f"{source} changed since it was added as video {key} (its content is now {content}); "
+                    "add it again to analyze the new content"
+                )
         if facts.duration_s > settings.max_duration_s:
             raise IngestError(
-                f"{path.name} lasts {facts.duration_s:.0f}s, above the limit of "
-                f"{settings.max_duration_s:.0f}s (TIKTOK_ASSETS_MAX_DURATION_S)"
+                f"{source} lasts {facts.duration_s:.1f}s, above the limit of "
+                f"{settings.max_duration_s:g}s (TIKTOK_ASSETS_MAX_DURATION_S)"
             )
         if info:
             keep = {k: info.get(k) for k in ("id", "title", "description", "uploader", "webpage_url", "extractor")}
