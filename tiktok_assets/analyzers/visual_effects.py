@@ -276,14 +276,14 @@ def _edge_maps(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
     f = np.ascontiguousarray(frame)
 
-    def strongest(diff: np.ndarray) -> np.ndarray:
-        r, g, b = cv2.split(diff)
-        return cv2.max(cv2.max(r, g), b) > EDGE_MIN
+    def strongest(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        # numpy, not cv2: frames under 3 pixels give empty differences, which cv2 cannot take
+        return np.abs(a.astype(np.int16) - b.astype(np.int16)).max(axis=-1, initial=0) > EDGE_MIN
 
     h_edges = np.zeros(f.shape[:2], dtype=bool)
     v_edges = np.zeros(f.shape[:2], dtype=bool)
-    h_edges[1:-1, :] = strongest(cv2.absdiff(f[2:, :], f[:-2, :]))  # row y+1 against y-1
-    v_edges[:, 1:-1] = strongest(cv2.absdiff(np.ascontiguousarray(f[:, 2:]), np.ascontiguousarray(f[:, :-2])))
+    h_edges[1:-1, :] = strongest(f[2:, :], f[:-2, :])  # row y+1 against y-1
+    v_edges[:, 1:-1] = strongest(f[:, 2:], f[:, :-2])
     grey = cv2.cvtColor(f, cv2.COLOR_RGB2GRAY).astype(np.float32)
     return grey, h_edges, v_edges
 
