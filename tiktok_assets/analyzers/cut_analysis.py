@@ -10,7 +10,8 @@
     offset (residual <= ``GAIN_MAX_RESIDUAL`` of the change) and so is the step before or after it,
     in the same direction (a fade: large histogram changes, but no new picture).
 * A **fade** (``fade_in`` / ``fade_out``) is a monotone brightness ramp of >= ``FADE_MIN_STEPS``
-  frame steps into or out of a black or white picture (mean < 30 or > 225, std < 12) whose frames
+  frame steps into or out of a black or white picture (``_tone``'s one definition, shared with
+  visual_effects: grey mean <= 24 or >= 231, std < 12) whose frames
   are blends of its two ends. Its span runs from the last frame before the ramp to the first frame
   after it: the ramp is walked frame by frame from the black/white run while the distance to that
   tone keeps growing by >= ``RAMP_STEP`` grey levels (and ``RAMP_RELATIVE`` of it), outwards, and
@@ -28,18 +29,24 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from . import _motion
+from . import _motion, _tone
 from .base import AnalyzerContext, AnalyzerOutput, AnalyzerSpec
 
 CUT_MIN = 0.3
 CUT_CONTRAST = 2.5
 FLASH_FRAMES = 3
+FLASH_S = 0.12
+WHIP_RESPONSE = 0.2
+WHIP_SHIFT = 0.03
+WHIP_WEAK_RESPONSE = 0.1
+WHIP_FAST_SHIFT = 0.1
+WHIP_RUN_CHANGE = 0.15
+FADE_MIN_S = 0.15
 DISSOLVE_MIN = 0.3
 BLEND_MAX_RESIDUAL = 0.3
 GAIN_MAX_RESIDUAL = 0.4  # share of the mean absolute change left after the gain/offset fit
 GAIN_MIN_SLOPE = 0.2  # a fade keeps the picture: its gain is positive
 GAIN_MIN_CHANGE = 1.0  # grey levels; smaller steps say nothing about a ramp
-EXTREME_DARK, EXTREME_LIGHT, EXTREME_STD = 30.0, 225.0, 12.0
 FADE_MIN_STEPS = 2
 RAMP_STEP = 0.4
 RAMP_RELATIVE = 0.005
@@ -119,10 +126,101 @@ def on_ramp(frames: np.ndarray, i: int) -> bool:
     return False
 
 
-def hard_cuts(change: np.ndarray, hists: np.ndarray, fps: float, frames: np.ndarray) -> list[int]:
+def flash_len(fps: float) -> int:
+    """Longest flash in frames: ``FLASH_FRAMES`` or ``FLASH_S`` seconds, whichever is more."""
+    return max(FLASH_FRAMES, int(round(FLASH_S * (fps or 30.0))))
+
+
+def spikes(hists: np.ndarray, fps: float) -> np.ndarray:
+    """Per frame: True when the step into it belongs to a short spike (a flash or blink).
+
+    A spike is a frame ``k``, up to ``flash_len`` frames that differ strongly from it
+    (>= ``CUT_MIN``), and then a frame ``j`` whose picture is ``k``'s again (< ``CUT_MIN / 2``):
+    the steps into ``k+1 .. j`` are marked; no new shot began there.
+    """
+    n = len(hists)
+    marked = np.zeros(n, dtype=bool)
+    longest = flash_len(fps)
+    for k in range(n - 2):
+        far = 0.0
+        for j in range(k + 1, min(n, k + longest + 2)):
+            d = float(tv_distance(hists[j], hists[k]))
+            if j >= k + 2 and far >= CUT_MIN and d < CUT_MIN / 2:
+                marked[k + 1 : j + 1] = True
+                break
+            far = max(far, d)
+    return marked
+
+
+def shift_step(prev: np.ndarray, cur: np.ndarray) -> tuple[float, float, float]:
+    """(dx, dy in short sides, peak response) of the translation that best maps ``prev`` onto ``cur``
+    (phase correlation of the grey frames under a Hann window; response 0 for frames under 8 px)."""
+    import cv2
+
+    a, b = _tone.grey(prev), _tone.grey(cur)
+    if min(a.shape) < 8:
+        return 0.0, 0.0, 0.0
+    window = cv2.createHanningWindow((a.shape[1], a.shape[0]), cv2.CV_32F)
+    (dx, dy), response = cv2.phaseCorrelate(a, b, window)
+    short = min(a.shape)
+    return float(dx) / short, float(dy) / short, float(response)
+
+
+def whip_step(frames: np.ndarray, i: int) -> bool:
+    """True when the step into frame i moves one picture far (a whip pan), not a new picture.
+
+    Either one translation maps frame i-1 onto frame i with a phase-correlation peak >=
+    ``WHIP_RESPONSE`` and a shift >= ``WHIP_SHIFT`` of the short side, or, for the fastest, smeared
+    steps, the peak is >= ``WHIP_WEAK_RESPONSE`` with a shift >= ``WHIP_FAST_SHIFT`` and a
+    neighbouring step shows the same: a run of big moves along one axis (a cut is one step whose
+    neighbours hardly move).
+    """
+    def move(j: int) -> tuple[float, float, float] | None:
+        return shift_step(frames[j - 1], frames[j]) if 1 <= j < len(frames) else None
+
+    dx, dy, response = move(i)
+    shift = float(np.hypot(dx, dy))
+    if response >= WHIP_RESPONSE and shift >= WHIP_SHIFT:
+        return True
+    if response < WHIP_WEAK_RESPONSE or shift < WHIP_FAST_SHIFT:
+        return False
+    for j in (i - 1, i + 1):
+        other = move(j)
+        if other is None:
+            continue
+        ox, oy, o_response = other
+        same_axis = (abs(ox) > abs(oy)) == (abs(dx) > abs(dy))
+        if o_response >= WHIP_WEAK_RESPONSE and np.hypot(ox, oy) >= WHIP_FAST_SHIFT and same_axis:
+            return True
+    return False
+
+
+def in_whip(frames: np.ndarray, change: np.ndarray, i: int, memo: dict[int, bool]) -> bool:
+    """True when the step into frame i lies in a whip pan: a run of >= 3 steps that all change the
+    picture (>= ``WHIP_RUN_CHANGE``) of which at least a third, and two, are whip steps
+    (:func:`whip_step`); its smeared first and last steps count with it."""
+    n = len(change)
+    first, last = i, i
+    while first > 1 and change[first - 1] >= WHIP_RUN_CHANGE:
+        first -= 1
+    while last + 1 < n and change[last + 1] >= WHIP_RUN_CHANGE:
+        last += 1
+    if last - first < 2:
+        return False
+    for j in range(first, last + 1):
+        if j not in memo:
+            memo[j] = whip_step(frames, j)
+    hits = sum(memo[j] for j in range(first, last + 1))
+    return hits >= max(2, (last - first + 1) / 3)
+
+
+def hard_cuts(change: np.ndarray, hists: np.ndarray, fps: float, frames: np.ndarray,
+              spike: np.ndarray | None = None) -> list[int]:
     """Frame indices where a new shot begins (see the module docstring)."""
     half = max(3, int(round(fps / 2)))
+    spike = spikes(hists, fps) if spike is None else spike
     cuts: list[int] = []
+    whips: dict[int, bool] = {}
     for i in range(1, len(change)):
         if change[i] < CUT_MIN:
             continue
@@ -130,14 +228,12 @@ def hard_cuts(change: np.ndarray, hists: np.ndarray, fps: float, frames: np.ndar
         baseline = float(np.median(around)) if around.size else 0.0
         if change[i] < CUT_CONTRAST * baseline + 0.05:
             continue
-        later = hists[i + 1 : i + 1 + FLASH_FRAMES]
-        if later.size and tv_distance(later, hists[i - 1]).min() < CUT_MIN / 2:
-            continue  # the picture comes back: a flash, not a cut
-        earlier = hists[max(0, i - 1 - FLASH_FRAMES) : i - 1]
-        if earlier.size and tv_distance(earlier, hists[i]).min() < CUT_MIN / 2:
-            continue  # the picture from before a short spike is back: the end of a flash
+        if spike[i]:
+            continue  # a flash: the picture from before it comes back
         if on_ramp(frames, i):
             continue  # a fade: the same picture, brighter or darker
+        if in_whip(frames, change, i, whips):
+            continue  # a whip pan: one shot, smeared by fast camera motion
         if cuts and i - cuts[-1] < half // 2:
             if change[i] > change[cuts[-1]]:
                 cuts[-1] = i
@@ -151,22 +247,6 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     padded = np.concatenate([[False], mask, [False]]).astype(np.int8)
     edges = np.flatnonzero(np.diff(padded))
     return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2])]
-
-
-def _tones(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard deviation of every frame's values (all channels)."""
-    mean, std = np.empty(len(frames)), np.empty(len(frames))
-    for i, frame in enumerate(frames):
-        values = np.asarray(frame, dtype=np.float32)
-        mean[i], std[i] = values.mean(), values.std()
-    return mean, std
-
-
-def _extreme_tone(frame: np.ndarray) -> bool:
-    """True for a (near) black or white picture."""
-    values = np.asarray(frame, dtype=np.float32)
-    mean = float(values.mean())
-    return float(values.std()) < EXTREME_STD and (mean < EXTREME_DARK or mean > EXTREME_LIGHT)
 
 
 def _blend_fit(frames: np.ndarray, a: int, b: int) -> tuple[float, np.ndarray]:
@@ -193,19 +273,28 @@ def _is_blend(frames: np.ndarray, a: int, b: int) -> tuple[bool, np.ndarray]:
     return residual <= BLEND_MAX_RESIDUAL and rising >= 0.9, alphas
 
 
-def fades(frames: np.ndarray, hists: np.ndarray, cuts: list[int]) -> list[Event]:
-    """Brightness ramps into (``fade_out``) and out of (``fade_in``) black or white pictures."""
+def fades(frames: np.ndarray, hists: np.ndarray, cuts: list[int], fps: float = 30.0,
+          spike: np.ndarray | None = None) -> list[Event]:
+    """Brightness ramps into (``fade_out``) and out of (``fade_in``) black or white pictures.
+
+    A ramp shorter than ``FADE_MIN_S`` and one around a black/white run inside a short spike (the
+    picture before it comes back within a flash's length) is a flash or blink, not a fade.
+    """
     n = len(frames)
     if n < 2:
         return []
-    mean, std = _tones(frames)
+    spike = spikes(hists, fps) if spike is None else spike
+    shortest = max(FADE_MIN_STEPS, int(round(FADE_MIN_S * (fps or 30.0))))
+    mean, std = _tone.luma_curve(frames)
     cut_set = set(cuts)
     found: list[Event] = []
     for extreme, distance in (
-        ((mean < EXTREME_DARK) & (std < EXTREME_STD), mean),
-        ((mean > EXTREME_LIGHT) & (std < EXTREME_STD), 255.0 - mean),
+        (_tone.black(mean, std), mean),
+        (_tone.white(mean, std), 255.0 - mean),
     ):
         for a, b in _runs(extreme):
+            if spike[a : b + 1].all() or (b + 1 < n and spike[a : b + 2].all()):
+                continue  # a flash to white or a blink to black
             for kind, edge, out in (("fade_out", a, -1), ("fade_in", b, 1)):
                 outer = edge  # walk away from the black/white run while the picture keeps coming
                 while 0 <= outer + out < n and max(outer, outer + out) not in cut_set:
@@ -218,7 +307,7 @@ def fades(frames: np.ndarray, hists: np.ndarray, cuts: list[int]) -> list[Event]
                         and distance[inner] - distance[inner - out] >= RAMP_STEP:
                     inner -= out
                 first, last = sorted((outer, inner))
-                if last - first < FADE_MIN_STEPS:
+                if last - first < shortest:
                     continue
                 strength = float(tv_distance(hists[outer], hists[inner]))
                 if strength < DISSOLVE_MIN or not _is_blend(frames, first, last)[0]:
@@ -244,9 +333,11 @@ def explained_by_motion(frames: np.ndarray, first: int, last: int, fps: float) -
     return max(scale, shift) >= COHERENT_MOTION
 
 
-def dissolves(frames: np.ndarray, hists: np.ndarray, cuts: list[int], fps: float) -> list[Event]:
+def dissolves(frames: np.ndarray, hists: np.ndarray, cuts: list[int], fps: float,
+              spike: np.ndarray | None = None) -> list[Event]:
     """Gradual transitions between shots: fades (see :func:`fades`) and dissolves."""
-    found = fades(frames, hists, cuts)
+    spike = spikes(hists, fps) if spike is None else spike
+    found = fades(frames, hists, cuts, fps, spike)
     k = max(2, int(round(fps * 0.5)))
     n = len(frames)
     if n <= 2 * k:
@@ -267,7 +358,7 @@ def dissolves(frames: np.ndarray, hists: np.ndarray, cuts: list[int], fps: float
     fade_spans = list(found)
     for group in groups:
         a, b = max(0, group[0] - k), min(n - 1, group[-1] + k)
-        if _extreme_tone(frames[a]) or _extreme_tone(frames[b]):
+        if _tone.extreme(frames[a]) or _tone.extreme(frames[b]):
             continue  # one end is black or white: a fade, found above when it is one
         blend, alphas = _is_blend(frames, a, b)
         inside = np.flatnonzero((alphas > 0.03) & (alphas < 0.97))
@@ -286,9 +377,10 @@ def detect(frames: np.ndarray, fps: float) -> tuple[np.ndarray, list[Event]]:
     """Frame changes and all edit points, sorted: (first, last, kind, strength) per event."""
     hists = histograms(frames)
     change = frame_changes(frames, hists)
-    cuts = hard_cuts(change, hists, fps, frames)
+    spike = spikes(hists, fps)
+    cuts = hard_cuts(change, hists, fps, frames, spike)
     events: list[Event] = [(i, i, "hard_cut", float(change[i])) for i in cuts]
-    events += dissolves(frames, hists, cuts, fps)
+    events += dissolves(frames, hists, cuts, fps, spike)
     return change, sorted(events)
 
 

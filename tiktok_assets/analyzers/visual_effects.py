@@ -6,7 +6,7 @@ Kinds (column ``kind``; ``detail`` refines it, ``strength`` is its size):
   above the level both before and after, for at most ``FLASH_MAX_S``; ``detail`` ``bright`` (a
   white/light flash) or ``dark`` (a blink to black); strength = the jump (0-255).
 * ``fade_in`` / ``fade_out``: a steady luma ramp of >= ``FADE_MIN_S`` from / to a black or white
-  picture (mean < 20 or > 235 with std < 12); ``detail`` ``from_black``, ``to_white`` ...; span =
+  picture (``_tone``'s one definition, shared with cut_analysis: grey mean <= 24 or >= 231, std < 12); ``detail`` ``from_black``, ``to_white`` ...; span =
   the ramp; strength = the luma range covered. Found from the luma curve (also at the clip's first
   and last frame, where cut_analysis's blend test has no frames on one side).
 * ``freeze``: inside one shot, >= ``FREEZE_MIN_S`` of identical consecutive frames (mean absolute
@@ -40,12 +40,11 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from . import _motion, _shots
+from . import _motion, _shots, _tone
 from .base import AnalyzerContext, AnalyzerOutput, AnalyzerSpec
 
 FLASH_RISE = 50.0
 FLASH_MAX_S = 0.5
-EXTREME_DARK, EXTREME_LIGHT, EXTREME_STD = 20.0, 235.0, 12.0
 FADE_MIN_S = 0.2
 FADE_MIN_RANGE = 40.0
 DUP_MAX = 0.15
@@ -79,13 +78,7 @@ COLUMNS = (
 
 def luma_curve(lowres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and standard deviation of the grey level of every lowres frame."""
-    mean = np.empty(len(lowres))
-    std = np.empty(len(lowres))
-    weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    for i, frame in enumerate(lowres):
-        g = np.asarray(frame, dtype=np.float32) @ weights
-        mean[i], std[i] = g.mean(), g.std()
-    return mean, std
+    return _tone.luma_curve(lowres)
 
 
 def flashes(y: np.ndarray, times: np.ndarray, fps: float) -> list[dict]:
@@ -127,8 +120,8 @@ def fades(y: np.ndarray, s: np.ndarray, times: np.ndarray, fps: float) -> list[d
     n = len(y)
     shortest = max(2, int(round(FADE_MIN_S * fps)))
     for tone, extreme, distance in (
-        ("black", (y < EXTREME_DARK) & (s < EXTREME_STD), y),
-        ("white", (y > EXTREME_LIGHT) & (s < EXTREME_STD), 255.0 - y),
+        ("black", _tone.black(y, s), y),
+        ("white", _tone.white(y, s), 255.0 - y),
     ):
         runs = _runs(extreme)
         for a, b in runs:
@@ -444,7 +437,7 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
     shots = _shots.shot_list(media, context)
     y, s = luma_curve(lowres)
     rows = flashes(y, times, fps) + fades(y, s, times, fps)
-    ignore = ((y < EXTREME_DARK) | (y > EXTREME_LIGHT)) & (s < EXTREME_STD)
+    ignore = _tone.black(y, s) | _tone.white(y, s)
     for row in rows:
         ignore[(times >= row["start_s"] - 1e-6) & (times <= row["end_s"] + 1e-6)] = True
     rows += speed_changes(frame_steps(lowres), shots, fps, ignore)
