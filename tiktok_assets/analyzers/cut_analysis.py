@@ -44,6 +44,12 @@ WHIP_RUN_CHANGE = 0.15
 FADE_MIN_S = 0.15
 DISSOLVE_MIN = 0.3
 BLEND_MAX_RESIDUAL = 0.3
+DISSOLVE_SPANS_S = (0.25, 0.4, 0.6, 0.85, 1.2, 1.7)
+TINY_SIDE = 24
+MIX_RISING = 0.9
+MIX_MIDDLE = (0.25, 0.75)
+MIX_EDGE = 0.03
+MIX_CORE = (0.15, 0.85)
 GAIN_MAX_RESIDUAL = 0.4  # share of the mean absolute change left after the gain/offset fit
 GAIN_MIN_SLOPE = 0.2  # a fade keeps the picture: its gain is positive
 GAIN_MIN_CHANGE = 1.0  # grey levels; smaller steps say nothing about a ramp
@@ -333,42 +339,147 @@ def explained_by_motion(frames: np.ndarray, first: int, last: int, fps: float) -
     return max(scale, shift) >= COHERENT_MOTION
 
 
+def tiny_frames(frames: np.ndarray) -> np.ndarray:
+    """Frames shrunk to about ``TINY_SIDE`` pixels on the short side and softened, float32 (N, P):
+    small motion inside a shot hardly changes them, a change of picture does."""
+    import cv2
+
+    h, w = frames.shape[1:3]
+    scale = min(1.0, TINY_SIDE / max(1, min(h, w)))
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    out = []
+    for frame in frames:
+        small = cv2.resize(np.ascontiguousarray(frame), size, interpolation=cv2.INTER_AREA).astype(np.float32)
+        if min(size) >= 4:
+            small = cv2.GaussianBlur(small, (0, 0), 0.8)
+        out.append(small.ravel())
+    return np.asarray(out, dtype=np.float32).reshape(len(frames), -1)
+
+
+def blend_fit(tiny: np.ndarray, a: int, b: int) -> tuple[float, np.ndarray, float]:
+    """(residual share, mix weights, mean end difference) of frames a..b as blends of frames a and b."""
+    first = tiny[a]
+    delta = tiny[b] - first
+    norm = float(delta @ delta)
+    size = float(np.abs(delta).mean()) if delta.size else 0.0
+    if norm <= 0:
+        return 1.0, np.zeros(b - a + 1), 0.0
+    x = tiny[a : b + 1] - first
+    alphas = np.clip(x @ delta / norm, 0.0, 1.0)
+    residual = np.abs(x - alphas[:, None] * delta[None, :]).mean(axis=1)
+    return float(residual.mean() / (size + 1e-6)), alphas, size
+
+
+def whip_frames(frames: np.ndarray, change: np.ndarray) -> np.ndarray:
+    """Per frame: True inside a whip pan (see :func:`in_whip`)."""
+    mask = np.zeros(len(change), dtype=bool)
+    memo: dict[int, bool] = {}
+    i = 1
+    while i < len(change):
+        if change[i] >= WHIP_RUN_CHANGE and in_whip(frames, change, i, memo):
+            j = i
+            while j + 1 < len(change) and change[j + 1] >= WHIP_RUN_CHANGE:
+                j += 1
+            mask[i - 1 : j + 1] = True
+            i = j + 1
+        else:
+            i += 1
+    return mask
+
+
+def mix_span(alphas: np.ndarray) -> tuple[int, int]:
+    """First and last frame (offsets into ``alphas``) of a rising mix: the frames before it starts
+    and after it ends, where a straight line through the mix weights between ``MIX_CORE`` meets 0
+    and 1 (the weights of unmixed frames are not exactly 0 or 1 when the shots move)."""
+    core = np.flatnonzero((alphas > MIX_CORE[0]) & (alphas < MIX_CORE[1]))
+    if core.size >= 2:
+        slope, offset = np.polyfit(core.astype(np.float64), alphas[core], 1)
+        if slope > 0:
+            start = int(np.floor(-offset / slope)) - 1
+            end = int(np.ceil((1 - offset) / slope)) + 1
+            return max(0, min(start, int(core[0]) - 1)), min(len(alphas) - 1, max(end, int(core[-1]) + 1))
+    inside = np.flatnonzero((alphas > MIX_EDGE) & (alphas < 1 - MIX_EDGE))
+    if inside.size == 0:
+        return 0, len(alphas) - 1
+    return max(0, int(inside[0]) - 1), min(len(alphas) - 1, int(inside[-1]) + 1)
+
+
 def dissolves(frames: np.ndarray, hists: np.ndarray, cuts: list[int], fps: float,
-              spike: np.ndarray | None = None) -> list[Event]:
-    """Gradual transitions between shots: fades (see :func:`fades`) and dissolves."""
+              spike: np.ndarray | None = None, change: np.ndarray | None = None) -> list[Event]:
+    """Gradual transitions between shots: fades (see :func:`fades`) and dissolves.
+
+    Dissolves are searched locally: for every frame as the middle and every span length in
+    ``DISSOLVE_SPANS_S``, the frames of the span are fitted as blends of its two end frames on
+    tiny, softened frames (:func:`tiny_frames`). A span is a dissolve candidate when its ends
+    differ (colour histograms >= ``DISSOLVE_MIN`` apart), the fit leaves <= ``BLEND_MAX_RESIDUAL``
+    of the end difference, the mix rises steadily (correlation with time >= ``MIX_RISING``) and
+    reaches ``MIX_MIDDLE`` at the middle frame, and no hard cut, flash, fade, whip pan or black or
+    white end lies in it. Candidates are taken best fit first, each widened while it stays a
+    blend, trimmed to the frames whose mix is strictly between 0 and 1, and dropped when one
+    coherent camera motion explains it (:func:`explained_by_motion`) or it overlaps one taken.
+    """
     spike = spikes(hists, fps) if spike is None else spike
     found = fades(frames, hists, cuts, fps, spike)
-    k = max(2, int(round(fps * 0.5)))
     n = len(frames)
-    if n <= 2 * k:
+    if n < 5:
         return found
-    long_change = np.zeros(n)
-    long_change[k : n - k] = tv_distance(hists[2 * k :], hists[: n - 2 * k])
-    cut_set = set(cuts)
-    candidate = [
-        i for i in range(k, n - k)
-        if long_change[i] > DISSOLVE_MIN and not any(j in cut_set for j in range(i - k, i + k + 1))
-    ]
-    groups: list[list[int]] = []
-    for i in candidate:
-        if groups and i - groups[-1][-1] <= 1:
-            groups[-1].append(i)
-        else:
-            groups.append([i])
-    fade_spans = list(found)
-    for group in groups:
-        a, b = max(0, group[0] - k), min(n - 1, group[-1] + k)
+    if change is None:
+        change = frame_changes(frames, hists)
+    blocked = spike.copy()
+    blocked[cuts] = True
+    blocked |= whip_frames(frames, change)
+    for first, last, _, _ in found:
+        blocked[first : last + 1] = True
+    blocked_before = np.concatenate([[0], np.cumsum(blocked)])
+    tiny = tiny_frames(frames)
+    halves = sorted({max(2, int(round(span * (fps or 30.0) / 2)) + 1) for span in DISSOLVE_SPANS_S})
+
+    def span_fit(a: int, b: int) -> tuple[float, np.ndarray] | None:
+        """The blend fit of frames a..b when it is one (see the docstring), else None."""
+        if a < 0 or b >= n or blocked_before[b + 1] - blocked_before[a + 1] > 0:
+            return None  # a cut, flash, fade or whip between the ends
+        if float(tv_distance(hists[a], hists[b])) < DISSOLVE_MIN:
+            return None
         if _tone.extreme(frames[a]) or _tone.extreme(frames[b]):
-            continue  # one end is black or white: a fade, found above when it is one
-        blend, alphas = _is_blend(frames, a, b)
-        inside = np.flatnonzero((alphas > 0.03) & (alphas < 0.97))
-        if not blend or inside.size == 0:
+            return None
+        residual, alphas, _ = blend_fit(tiny, a, b)
+        if residual > BLEND_MAX_RESIDUAL:
+            return None
+        rising = float(np.corrcoef(np.arange(len(alphas)), alphas)[0, 1]) if alphas.std() > 0 else 0.0
+        return (residual, alphas) if rising >= MIX_RISING else None
+
+    def fit(c: int, w: int) -> tuple[float, np.ndarray] | None:
+        result = span_fit(c - w, c + w)
+        return result if result is not None and MIX_MIDDLE[0] <= result[1][w] <= MIX_MIDDLE[1] else None
+
+    candidates = []
+    for c in range(1, n - 1):
+        for w in halves:
+            result = fit(c, w)
+            if result is not None:
+                candidates.append((result[0], c, w))
+    taken: list[tuple[int, int]] = []
+    for _, c, w in sorted(candidates):
+        if any(c - w <= last and first <= c + w for first, last in taken):
             continue
-        first, last = a + max(0, int(inside[0]) - 1), a + min(len(alphas) - 1, int(inside[-1]) + 1)
-        if any(first <= f_last and f_first <= last for f_first, f_last, _, _ in fade_spans):
+        a, b = c - w, c + w  # widen each side while the frames stay blends of the ends
+        step = max(1, int(round((fps or 30.0) / 20)))
+        longest = int(round(DISSOLVE_SPANS_S[-1] * (fps or 30.0))) + 2
+        grown = True
+        while grown:
+            grown = False
+            for side in (-1, 1):  # one step on each side per round
+                a2, b2 = (a - step, b) if side < 0 else (a, b + step)
+                if b2 - a2 <= longest and span_fit(a2, b2) is not None:
+                    a, b, grown = a2, b2, True
+        _, alphas, _ = blend_fit(tiny, a, b)
+        first, last = mix_span(alphas)
+        first, last = a + first, a + last
+        if any(first <= t_last and t_first <= last for t_first, t_last in taken):
             continue
         if explained_by_motion(frames, first, last, fps):
             continue  # a fast zoom or pan, not an edit
+        taken.append((first, last))
         found.append((first, last, "dissolve", float(tv_distance(hists[a], hists[b]))))
     return sorted(found)
 
@@ -380,7 +491,7 @@ def detect(frames: np.ndarray, fps: float) -> tuple[np.ndarray, list[Event]]:
     spike = spikes(hists, fps)
     cuts = hard_cuts(change, hists, fps, frames, spike)
     events: list[Event] = [(i, i, "hard_cut", float(change[i])) for i in cuts]
-    events += dissolves(frames, hists, cuts, fps, spike)
+    events += dissolves(frames, hists, cuts, fps, spike, change)
     return change, sorted(events)
 
 
