@@ -36,6 +36,7 @@ CUT_MIN = 0.3
 CUT_CONTRAST = 2.5
 FLASH_FRAMES = 3
 FLASH_S = 0.12
+NEIGHBOUR_CONTRAST = 1.8
 WHIP_RESPONSE = 0.2
 WHIP_SHIFT = 0.03
 WHIP_WEAK_RESPONSE = 0.1
@@ -234,6 +235,8 @@ def hard_cuts(change: np.ndarray, hists: np.ndarray, fps: float, frames: np.ndar
         baseline = float(np.median(around)) if around.size else 0.0
         if change[i] < CUT_CONTRAST * baseline + 0.05:
             continue
+        if change[i] < NEIGHBOUR_CONTRAST * max(change[i - 1], change[i + 1] if i + 1 < len(change) else 0.0):
+            continue  # one step of a run of big changes: a dissolve or fast motion, not one jump
         if spike[i]:
             continue  # a flash: the picture from before it comes back
         if on_ramp(frames, i):
@@ -404,6 +407,13 @@ def mix_span(alphas: np.ndarray) -> tuple[int, int]:
     return max(0, int(inside[0]) - 1), min(len(alphas) - 1, int(inside[-1]) + 1)
 
 
+def swept(frames: np.ndarray, first: int, last: int) -> bool:
+    """True when at least a third of the steps in frames first..last move one picture far
+    (:func:`whip_step`): a fast pan, smeared too much for the corner tracker."""
+    steps = range(max(1, first + 1), last + 1)
+    return len(steps) > 0 and sum(whip_step(frames, j) for j in steps) >= len(steps) / 3
+
+
 def dissolves(frames: np.ndarray, hists: np.ndarray, cuts: list[int], fps: float,
               spike: np.ndarray | None = None, change: np.ndarray | None = None) -> list[Event]:
     """Gradual transitions between shots: fades (see :func:`fades`) and dissolves.
@@ -477,7 +487,7 @@ def dissolves(frames: np.ndarray, hists: np.ndarray, cuts: list[int], fps: float
         first, last = a + first, a + last
         if any(first <= t_last and t_first <= last for t_first, t_last in taken):
             continue
-        if explained_by_motion(frames, first, last, fps):
+        if explained_by_motion(frames, first, last, fps) or swept(frames, first, last):
             continue  # a fast zoom or pan, not an edit
         taken.append((first, last))
         found.append((first, last, "dissolve", float(tv_distance(hists[a], hists[b]))))
