@@ -3,25 +3,35 @@
 * Frame change ``d[i]`` is the total-variation distance between colour histograms (8x8x8 RGB bins)
   of frames ``i-1`` and ``i``, raised to the mean absolute pixel change when two shots share a
   palette.
-* A **hard cut** is a change above ``CUT_MIN`` and well above its neighbourhood's median, that
-  - does not snap back within ``FLASH_FRAMES`` (the onset of a flash, reported by ``visual_effects``),
-  - is not the return from such a flash (frame ``i`` matches a frame shortly before the spike),
+* A **hard cut** is a change above ``CUT_MIN``, well above its neighbourhood's median and
+  ``NEIGHBOUR_CONTRAST`` times both neighbouring steps (one jump, not a step of a dissolve or of
+  fast motion), that
+  - is not part of a *spike*: frame ``k``, at most ``flash_len`` (3 frames or 0.12 s) frames far
+    from it, then ``k``'s picture again (a flash or blink, reported by ``visual_effects``);
   - is not a step of a brightness ramp: frame ``i`` is frame ``i-1`` under one global gain and
     offset (residual <= ``GAIN_MAX_RESIDUAL`` of the change) and so is the step before or after it,
-    in the same direction (a fade: large histogram changes, but no new picture).
+    in the same direction (a fade: large histogram changes, but no new picture);
+  - is not inside a *whip pan*: a run of >= 3 changing steps of which a quarter (and two) are big moves of one
+    picture (phase correlation of consecutive frames: peak >= ``WHIP_RESPONSE`` and shift >=
+    ``WHIP_SHIFT``, or for smeared steps peak >= ``WHIP_WEAK_RESPONSE``, shift >=
+    ``WHIP_FAST_SHIFT`` and a neighbouring step alike);
+  - is not the same picture moved in one step (peak >= ``JUMP_RESPONSE``: dropped frames, which
+    visual_effects reports as a speed jump).
 * A **fade** (``fade_in`` / ``fade_out``) is a monotone brightness ramp of >= ``FADE_MIN_STEPS``
-  frame steps into or out of a black or white picture (``_tone``'s one definition, shared with
-  visual_effects: grey mean <= 24 or >= 231, std < 12) whose frames
-  are blends of its two ends. Its span runs from the last frame before the ramp to the first frame
-  after it: the ramp is walked frame by frame from the black/white run while the distance to that
-  tone keeps growing by >= ``RAMP_STEP`` grey levels (and ``RAMP_RELATIVE`` of it), outwards, and
-  inside the run while it still shrinks.
-* A **dissolve** is a span without hard cuts whose ends differ strongly and whose frames in between
-  are, pixel for pixel, blends of the two ends with a rising mix, that is not a fade and that one
-  coherent camera motion does not explain: when every ~0.1 s step across it fits one similarity
+  frame steps and ``FADE_MIN_S`` into or out of a black or white picture (``_tone``'s one
+  definition, shared with visual_effects: grey mean <= 24 or >= 231, std < 12) whose frames are
+  blends of its two ends and whose black/white run is not a spike. Its span runs from the last
+  frame before the ramp to the first frame after it: the ramp is walked frame by frame from the
+  black/white run while the distance to that tone keeps growing by >= ``RAMP_STEP`` grey levels
+  (and ``RAMP_RELATIVE`` of it), outwards, and inside the run while it still shrinks.
+* A **dissolve** is found by a local search (see :func:`dissolves`): a span free of cuts, spikes,
+  fades and whip pans whose frames, shrunk to ~24 pixels so that motion inside the shots hardly
+  matters, are blends of its two ends with a steadily rising mix; it is widened while it stays
+  one and its ends are where a straight line through the mix weights meets 0 and 1. One coherent
+  camera motion must not explain it: when every ~0.1 s step across it fits one similarity
   transform with >= ``COHERENT_INLIERS`` of the tracked corners and the picture moves or scales by
-  >= ``COHERENT_MOTION`` overall, it is a fast zoom or pan, not an edit. That check runs only on
-  spans that passed the blend test.
+  >= ``COHERENT_MOTION`` overall, or a third of its steps are big moves of one picture, it is a
+  fast zoom or pan, not an edit.
 """
 
 from __future__ import annotations
@@ -37,6 +47,7 @@ CUT_CONTRAST = 2.5
 FLASH_FRAMES = 3
 FLASH_S = 0.12
 NEIGHBOUR_CONTRAST = 1.8
+JUMP_RESPONSE = 0.4
 WHIP_RESPONSE = 0.2
 WHIP_SHIFT = 0.03
 WHIP_WEAK_RESPONSE = 0.1
@@ -204,7 +215,7 @@ def whip_step(frames: np.ndarray, i: int) -> bool:
 
 def in_whip(frames: np.ndarray, change: np.ndarray, i: int, memo: dict[int, bool]) -> bool:
     """True when the step into frame i lies in a whip pan: a run of >= 3 steps that all change the
-    picture (>= ``WHIP_RUN_CHANGE``) of which at least a third, and two, are whip steps
+    picture (>= ``WHIP_RUN_CHANGE``) of which at least a quarter, and two, are whip steps
     (:func:`whip_step`); its smeared first and last steps count with it."""
     n = len(change)
     first, last = i, i
@@ -218,7 +229,7 @@ def in_whip(frames: np.ndarray, change: np.ndarray, i: int, memo: dict[int, bool
         if j not in memo:
             memo[j] = whip_step(frames, j)
     hits = sum(memo[j] for j in range(first, last + 1))
-    return hits >= max(2, (last - first + 1) / 3)
+    return hits >= max(2, (last - first + 1) / 4)
 
 
 def hard_cuts(change: np.ndarray, hists: np.ndarray, fps: float, frames: np.ndarray,
@@ -243,6 +254,8 @@ def hard_cuts(change: np.ndarray, hists: np.ndarray, fps: float, frames: np.ndar
             continue  # a fade: the same picture, brighter or darker
         if in_whip(frames, change, i, whips):
             continue  # a whip pan: one shot, smeared by fast camera motion
+        if shift_step(frames[i - 1], frames[i])[2] >= JUMP_RESPONSE:
+            continue  # the same picture moved in one step (dropped frames): visual_effects' speed_jump
         if cuts and i - cuts[-1] < half // 2:
             if change[i] > change[cuts[-1]]:
                 cuts[-1] = i
@@ -524,13 +537,15 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
         )
     minutes = media.duration_s / 60 if media.duration_s else 1.0
     shots = len(rows) + 1
+    cuts = sum(r["kind"] == "hard_cut" for r in rows)
     return AnalyzerOutput(
         rows=rows,
         examined=[(0.0, media.duration_s)],
         metadata={
-            "cuts": sum(r["kind"] == "hard_cut" for r in rows),
+            "cuts": cuts,
             "transitions": len(rows),
-            "cuts_per_minute": round(len(rows) / minutes, 2),
+            "cuts_per_minute": round(cuts / minutes, 2),  # hard cuts only; fades and dissolves are not cuts
+            "transitions_per_minute": round(len(rows) / minutes, 2),
             "mean_shot_length_s": round(media.duration_s / shots, 2),
             "frames_compared": int(len(frames)),
         },
@@ -541,7 +556,7 @@ SPEC = AnalyzerSpec(
     name="cut_analysis",
     modality="visual",
     description="Hard cuts, dissolves and fades with time and strength; cut rate",
-    version="2",
+    version="3",
     columns=COLUMNS,
     run=run,
     main_figure="cuts",
