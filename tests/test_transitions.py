@@ -89,3 +89,27 @@ def test_cut_analysis_and_visual_effects_share_one_black_white_definition(tmp_pa
     in_effects = any(r["kind"] == "fade_out" for r in effects)
     assert in_cuts == in_effects, (cuts, effects)
     assert in_cuts == (level <= 24 or level >= 231)
+
+
+def test_still_shot_between_dissolves_is_no_freeze(tmp_path, settings):
+    """Moving shot, 0.5 s dissolve, a still shot, 0.5 s dissolve, moving shot: two dissolves, no freeze."""
+    from transition_clips import pictures, window
+
+    pics = pictures()
+    fps = 30
+    moving_a = [window(pics[0], 300 + 1.5 * k, 400) for k in range(45)]
+    still = [window(pics[1], 350, 450)] * 60
+    moving_c = [window(pics[2], 300, 400 + 1.5 * k) for k in range(45)]
+    frames = moving_a[:30]
+    frames += [(1 - a) * moving_a[30 + j] + a * still[0] for j, a in enumerate(np.arange(1, 16) / 16)]
+    frames += still[:30]
+    frames += [(1 - a) * still[0] + a * moving_c[j] for j, a in enumerate(np.arange(1, 16) / 16)]
+    frames += moving_c[15:]
+    frames = [np.clip(f + 0.5, 0, 255).astype(np.uint8) for f in frames]
+    media = make_media(encode_frames(tmp_path / "still.mp4", frames, fps=fps), tmp_path, video_id="still")
+    cuts, run = analyze("cut_analysis", media, settings)
+    assert [r["kind"] for r in cuts] == ["dissolve", "dissolve"], cuts
+    for row, middle in zip(cuts, (37 / fps, 82 / fps)):  # frames 30-44 and 75-89 are mixed
+        assert abs((row["start_s"] + row["end_s"]) / 2 - middle) <= 0.25, cuts
+    effects, _ = analyze("visual_effects", media, settings, {"cut_analysis": run.table})
+    assert not [e for e in effects if e["kind"] in ("freeze", "slow_motion")], effects

@@ -11,7 +11,8 @@ Kinds (column ``kind``; ``detail`` refines it, ``strength`` is its size):
   and last frame, where cut_analysis's blend test has no frames on one side).
 * ``freeze``: inside one shot, >= ``FREEZE_MIN_S`` of identical consecutive frames (mean absolute
   grey difference <= ``DUP_MAX``) with motion both before and after (a picture that stops and goes
-  on; a still held to the end of a shot is not told apart from a still shot); strength = seconds.
+  on; a still held to the end of a shot is not told apart from a still shot; frames inside
+  dissolves and fades count as neither repeats nor motion); strength = seconds.
 * ``slow_motion``: inside one shot, a ~1 s window where 25-85 % of the frame steps are exact
   repeats and the others move: the slowed-down footage of frame duplication; strength = estimated
   speed (share of new frames, 0.5 = half speed). Slow motion by interpolation or from high-speed
@@ -437,7 +438,7 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
     shots = _shots.shot_list(media, context)
     y, s = luma_curve(lowres)
     rows = flashes(y, times, fps) + fades(y, s, times, fps)
-    ignore = _tone.black(y, s) | _tone.white(y, s)
+    ignore = _tone.black(y, s) | _tone.white(y, s) | shots.in_transition  # a dissolve's mix is no motion
     for row in rows:
         ignore[(times >= row["start_s"] - 1e-6) & (times <= row["end_s"] + 1e-6)] = True
     rows += speed_changes(frame_steps(lowres), shots, fps, ignore)
