@@ -13,10 +13,12 @@ Kinds (column ``kind``; ``detail`` refines it, ``strength`` is its size):
   grey difference <= ``DUP_MAX``) with motion both before and after (a picture that stops and goes
   on; a still held to the end of a shot is not told apart from a still shot; frames inside
   dissolves and fades count as neither repeats nor motion); strength = seconds.
-* ``slow_motion``: inside one shot, a ~1 s window where 25-85 % of the frame steps are exact
-  repeats and the others move: the slowed-down footage of frame duplication; strength = estimated
-  speed (share of new frames, 0.5 = half speed). Slow motion by interpolation or from high-speed
-  capture has no repeated frames and is not seen.
+* ``slow_motion``: inside one shot, a ~1 s window where the others move and exact repeats make up
+  25 % or more *beyond the video's own cadence* (at most 85 % in all): the slowed-down footage of
+  frame duplication. The cadence is the median repeat share of all moving windows, so 15 fps
+  content in a 30 fps container (every picture twice) is not slow motion; strength = estimated
+  speed against that cadence (share of new frames relative to it, 0.5 = half speed). Slow
+  motion by interpolation or from high-speed capture has no repeated frames and is not seen.
 * ``speed_jump``: a frame step inside a shot that changes the picture >= ``JUMP_RATIO`` times more
   than the steps around it (dropped frames, a speed ramp, a jump cut too small for a cut);
   strength = that ratio.
@@ -170,6 +172,32 @@ def frame_steps(lowres: np.ndarray) -> np.ndarray:
     return steps
 
 
+def repeat_cadence(steps: np.ndarray, dup: np.ndarray, ignore: np.ndarray, shots: _shots.ShotList,
+                   window: int) -> float:
+    """Share of repeated frames that is the content's own frame rate, not an effect.
+
+    The median repeat share of all ~1 s windows of moving shots: 0 for content at the container's
+    rate, ~0.5 for 15 fps content in a 30 fps container (every picture shown twice), ~0.2 for
+    24 fps with pulldown. Capped below ``SLOW_DUP_SHARE[1]``.
+    """
+    shares = []
+    for shot in shots.shots:
+        idx = np.arange(shot.first + 1, shot.last + 1)
+        usable = ~ignore[idx]
+        if idx.size < window or not usable.any():
+            continue
+        moving = steps[idx][~dup[idx] & usable]
+        if moving.size == 0 or np.median(moving) < MOVE_MIN:
+            continue
+        for start in range(0, idx.size - window + 1, max(1, window // 2)):
+            part = usable[start : start + window]
+            if part.any():
+                shares.append(float(dup[idx][start : start + window][part].mean()))
+    if not shares:
+        return 0.0
+    return float(min(np.median(shares), SLOW_DUP_SHARE[1] - 0.05))
+
+
 def speed_changes(steps: np.ndarray, shots: _shots.ShotList, fps: float, ignore: np.ndarray) -> list[dict]:
     """Freezes, slow motion by repeated frames and jumps, all inside single shots.
 
@@ -182,6 +210,7 @@ def speed_changes(steps: np.ndarray, shots: _shots.ShotList, fps: float, ignore:
     ignore[1:] |= ignore[:-1]  # the step out of an ignored frame tells nothing either
     dup = (steps <= DUP_MAX) & ~ignore
     window = max(4, int(round(SLOW_WINDOW_S * fps)))
+    cadence = repeat_cadence(steps, dup, ignore, shots, window)
     for shot in shots.shots:
         lo, hi = shot.first + 1, shot.last  # steps into frames lo..hi stay inside the shot
         if hi - lo < 3:
@@ -208,7 +237,8 @@ def speed_changes(steps: np.ndarray, shots: _shots.ShotList, fps: float, ignore:
             share = part.mean()
             longest = max((b - a + 1 for a, b in _runs(part)), default=0)
             others = st[start : start + window][~part & usable[start : start + window]]
-            if SLOW_DUP_SHARE[0] <= share <= SLOW_DUP_SHARE[1] and longest <= 4 and others.size \
+            extra = (share - cadence) / (1 - cadence)  # repeats beyond the content's own frame rate
+            if SLOW_DUP_SHARE[0] <= extra and share <= SLOW_DUP_SHARE[1] and longest <= 4 and others.size \
                     and np.median(others) >= MOVE_MIN:
                 slow[start : start + window] = True
         for a, b in _runs(slow):
@@ -217,7 +247,7 @@ def speed_changes(steps: np.ndarray, shots: _shots.ShotList, fps: float, ignore:
             share = float(du[a : b + 1].mean())
             end = float(times[idx[b] + 1]) if idx[b] + 1 < len(times) else float(times[idx[b]])
             found.append({"start_s": float(times[idx[a] - 1]), "end_s": end, "kind": "slow_motion",
-                          "detail": "repeated frames", "strength": round(1 - share, 2)})
+                          "detail": "repeated frames", "strength": round((1 - share) / (1 - cadence), 2)})
         half = max(2, window // 2)
         for k in range(len(idx)):
             if du[k] or not usable[k]:
