@@ -15,7 +15,7 @@ Kinds (column ``kind``; ``detail`` refines it, ``strength`` is its size):
   dissolves and fades count as neither repeats nor motion); strength = seconds.
 * ``slow_motion``: inside one shot, a ~1 s window where the others move and exact repeats make up
   25 % or more *beyond the video's own cadence* (at most 85 % in all): the slowed-down footage of
-  frame duplication. The cadence is the median repeat share of all moving windows, so 15 fps
+  frame duplication. The cadence is the low quartile of the repeat shares of all moving windows, so 15 fps
   content in a 30 fps container (every picture twice) is not slow motion; strength = estimated
   speed against that cadence (share of new frames relative to it, 0.5 = half speed). Slow
   motion by interpolation or from high-speed capture has no repeated frames and is not seen.
@@ -55,6 +55,7 @@ MOVE_MIN = 1.0
 FREEZE_MIN_S = 0.5
 SLOW_WINDOW_S = 1.0
 SLOW_DUP_SHARE = (0.25, 0.85)
+CADENCE_PERCENTILE = 25
 JUMP_RATIO = 4.0
 JUMP_MIN = 4.0
 ZOOM_RATE_MIN = 0.35
@@ -176,7 +177,8 @@ def repeat_cadence(steps: np.ndarray, dup: np.ndarray, ignore: np.ndarray, shots
                    window: int) -> float:
     """Share of repeated frames that is the content's own frame rate, not an effect.
 
-    The median repeat share of all ~1 s windows of moving shots: 0 for content at the container's
+    A low percentile (``CADENCE_PERCENTILE``, the video's normal speed is its fastest part) of
+    the repeat shares of all ~1 s windows of moving shots (freezes left out): 0 for content at the container's
     rate, ~0.5 for 15 fps content in a 30 fps container (every picture shown twice), ~0.2 for
     24 fps with pulldown. Capped below ``SLOW_DUP_SHARE[1]``.
     """
@@ -193,9 +195,10 @@ def repeat_cadence(steps: np.ndarray, dup: np.ndarray, ignore: np.ndarray, shots
             part = usable[start : start + window]
             if part.any():
                 shares.append(float(dup[idx][start : start + window][part].mean()))
+    shares = [v for v in shares if v <= SLOW_DUP_SHARE[1]]  # freezes say nothing about the cadence
     if not shares:
         return 0.0
-    return float(min(np.median(shares), SLOW_DUP_SHARE[1] - 0.05))
+    return float(min(np.percentile(shares, CADENCE_PERCENTILE), SLOW_DUP_SHARE[1] - 0.05))
 
 
 def speed_changes(steps: np.ndarray, shots: _shots.ShotList, fps: float, ignore: np.ndarray) -> list[dict]:
@@ -241,9 +244,12 @@ def speed_changes(steps: np.ndarray, shots: _shots.ShotList, fps: float, ignore:
             if SLOW_DUP_SHARE[0] <= extra and share <= SLOW_DUP_SHARE[1] and longest <= 4 and others.size \
                     and np.median(others) >= MOVE_MIN:
                 slow[start : start + window] = True
+        typical = int(round(cadence / (1 - cadence)))  # repeats in a row that are the cadence itself
         for a, b in _runs(slow):
-            repeats = np.flatnonzero(du[a : b + 1])
-            a, b = a + int(repeats[0]), a + int(repeats[-1])  # from the first to the last repeat
+            held = [(p, q) for p, q in _runs(du[a : b + 1]) if q - p + 1 > typical]
+            if not held:
+                continue
+            a, b = a + held[0][0], a + held[-1][1]  # from the first to the last repeat beyond the cadence
             share = float(du[a : b + 1].mean())
             end = float(times[idx[b] + 1]) if idx[b] + 1 < len(times) else float(times[idx[b]])
             found.append({"start_s": float(times[idx[a] - 1]), "end_s": end, "kind": "slow_motion",
