@@ -14,7 +14,7 @@ def test_15fps_content_in_30fps_container_is_no_slow_motion(tmp_path, settings):
     for k in range(30):  # shot 1, 2 s: a pan at 15 pictures a second, each shown twice
         frames += [window(pics[0], 250 + 4 * k, 400)] * 2
     x = 300.0
-    for k in range(60):  # shot 2, 4 s: 1 s normal, 1.5 s at half speed (each picture 4 times), 1.5 s normal
+    for _ in range(60):  # shot 2, 4 s: 1 s normal, 1.5 s at half speed (each picture 4 times), 1.5 s normal
         t = len(frames) / 30 - 2.0
         repeats = 4 if 1.0 <= t < 2.5 else 2
         frames += [window(pics[2], x, 420)] * repeats
