@@ -34,7 +34,9 @@ Kinds (column ``kind``; ``detail`` refines it, ``strength`` is its size):
   frame without the detection inside a held span is tolerated.
 * ``picture_in_picture``: a rectangle of straight edges (>= 12 % of the frame side each way, under
   60 %) with a textured inside that differs in colour from its surroundings (colour-histogram TV
-  distance >= ``BOX_COLOUR_MIN``), in >= 2 sampled frames; ``region`` = [x0, y0, x1, y1] as
+  distance >= ``BOX_COLOUR_MIN``), where the surroundings are a picture too (under ``FLAT_AROUND``
+  of the band around the box within ``FLAT_TOL`` grey levels of its median: a photo on a plain
+  background with a caption is one picture, not an inset), in >= 2 sampled frames; ``region`` = [x0, y0, x1, y1] as
   shares of the frame; strength = that colour distance.
 """
 
@@ -71,6 +73,7 @@ BOX_MIN, BOX_MAX = 0.12, 0.6
 BOX_COVER = 0.8
 BOX_TOL = 0.03
 BOX_COLOUR_MIN = 0.3
+FLAT_TOL, FLAT_AROUND = 6.0, 0.6
 
 COLUMNS = (
     pa.field("kind", pa.string()),
@@ -416,6 +419,9 @@ def inset_box(frame: np.ndarray, maps: tuple | None = None) -> tuple[tuple[float
             around = np.asarray(frame)[band]
             if around.size == 0:
                 continue
+            around_grey = grey[band]
+            if float((np.abs(around_grey - np.median(around_grey)) <= FLAT_TOL).mean()) >= FLAT_AROUND:
+                continue  # one photo on a plain background (captions aside): no picture around it
             colour_gap = float(tv_distance(histograms(inside[None])[0], histograms(around[None])[0]))
             if colour_gap < BOX_COLOUR_MIN:
                 continue
