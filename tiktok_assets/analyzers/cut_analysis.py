@@ -455,6 +455,8 @@ def dissolves(frames: np.ndarray, hists: np.ndarray, cuts: list[int], fps: float
         blocked[first : last + 1] = True
     blocked_before = np.concatenate([[0], np.cumsum(blocked)])
     tiny = tiny_frames(frames)
+    mean, std = _tone.luma_curve(frames)
+    flat_end = _tone.black(mean, std) | _tone.white(mean, std)  # a black or white end: a fade's business
     halves = sorted({max(2, int(round(span * (fps or 30.0) / 2)) + 1) for span in DISSOLVE_SPANS_S})
 
     def span_fit(a: int, b: int) -> tuple[float, np.ndarray] | None:
@@ -463,7 +465,7 @@ def dissolves(frames: np.ndarray, hists: np.ndarray, cuts: list[int], fps: float
             return None  # a cut, flash, fade or whip between the ends
         if float(tv_distance(hists[a], hists[b])) < DISSOLVE_MIN:
             return None
-        if _tone.extreme(frames[a]) or _tone.extreme(frames[b]):
+        if flat_end[a] or flat_end[b]:
             return None
         residual, alphas, _ = blend_fit(tiny, a, b)
         if residual > BLEND_MAX_RESIDUAL:
