@@ -3,10 +3,10 @@
 A clip is a run of shots; every shot is a window slowly panning (and sometimes zooming) over a
 picture (scikit-image's bundled photos or a textured noise field), so no shot is a still. Between
 shots the generator puts a hard cut, a cross-dissolve (0.3-1.0 s) or a fade through black or white;
-inside shots it puts 2-3-frame white flashes and whip pans (the window races sideways over a few
-frames, motion-blurred, and settles elsewhere on the same picture: one shot, no edit). Shot lengths,
-pictures, pans and transition kinds are drawn from a seeded generator, so each seed gives a
-different clip whose truth is exact:
+inside shots it puts 2-3-frame white flashes (hard or soft) and whip pans (the window races
+sideways or up/down over a few frames, mostly motion-blurred, and settles elsewhere on the same
+picture: one shot, no edit). Shot lengths, pictures, pans and transition kinds are drawn from a
+seeded generator, so each seed gives a different clip whose truth is exact:
 
 * ``hard_cut``: the time of the first frame of the new shot;
 * ``dissolve`` / ``fade_out`` / ``fade_in``: the span from the last unmixed frame to the first
@@ -55,14 +55,15 @@ def pictures() -> list[np.ndarray]:
     return out
 
 
-def window(img: np.ndarray, cx: float, cy: float, zoom: float = 1.0, blur_dx: float = 0.0) -> np.ndarray:
+def window(img: np.ndarray, cx: float, cy: float, zoom: float = 1.0, blur_dx: float = 0.0,
+           blur_dy: float = 0.0) -> np.ndarray:
     """The clip-sized view centred at (cx, cy) of ``img`` magnified by ``zoom`` (reflecting at the
-    borders), smeared over ``blur_dx`` pixels sideways (the motion blur of a fast pan)."""
+    borders), smeared over ``blur_dx`` / ``blur_dy`` pixels (the motion blur of a fast pan)."""
     m = np.float32([[zoom, 0, W / 2 - zoom * cx], [0, zoom, H / 2 - zoom * cy]])
     view = cv2.warpAffine(img, m, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-    length = int(round(abs(blur_dx)))
-    if length >= 2:
-        view = cv2.blur(view, (length, 1), borderType=cv2.BORDER_REFLECT)
+    kx, ky = int(round(abs(blur_dx))), int(round(abs(blur_dy)))
+    if max(kx, ky) >= 2:
+        view = cv2.blur(view, (max(1, kx), max(1, ky)), borderType=cv2.BORDER_REFLECT)
     return view.astype(np.float32)
 
 
@@ -80,6 +81,8 @@ class Shot:
     whip_at: int | None = None  # frame of the shot where a whip pan starts
     whip_frames: int = 0
     whip_dx: float = 0.0
+    whip_vertical: bool = False
+    whip_blur: bool = True
 
     def _whip(self, k: int) -> float:
         """How far the whip pan has carried the view by frame k (smoothstep over its frames)."""
@@ -90,8 +93,11 @@ class Shot:
 
     def frame(self, k: int) -> np.ndarray:
         whip = self._whip(k)
-        return window(self.img, self.cx + self.vx * k + whip, self.cy + self.vy * k, self.zoom * self.zoom_rate**k,
-                      whip - self._whip(k - 1))
+        smear = (whip - self._whip(k - 1)) if self.whip_blur else 0.0
+        x, y = self.cx + self.vx * k, self.cy + self.vy * k
+        if self.whip_vertical:
+            return window(self.img, x, y + whip, self.zoom * self.zoom_rate**k, 0.0, smear)
+        return window(self.img, x + whip, y, self.zoom * self.zoom_rate**k, smear)
 
 
 @dataclass
@@ -132,7 +138,8 @@ def make_clip(seed: int, fps: int | None = None, shots: int = 5) -> Clip:
         flash_at = int(rng.uniform(0.15, 0.4) * length) if events[0] < 0.35 else None  # before any whip
         if events[1] < 0.3 and length > fps:
             current.whip_at, current.whip_frames = k + int(0.55 * length), int(rng.integers(4, 8)) * fps // 30 + 2
-            current.whip_dx = float(rng.choice([-1, 1]) * rng.uniform(1.2, 2.5) * W)
+            current.whip_dx = float(rng.choice([-1, 1]) * rng.uniform(1.2, 3.0) * W)
+            current.whip_vertical, current.whip_blur = bool(rng.random() < 0.25), bool(rng.random() < 0.7)
             clip.calm.append({"kind": "whip", "start_s": (len(clip.frames) + int(0.55 * length) - 1) / fps,
                               "end_s": (len(clip.frames) + int(0.55 * length) + current.whip_frames) / fps})
         flash_len = int(rng.integers(2, 4))
