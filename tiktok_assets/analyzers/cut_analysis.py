@@ -11,7 +11,8 @@
   - is not a step of a brightness ramp: frame ``i`` is frame ``i-1`` under one global gain and
     offset (residual <= ``GAIN_MAX_RESIDUAL`` of the change) and so is the step before or after it,
     in the same direction (a fade: large histogram changes, but no new picture);
-  - is not inside a *whip pan*: a run of >= 3 changing steps of which a quarter (and two) are big moves of one
+  - is not inside a *whip pan*: a run of >= 3 changing steps of which a quarter (and two, one by >=
+    ``WHIP_FAST_SHIFT``) are big moves of one
     picture (phase correlation of consecutive frames: peak >= ``WHIP_RESPONSE`` and shift >=
     ``WHIP_SHIFT``, or for smeared steps peak >= ``WHIP_WEAK_RESPONSE``, shift >=
     ``WHIP_FAST_SHIFT`` and a neighbouring step alike);
@@ -46,7 +47,7 @@ CUT_MIN = 0.3
 CUT_CONTRAST = 2.5
 FLASH_FRAMES = 3
 FLASH_S = 0.12
-NEIGHBOUR_CONTRAST = 1.8
+NEIGHBOUR_CONTRAST = 1.5
 JUMP_RESPONSE = 0.4
 WHIP_RESPONSE = 0.2
 WHIP_SHIFT = 0.03
@@ -184,8 +185,9 @@ def shift_step(prev: np.ndarray, cur: np.ndarray) -> tuple[float, float, float]:
     return float(dx) / short, float(dy) / short, float(response)
 
 
-def whip_step(frames: np.ndarray, i: int) -> bool:
-    """True when the step into frame i moves one picture far (a whip pan), not a new picture.
+def whip_step(frames: np.ndarray, i: int) -> float:
+    """How far (short sides) the step into frame i moves one picture (a whip pan or fast pan),
+    0.0 when it does not (a new picture, or little motion).
 
     Either one translation maps frame i-1 onto frame i with a phase-correlation peak >=
     ``WHIP_RESPONSE`` and a shift >= ``WHIP_SHIFT`` of the short side, or, for the fastest, smeared
@@ -199,9 +201,9 @@ def whip_step(frames: np.ndarray, i: int) -> bool:
     dx, dy, response = move(i)
     shift = float(np.hypot(dx, dy))
     if response >= WHIP_RESPONSE and shift >= WHIP_SHIFT:
-        return True
+        return shift
     if response < WHIP_WEAK_RESPONSE or shift < WHIP_FAST_SHIFT:
-        return False
+        return 0.0
     for j in (i - 1, i + 1):
         other = move(j)
         if other is None:
@@ -209,14 +211,15 @@ def whip_step(frames: np.ndarray, i: int) -> bool:
         ox, oy, o_response = other
         same_axis = (abs(ox) > abs(oy)) == (abs(dx) > abs(dy))
         if o_response >= WHIP_WEAK_RESPONSE and np.hypot(ox, oy) >= WHIP_FAST_SHIFT and same_axis:
-            return True
-    return False
+            return shift
+    return 0.0
 
 
-def in_whip(frames: np.ndarray, change: np.ndarray, i: int, memo: dict[int, bool]) -> bool:
+def in_whip(frames: np.ndarray, change: np.ndarray, i: int, memo: dict[int, float]) -> bool:
     """True when the step into frame i lies in a whip pan: a run of >= 3 steps that all change the
     picture (>= ``WHIP_RUN_CHANGE``) of which at least a quarter, and two, are whip steps
-    (:func:`whip_step`); its smeared first and last steps count with it."""
+    (:func:`whip_step`), one of them moving >= ``WHIP_FAST_SHIFT`` (a steady fast pan is no whip:
+    a cut inside it stays a cut); its smeared first and last steps count with it."""
     n = len(change)
     first, last = i, i
     while first > 1 and change[first - 1] >= WHIP_RUN_CHANGE:
@@ -228,8 +231,9 @@ def in_whip(frames: np.ndarray, change: np.ndarray, i: int, memo: dict[int, bool
     for j in range(first, last + 1):
         if j not in memo:
             memo[j] = whip_step(frames, j)
-    hits = sum(memo[j] for j in range(first, last + 1))
-    return hits >= max(2, (last - first + 1) / 4)
+    moves = [memo[j] for j in range(first, last + 1)]
+    hits = sum(m > 0 for m in moves)
+    return hits >= max(2, (last - first + 1) / 4) and max(moves) >= WHIP_FAST_SHIFT
 
 
 def hard_cuts(change: np.ndarray, hists: np.ndarray, fps: float, frames: np.ndarray,
@@ -238,7 +242,7 @@ def hard_cuts(change: np.ndarray, hists: np.ndarray, fps: float, frames: np.ndar
     half = max(3, int(round(fps / 2)))
     spike = spikes(hists, fps) if spike is None else spike
     cuts: list[int] = []
-    whips: dict[int, bool] = {}
+    whips: dict[int, float] = {}
     for i in range(1, len(change)):
         if change[i] < CUT_MIN:
             continue
@@ -389,7 +393,7 @@ def blend_fit(tiny: np.ndarray, a: int, b: int) -> tuple[float, np.ndarray, floa
 def whip_frames(frames: np.ndarray, change: np.ndarray) -> np.ndarray:
     """Per frame: True inside a whip pan (see :func:`in_whip`)."""
     mask = np.zeros(len(change), dtype=bool)
-    memo: dict[int, bool] = {}
+    memo: dict[int, float] = {}
     i = 1
     while i < len(change):
         if change[i] >= WHIP_RUN_CHANGE and in_whip(frames, change, i, memo):
@@ -424,7 +428,7 @@ def swept(frames: np.ndarray, first: int, last: int) -> bool:
     """True when at least a third of the steps in frames first..last move one picture far
     (:func:`whip_step`): a fast pan, smeared too much for the corner tracker."""
     steps = range(max(1, first + 1), last + 1)
-    return len(steps) > 0 and sum(whip_step(frames, j) for j in steps) >= len(steps) / 3
+    return len(steps) > 0 and sum(whip_step(frames, j) > 0 for j in steps) >= len(steps) / 3
 
 
 def dissolves(frames: np.ndarray, hists: np.ndarray, cuts: list[int], fps: float,
