@@ -63,6 +63,7 @@ MIX_RISING = 0.9
 MIX_MIDDLE = (0.25, 0.75)
 MIX_EDGE = 0.03
 MIX_CORE = (0.15, 0.85)
+MIN_SHOT_S = 0.25
 GAIN_MAX_RESIDUAL = 0.4  # share of the mean absolute change left after the gain/offset fit
 GAIN_MIN_SLOPE = 0.2  # a fade keeps the picture: its gain is positive
 GAIN_MIN_CHANGE = 1.0  # grey levels; smaller steps say nothing about a ramp
@@ -444,6 +445,7 @@ def dissolves(frames: np.ndarray, hists: np.ndarray, cuts: list[int], fps: float
     white end lies in it. Candidates are taken best fit first, each widened while it stays a
     blend, trimmed to the frames whose mix is strictly between 0 and 1, and dropped when one
     coherent camera motion explains it (:func:`explained_by_motion`) or it overlaps one taken.
+    Pieces less than ``MIN_SHOT_S`` apart are joined into one dissolve.
     """
     spike = spikes(hists, fps) if spike is None else spike
     found = fades(frames, hists, cuts, fps, spike)
@@ -509,8 +511,19 @@ def dissolves(frames: np.ndarray, hists: np.ndarray, cuts: list[int], fps: float
         if explained_by_motion(frames, first, last, fps) or swept(frames, first, last):
             continue  # a fast zoom or pan, not an edit
         taken.append((first, last))
-        found.append((first, last, "dissolve", float(tv_distance(hists[a], hists[b]))))
-    return sorted(found)
+    return sorted(found + merge_close(taken, hists, int(round(MIN_SHOT_S * (fps or 30.0)))))
+
+
+def merge_close(spans: list[tuple[int, int]], hists: np.ndarray, gap: int) -> list[Event]:
+    """Dissolve events from spans, joining spans less than ``gap`` frames apart: no shot is that
+    short, so they are two pieces of one dissolve that fast motion kept from fitting as one."""
+    merged: list[list[int]] = []
+    for first, last in sorted(spans):
+        if merged and first - merged[-1][1] < gap:
+            merged[-1][1] = max(merged[-1][1], last)
+        else:
+            merged.append([first, last])
+    return [(a, b, "dissolve", float(tv_distance(hists[a], hists[b]))) for a, b in merged]
 
 
 def detect(frames: np.ndarray, fps: float) -> tuple[np.ndarray, list[Event]]:
