@@ -3,9 +3,9 @@
 * Frame change ``d[i]`` is the total-variation distance between colour histograms (8x8x8 RGB bins)
   of frames ``i-1`` and ``i``, raised to the mean absolute pixel change when two shots share a
   palette.
-* A **hard cut** is a change above ``CUT_MIN``, well above its neighbourhood's median and
-  ``NEIGHBOUR_CONTRAST`` times both neighbouring steps (one jump, not a step of a dissolve or of
-  fast motion), that
+* A **hard cut** is a change above ``CUT_MIN``, well above its neighbourhood's median, >=
+  ``SIDE_CONTRAST`` times the median of each side (~0.5 s) and ``NEIGHBOUR_CONTRAST`` times both
+  neighbouring steps (one jump, not a step of a dissolve or of fast motion), that
   - is not part of a *spike*: frame ``k``, at most ``flash_len`` (3 frames or 0.12 s) frames far
     from it, then ``k``'s picture again (a flash or blink, reported by ``visual_effects``);
   - is not a step of a brightness ramp: frame ``i`` is frame ``i-1`` under one global gain and
@@ -48,6 +48,7 @@ CUT_CONTRAST = 2.5
 FLASH_FRAMES = 3
 FLASH_S = 0.12
 NEIGHBOUR_CONTRAST = 1.5
+SIDE_CONTRAST = 2.0
 JUMP_RESPONSE = 0.4
 WHIP_RESPONSE = 0.2
 WHIP_SHIFT = 0.03
@@ -253,6 +254,10 @@ def hard_cuts(change: np.ndarray, hists: np.ndarray, fps: float, frames: np.ndar
             continue
         if change[i] < NEIGHBOUR_CONTRAST * max(change[i - 1], change[i + 1] if i + 1 < len(change) else 0.0):
             continue  # one step of a run of big changes: a dissolve or fast motion, not one jump
+        sides = [float(np.median(part)) for part in (change[max(1, i - half) : i], change[i + 1 : i + 1 + half])
+                 if part.size]
+        if sides and change[i] < SIDE_CONTRAST * max(sides):
+            continue  # the first or last step of a dissolve: the changes go on on one side
         if spike[i]:
             continue  # a flash: the picture from before it comes back
         if on_ramp(frames, i):
