@@ -9,12 +9,12 @@ image ``Y = 0.299 R + 0.587 G + 0.114 B``:
   left out), robustly as ``1.4826 * MAD / 0.862`` (0.862: the residual's share of white noise).
 * ``laplacian_var``: variance of the 4-neighbour Laplacian (the classic blur figure; depends on the
   amount of detail, reported for reference only).
-* ``sharpness_index`` (0..1, higher is sharper): ``1 - blur effect`` after Crete-Roffet et al. (2007):
-  the grey image is blurred again with a 9-tap box along rows (columns); the share of the
+* ``sharpness_index`` (0..1, higher is sharper): ``1 - blur effect`` after Crete-Roffet et al.
+  (2007): the grey image is blurred again with a 9-tap box along rows (columns); the share of the
   neighbour differences that the re-blur does *not* remove is the blur (a blurred picture loses
-  little more). The larger blur of the two directions counts. About 0.65-0.8 for a crisp photo,
-  0.4-0.6 after a 1-pixel Gaussian blur, 0.25-0.45 after 2 pixels, below 0.2 from 3-5 pixels,
-  whatever the content; null for a picture without detail (neighbour differences under
+  little more). The larger blur of the two directions counts. About 0.6-0.8 for a crisp photo,
+  0.4-0.6 after a 1-pixel Gaussian blur, 0.25-0.35 after 2 pixels, 0.15-0.25 from 3-5 pixels,
+  much the same whatever the content (noise raises it; it is scored on its own); null for a picture without detail (neighbour differences under
   ``FLAT_GRADIENT`` grey levels on average).
 * ``underexposed`` / ``overexposed``: share of the frame with Y <= 16 / Y >= 240, measured on 4x4
   pixel averages (clipped *areas* count; a slight blur or single specular pixels change nothing).
