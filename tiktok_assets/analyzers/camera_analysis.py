@@ -132,8 +132,10 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
     pair_starts = np.array([i for i, _ in pairs], dtype=np.int64)
     rows = []
     for segment in shots.segments(SEGMENT_S):  # a pair belongs to the segment its first frame is in
-        a, b = np.searchsorted(starts, [segment.first, segment.last])
-        expected = int(np.searchsorted(pair_starts, segment.last) - np.searchsorted(pair_starts, segment.first))
+        a = int(np.searchsorted(starts, segment.first))
+        b = int(np.searchsorted(starts, segment.last, side="right"))  # a pair may start on the last frame
+        expected = int(np.searchsorted(pair_starts, segment.last, side="right")
+                       - np.searchsorted(pair_starts, segment.first))
         rows.append(segment_row(segment, motions[a:b], expected))
     durations = Counter()
     for row in rows:
@@ -157,7 +159,7 @@ SPEC = AnalyzerSpec(
     name="camera_analysis",
     modality="visual",
     description="Camera motion per ~1 s segment (static, pan, tilt, zoom, shake) with magnitude, from sparse optical flow",
-    version="1",
+    version="2",
     columns=COLUMNS,
     run=run,
     depends_on=("cut_analysis",),

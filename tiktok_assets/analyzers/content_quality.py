@@ -8,23 +8,35 @@ image ``Y = 0.299 R + 0.587 G + 0.114 B``:
   median filter in the flattest quarter of the frame (lowest smoothed gradient, clipped pixels
   left out), robustly as ``1.4826 * MAD / 0.862`` (0.862: the residual's share of white noise).
 * ``laplacian_var``: variance of the 4-neighbour Laplacian (the classic blur figure; depends on the
-  amount of detail). ``sharpness_index`` normalises it by the mean squared gradient, both with the
-  noise's share removed (``20 sigma^2`` and ``4 sigma^2``, at most 75 % of each): about 2-3 for a
-  crisp picture, 0.5-0.9 after a 1-pixel Gaussian blur, ~0.2 after 2 pixels, whatever the content.
-* ``underexposed`` / ``overexposed``: share of pixels with Y <= 16 / Y >= 240.
+  amount of detail, reported for reference only).
+* ``sharpness_index`` (0..1, higher is sharper): ``1 - blur effect`` after Crete-Roffet et al.
+  (2007): the grey image is blurred again with a 9-tap box along rows (columns); the share of the
+  neighbour differences that the re-blur does *not* remove is the blur (a blurred picture loses
+  little more). The larger blur of the two directions counts. About 0.6-0.8 for a crisp photo,
+  0.4-0.6 after a 1-pixel Gaussian blur, 0.25-0.35 after 2 pixels, 0.15-0.25 from 3-5 pixels,
+  much the same whatever the content (noise raises it; it is scored on its own); null for a picture without detail (neighbour differences under
+  ``FLAT_GRADIENT`` grey levels on average).
+* ``underexposed`` / ``overexposed``: share of the frame with Y <= 16 / Y >= 240, measured on 4x4
+  pixel averages (clipped *areas* count; a slight blur or single specular pixels change nothing).
 * ``blockiness``: coding-block grid strength: the mean absolute difference between neighbouring
   columns (and rows) is read as a signal along the frame, and its Fourier amplitude at the block
   period (8 and 4 source pixels, scaled to the sampled frame; periods below 2.5 pixels are not
   measurable) above the neighbouring frequencies, relative to its mean; 0 for clean pictures,
   ~0.2-0.4 for heavy JPEG-style blocking, ~2 for a pixelated picture.
 
-Grade (0-100) = ``100 * sum(w_i s_i) / sum(w_i)`` over the scores that exist, with weights
-sharpness 0.4, noise 0.25, exposure 0.2, blockiness 0.15 and scores clipped to 0..1:
+Grade (0-100) = ``100 * gate * sum(w_i s_i) / sum(w_i)`` with weights sharpness 0.35, noise 0.35,
+exposure 0.15, blockiness 0.15 and scores clipped to 0..1:
 
-* ``score_sharpness = (sharpness_index - 0.2) / 1.3`` (absent for frames without texture);
+* ``score_sharpness = (sharpness_index - 0.25) / 0.3`` (0 for a picture without detail: a flat,
+  black or white frame has nothing sharp in it; it is never left out);
 * ``score_noise = 1 - (noise_sigma - 1.5) / 6.5`` (1 up to 1.5 grey levels, 0 from 8);
-* ``score_exposure = 1 - (underexposed + overexposed - 0.05) / 0.45`` (5 % clipped is free);
-* ``score_blockiness = 1 - (blockiness - 0.05) / 0.25`` (absent where not measurable).
+* ``score_exposure = 1 - (underexposed + overexposed - 0.1) / 0.4`` (10 % clipped is free);
+* ``score_blockiness = 1 - (blockiness - 0.1) / 0.25`` (left out, with its weight, where not
+  measurable);
+* ``gate = sqrt(min(score_sharpness, visible))`` with ``visible = (1 - clipped share) / 0.5``
+  clipped to 0..1: a picture that is blurred away, flat, or mostly black or white grades 0
+  whatever its other scores. Every factor rises with its score, so the grade falls
+  monotonically with blur, noise, clipping and blocking.
 
 Scores are averaged over a segment's frames first; the grade is computed from those averages.
 """
@@ -42,8 +54,11 @@ DARK, BRIGHT = 16.0, 240.0
 MEDIAN_RESIDUAL_SHARE = 0.862
 BLOCK_PERIODS = (8.0, 4.0)
 MIN_PERIOD_PX = 2.5
-FLAT_GRADIENT2 = 2.0
-WEIGHTS = {"sharpness": 0.4, "noise": 0.25, "exposure": 0.2, "blockiness": 0.15}
+FLAT_GRADIENT = 0.5
+REBLUR_TAPS = 9
+EXPOSURE_POOL = 4
+SHARP_LOW, SHARP_SPAN = 0.25, 0.3
+WEIGHTS = {"sharpness": 0.35, "noise": 0.35, "exposure": 0.15, "blockiness": 0.15}
 
 COLUMNS = (
     pa.field("level", pa.string()),
@@ -85,25 +100,42 @@ def noise_sigma(g: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(r - np.median(r))) / MEDIAN_RESIDUAL_SHARE)
 
 
-def sharpness(g: np.ndarray, sigma: float) -> tuple[float, float | None]:
-    """(Laplacian variance, noise-corrected Laplacian-to-gradient energy ratio or None if flat)."""
+def blur_effect(g: np.ndarray) -> float | None:
+    """Blur effect 0 (sharp) .. 1 (blurred) of a grey frame, or None without detail (see the docstring)."""
     import cv2
 
-    lap_var = float(cv2.Laplacian(g, cv2.CV_32F, ksize=1)[1:-1, 1:-1].var())
-    gx = np.diff(g, axis=1)[:-1, :]
-    gy = np.diff(g, axis=0)[:, :-1]
-    grad2 = float((gx**2 + gy**2).mean())
-    if grad2 < FLAT_GRADIENT2:
-        return lap_var, None
-    lap_clean = max(lap_var - 20 * sigma**2, 0.25 * lap_var)
-    grad_clean = max(grad2 - 4 * sigma**2, 0.25 * grad2)
-    return lap_var, lap_clean / grad_clean
+    worst = None
+    for axis in (0, 1):
+        if g.shape[axis] < 2:
+            continue
+        shape = (REBLUR_TAPS, 1) if axis == 0 else (1, REBLUR_TAPS)
+        kernel = np.full(shape, 1.0 / REBLUR_TAPS, np.float32)
+        reblurred = cv2.filter2D(g, -1, kernel, borderType=cv2.BORDER_REFLECT)
+        d = np.abs(np.diff(g, axis=axis))
+        kept = np.maximum(0.0, d - np.abs(np.diff(reblurred, axis=axis)))
+        total = float(d.sum())
+        if total < FLAT_GRADIENT * d.size:
+            continue
+        blur = (total - float(kept.sum())) / total
+        worst = blur if worst is None else max(worst, blur)
+    return worst
+
+
+def sharpness(g: np.ndarray) -> tuple[float, float | None]:
+    """(Laplacian variance, sharpness index 0..1 or None for a picture without detail)."""
+    import cv2
+
+    inner = cv2.Laplacian(g, cv2.CV_32F, ksize=1)[1:-1, 1:-1] if min(g.shape) >= 3 else np.zeros(1)
+    blur = blur_effect(g)
+    return float(inner.var()), None if blur is None else 1.0 - blur
 
 
 def _grid_strength(profile: np.ndarray, period: float) -> float:
     """Fourier amplitude of ``profile`` at 1/period above nearby frequencies, relative to its mean."""
+    if profile.size < 4 * period:
+        return 0.0
     mean = float(profile.mean())
-    if mean <= 1e-6 or profile.size < 4 * period:
+    if mean <= 1e-6:
         return 0.0
     x = np.arange(profile.size)
     centred = profile - mean
@@ -126,16 +158,25 @@ def blockiness(g: np.ndarray, scale: float) -> float | None:
     return max(0.5 * (_grid_strength(across, p) + _grid_strength(down, p)) for p in periods)
 
 
+def _pooled(g: np.ndarray, k: int) -> np.ndarray:
+    """Means of ``k`` x ``k`` pixel blocks (the frame itself when it is smaller than one block)."""
+    h, w = (g.shape[0] // k) * k, (g.shape[1] // k) * k
+    if h == 0 or w == 0:
+        return g
+    return g[:h, :w].reshape(h // k, k, w // k, k).mean(axis=(1, 3))
+
+
 def frame_measures(frame: np.ndarray, scale: float) -> dict:
     g = grey(frame)
     sigma = noise_sigma(g)
-    lap_var, index = sharpness(g, sigma)
+    lap_var, index = sharpness(g)
+    coarse = _pooled(g, EXPOSURE_POOL)
     return {
         "sharpness_index": index,
         "laplacian_var": lap_var,
         "noise_sigma": sigma,
-        "underexposed": float((g <= DARK).mean()),
-        "overexposed": float((g >= BRIGHT).mean()),
+        "underexposed": float((coarse <= DARK).mean()),
+        "overexposed": float((coarse >= BRIGHT).mean()),
         "blockiness": blockiness(g, scale),
     }
 
@@ -144,10 +185,11 @@ def scores(m: dict) -> dict:
     """Sub-scores (0..1, None when not measurable) of one frame's measures."""
     clip = lambda v: float(np.clip(v, 0.0, 1.0))  # noqa: E731
     return {
-        "sharpness": None if m["sharpness_index"] is None else clip((m["sharpness_index"] - 0.2) / 1.3),
+        "sharpness": 0.0 if m["sharpness_index"] is None else clip((m["sharpness_index"] - SHARP_LOW) / SHARP_SPAN),
         "noise": clip(1 - (m["noise_sigma"] - 1.5) / 6.5),
-        "exposure": clip(1 - (m["underexposed"] + m["overexposed"] - 0.05) / 0.45),
-        "blockiness": None if m["blockiness"] is None else clip(1 - (m["blockiness"] - 0.05) / 0.25),
+        "exposure": clip(1 - (m["underexposed"] + m["overexposed"] - 0.1) / 0.4),
+        "blockiness": None if m["blockiness"] is None else clip(1 - (m["blockiness"] - 0.1) / 0.25),
+        "visible": clip((1 - m["underexposed"] - m["overexposed"]) / 0.5),
     }
 
 
@@ -157,11 +199,12 @@ def _mean(values: list) -> float | None:
 
 
 def grade(score: dict) -> float | None:
-    """The weighted mean of the available scores, 0..100 (see the module docstring)."""
-    parts = [(WEIGHTS[k], v) for k, v in score.items() if v is not None]
-    if not parts:
+    """Gated weighted mean of the available scores, 0..100 (see the module docstring)."""
+    parts = [(WEIGHTS[k], score[k]) for k in WEIGHTS if score.get(k) is not None]
+    if not parts or score.get("sharpness") is None:
         return None
-    return 100.0 * sum(w * v for w, v in parts) / sum(w for w, _ in parts)
+    gate = min(score["sharpness"], score.get("visible", 1.0)) ** 0.5
+    return 100.0 * gate * sum(w * v for w, v in parts) / sum(w for w, _ in parts)
 
 
 def summary_row(measures: list[dict], frame_scores: list[dict]) -> dict:
@@ -170,8 +213,10 @@ def summary_row(measures: list[dict], frame_scores: list[dict]) -> dict:
     for key in ("sharpness_index", "laplacian_var", "noise_sigma", "underexposed", "overexposed", "blockiness"):
         value = _mean([m[key] for m in measures])
         row[key] = None if value is None else round(value, 4)
-    averaged = {k: _mean([s[k] for s in frame_scores]) for k in WEIGHTS}
+    averaged = {k: _mean([s[k] for s in frame_scores]) for k in (*WEIGHTS, "visible")}
     for key, value in averaged.items():
+        if key not in WEIGHTS:
+            continue
         row[f"score_{key}"] = None if value is None else round(value, 4)
     total = grade(averaged)
     row["grade"] = None if total is None else round(total, 1)
@@ -227,7 +272,7 @@ SPEC = AnalyzerSpec(
     name="content_quality",
     modality="visual",
     description="Sharpness, noise, exposure and blockiness per ~1 s segment with a 0-100 grade, and for the video",
-    version="1",
+    version="2",
     columns=COLUMNS,
     run=run,
     depends_on=("cut_analysis",),

@@ -3,24 +3,36 @@
 * Frame change ``d[i]`` is the total-variation distance between colour histograms (8x8x8 RGB bins)
   of frames ``i-1`` and ``i``, raised to the mean absolute pixel change when two shots share a
   palette.
-* A **hard cut** is a change above ``CUT_MIN`` and well above its neighbourhood's median, that
-  - does not snap back within ``FLASH_FRAMES`` (the onset of a flash, reported by ``visual_effects``),
-  - is not the return from such a flash (frame ``i`` matches a frame shortly before the spike),
+* A **hard cut** is a change above ``CUT_MIN``, well above its neighbourhood's median, >=
+  ``SIDE_CONTRAST`` times the median of each side (~0.5 s) and ``NEIGHBOUR_CONTRAST`` times both
+  neighbouring steps (one jump, not a step of a dissolve or of fast motion), that
+  - is not part of a *spike*: frame ``k``, at most ``flash_len`` (3 frames or 0.12 s) frames far
+    from it, then ``k``'s picture again (a flash or blink, reported by ``visual_effects``);
   - is not a step of a brightness ramp: frame ``i`` is frame ``i-1`` under one global gain and
     offset (residual <= ``GAIN_MAX_RESIDUAL`` of the change) and so is the step before or after it,
-    in the same direction (a fade: large histogram changes, but no new picture).
+    in the same direction (a fade: large histogram changes, but no new picture);
+  - is not inside a *whip pan*: a run of >= 3 changing steps of which a quarter (and two, one by >=
+    ``WHIP_FAST_SHIFT``) are big moves of one
+    picture (phase correlation of consecutive frames: peak >= ``WHIP_RESPONSE`` and shift >=
+    ``WHIP_SHIFT``, or for smeared steps peak >= ``WHIP_WEAK_RESPONSE``, shift >=
+    ``WHIP_FAST_SHIFT`` and a neighbouring step alike);
+  - is not the same picture moved in one step (peak >= ``JUMP_RESPONSE``: dropped frames, which
+    visual_effects reports as a speed jump).
 * A **fade** (``fade_in`` / ``fade_out``) is a monotone brightness ramp of >= ``FADE_MIN_STEPS``
-  frame steps into or out of a black or white picture (mean < 30 or > 225, std < 12) whose frames
-  are blends of its two ends. Its span runs from the last frame before the ramp to the first frame
-  after it: the ramp is walked frame by frame from the black/white run while the distance to that
-  tone keeps growing by >= ``RAMP_STEP`` grey levels (and ``RAMP_RELATIVE`` of it), outwards, and
-  inside the run while it still shrinks.
-* A **dissolve** is a span without hard cuts whose ends differ strongly and whose frames in between
-  are, pixel for pixel, blends of the two ends with a rising mix, that is not a fade and that one
-  coherent camera motion does not explain: when every ~0.1 s step across it fits one similarity
+  frame steps and ``FADE_MIN_S`` into or out of a black or white picture (``_tone``'s one
+  definition, shared with visual_effects: grey mean <= 24 or >= 231, std < 12) whose frames are
+  blends of its two ends and whose black/white run is not a spike. Its span runs from the last
+  frame before the ramp to the first frame after it: the ramp is walked frame by frame from the
+  black/white run while the distance to that tone keeps growing by >= ``RAMP_STEP`` grey levels
+  (and ``RAMP_RELATIVE`` of it), outwards, and inside the run while it still shrinks.
+* A **dissolve** is found by a local search (see :func:`dissolves`): a span free of cuts, spikes,
+  fades and whip pans whose frames, shrunk to ~24 pixels so that motion inside the shots hardly
+  matters, are blends of its two ends with a steadily rising mix; it is widened while it stays
+  one and its ends are where a straight line through the mix weights meets 0 and 1. One coherent
+  camera motion must not explain it: when every ~0.1 s step across it fits one similarity
   transform with >= ``COHERENT_INLIERS`` of the tracked corners and the picture moves or scales by
-  >= ``COHERENT_MOTION`` overall, it is a fast zoom or pan, not an edit. That check runs only on
-  spans that passed the blend test.
+  >= ``COHERENT_MOTION`` overall, or a third of its steps are big moves of one picture, it is a
+  fast zoom or pan, not an edit.
 """
 
 from __future__ import annotations
@@ -28,18 +40,34 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from . import _motion
+from . import _motion, _tone
 from .base import AnalyzerContext, AnalyzerOutput, AnalyzerSpec
 
 CUT_MIN = 0.3
 CUT_CONTRAST = 2.5
 FLASH_FRAMES = 3
+FLASH_S = 0.12
+NEIGHBOUR_CONTRAST = 1.5
+SIDE_CONTRAST = 2.0
+JUMP_RESPONSE = 0.4
+WHIP_RESPONSE = 0.2
+WHIP_SHIFT = 0.03
+WHIP_WEAK_RESPONSE = 0.1
+WHIP_FAST_SHIFT = 0.1
+WHIP_RUN_CHANGE = 0.15
+FADE_MIN_S = 0.15
 DISSOLVE_MIN = 0.3
 BLEND_MAX_RESIDUAL = 0.3
+DISSOLVE_SPANS_S = (0.25, 0.4, 0.6, 0.85, 1.2, 1.7)
+TINY_SIDE = 24
+MIX_RISING = 0.9
+MIX_MIDDLE = (0.25, 0.75)
+MIX_EDGE = 0.03
+MIX_CORE = (0.15, 0.85)
+MIN_SHOT_S = 0.25
 GAIN_MAX_RESIDUAL = 0.4  # share of the mean absolute change left after the gain/offset fit
 GAIN_MIN_SLOPE = 0.2  # a fade keeps the picture: its gain is positive
 GAIN_MIN_CHANGE = 1.0  # grey levels; smaller steps say nothing about a ramp
-EXTREME_DARK, EXTREME_LIGHT, EXTREME_STD = 30.0, 225.0, 12.0
 FADE_MIN_STEPS = 2
 RAMP_STEP = 0.4
 RAMP_RELATIVE = 0.005
@@ -119,10 +147,104 @@ def on_ramp(frames: np.ndarray, i: int) -> bool:
     return False
 
 
-def hard_cuts(change: np.ndarray, hists: np.ndarray, fps: float, frames: np.ndarray) -> list[int]:
+def flash_len(fps: float) -> int:
+    """Longest flash in frames: ``FLASH_FRAMES`` or ``FLASH_S`` seconds, whichever is more."""
+    return max(FLASH_FRAMES, int(round(FLASH_S * (fps or 30.0))))
+
+
+def spikes(hists: np.ndarray, fps: float) -> np.ndarray:
+    """Per frame: True when the step into it belongs to a short spike (a flash or blink).
+
+    A spike is a frame ``k``, up to ``flash_len`` frames that differ strongly from it
+    (>= ``CUT_MIN``), and then a frame ``j`` whose picture is ``k``'s again (< ``CUT_MIN / 2``):
+    the steps into ``k+1 .. j`` are marked; no new shot began there.
+    """
+    n = len(hists)
+    marked = np.zeros(n, dtype=bool)
+    longest = flash_len(fps)
+    for k in range(n - 2):
+        far = 0.0
+        for j in range(k + 1, min(n, k + longest + 2)):
+            d = float(tv_distance(hists[j], hists[k]))
+            if j >= k + 2 and far >= CUT_MIN and d < CUT_MIN / 2:
+                marked[k + 1 : j + 1] = True
+                break
+            far = max(far, d)
+    return marked
+
+
+def shift_step(prev: np.ndarray, cur: np.ndarray) -> tuple[float, float, float]:
+    """(dx, dy in short sides, peak response) of the translation that best maps ``prev`` onto ``cur``
+    (phase correlation of the grey frames under a Hann window; response 0 for frames under 8 px)."""
+    import cv2
+
+    a, b = _tone.grey(prev), _tone.grey(cur)
+    if min(a.shape) < 8:
+        return 0.0, 0.0, 0.0
+    window = cv2.createHanningWindow((a.shape[1], a.shape[0]), cv2.CV_32F)
+    (dx, dy), response = cv2.phaseCorrelate(a, b, window)
+    short = min(a.shape)
+    return float(dx) / short, float(dy) / short, float(response)
+
+
+def whip_step(frames: np.ndarray, i: int) -> float:
+    """How far (short sides) the step into frame i moves one picture (a whip pan or fast pan),
+    0.0 when it does not (a new picture, or little motion).
+
+    Either one translation maps frame i-1 onto frame i with a phase-correlation peak >=
+    ``WHIP_RESPONSE`` and a shift >= ``WHIP_SHIFT`` of the short side, or, for the fastest, smeared
+    steps, the peak is >= ``WHIP_WEAK_RESPONSE`` with a shift >= ``WHIP_FAST_SHIFT`` and a
+    neighbouring step shows the same: a run of big moves along one axis (a cut is one step whose
+    neighbours hardly move).
+    """
+    def move(j: int) -> tuple[float, float, float] | None:
+        return shift_step(frames[j - 1], frames[j]) if 1 <= j < len(frames) else None
+
+    dx, dy, response = move(i)
+    shift = float(np.hypot(dx, dy))
+    if response >= WHIP_RESPONSE and shift >= WHIP_SHIFT:
+        return shift
+    if response < WHIP_WEAK_RESPONSE or shift < WHIP_FAST_SHIFT:
+        return 0.0
+    for j in (i - 1, i + 1):
+        other = move(j)
+        if other is None:
+            continue
+        ox, oy, o_response = other
+        same_axis = (abs(ox) > abs(oy)) == (abs(dx) > abs(dy))
+        if o_response >= WHIP_WEAK_RESPONSE and np.hypot(ox, oy) >= WHIP_FAST_SHIFT and same_axis:
+            return shift
+    return 0.0
+
+
+def in_whip(frames: np.ndarray, change: np.ndarray, i: int, memo: dict[int, float]) -> bool:
+    """True when the step into frame i lies in a whip pan: a run of >= 3 steps that all change the
+    picture (>= ``WHIP_RUN_CHANGE``) of which at least a quarter, and two, are whip steps
+    (:func:`whip_step`), one of them moving >= ``WHIP_FAST_SHIFT`` (a steady fast pan is no whip:
+    a cut inside it stays a cut); its smeared first and last steps count with it."""
+    n = len(change)
+    first, last = i, i
+    while first > 1 and change[first - 1] >= WHIP_RUN_CHANGE:
+        first -= 1
+    while last + 1 < n and change[last + 1] >= WHIP_RUN_CHANGE:
+        last += 1
+    if last - first < 2:
+        return False
+    for j in range(first, last + 1):
+        if j not in memo:
+            memo[j] = whip_step(frames, j)
+    moves = [memo[j] for j in range(first, last + 1)]
+    hits = sum(m > 0 for m in moves)
+    return hits >= max(2, (last - first + 1) / 4) and max(moves) >= WHIP_FAST_SHIFT
+
+
+def hard_cuts(change: np.ndarray, hists: np.ndarray, fps: float, frames: np.ndarray,
+              spike: np.ndarray | None = None) -> list[int]:
     """Frame indices where a new shot begins (see the module docstring)."""
     half = max(3, int(round(fps / 2)))
+    spike = spikes(hists, fps) if spike is None else spike
     cuts: list[int] = []
+    whips: dict[int, float] = {}
     for i in range(1, len(change)):
         if change[i] < CUT_MIN:
             continue
@@ -130,14 +252,20 @@ def hard_cuts(change: np.ndarray, hists: np.ndarray, fps: float, frames: np.ndar
         baseline = float(np.median(around)) if around.size else 0.0
         if change[i] < CUT_CONTRAST * baseline + 0.05:
             continue
-        later = hists[i + 1 : i + 1 + FLASH_FRAMES]
-        if later.size and tv_distance(later, hists[i - 1]).min() < CUT_MIN / 2:
-            continue  # the picture comes back: a flash, not a cut
-        earlier = hists[max(0, i - 1 - FLASH_FRAMES) : i - 1]
-        if earlier.size and tv_distance(earlier, hists[i]).min() < CUT_MIN / 2:
-            continue  # the picture from before a short spike is back: the end of a flash
+        if change[i] < NEIGHBOUR_CONTRAST * max(change[i - 1], change[i + 1] if i + 1 < len(change) else 0.0):
+            continue  # one step of a run of big changes: a dissolve or fast motion, not one jump
+        sides = [float(np.median(part)) for part in (change[max(1, i - half) : i], change[i + 1 : i + 1 + half])
+                 if part.size]
+        if sides and change[i] < SIDE_CONTRAST * max(sides):
+            continue  # the first or last step of a dissolve: the changes go on on one side
+        if spike[i]:
+            continue  # a flash: the picture from before it comes back
         if on_ramp(frames, i):
             continue  # a fade: the same picture, brighter or darker
+        if in_whip(frames, change, i, whips):
+            continue  # a whip pan: one shot, smeared by fast camera motion
+        if shift_step(frames[i - 1], frames[i])[2] >= JUMP_RESPONSE:
+            continue  # the same picture moved in one step (dropped frames): visual_effects' speed_jump
         if cuts and i - cuts[-1] < half // 2:
             if change[i] > change[cuts[-1]]:
                 cuts[-1] = i
@@ -151,22 +279,6 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     padded = np.concatenate([[False], mask, [False]]).astype(np.int8)
     edges = np.flatnonzero(np.diff(padded))
     return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2])]
-
-
-def _tones(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard deviation of every frame's values (all channels)."""
-    mean, std = np.empty(len(frames)), np.empty(len(frames))
-    for i, frame in enumerate(frames):
-        values = np.asarray(frame, dtype=np.float32)
-        mean[i], std[i] = values.mean(), values.std()
-    return mean, std
-
-
-def _extreme_tone(frame: np.ndarray) -> bool:
-    """True for a (near) black or white picture."""
-    values = np.asarray(frame, dtype=np.float32)
-    mean = float(values.mean())
-    return float(values.std()) < EXTREME_STD and (mean < EXTREME_DARK or mean > EXTREME_LIGHT)
 
 
 def _blend_fit(frames: np.ndarray, a: int, b: int) -> tuple[float, np.ndarray]:
@@ -193,19 +305,28 @@ def _is_blend(frames: np.ndarray, a: int, b: int) -> tuple[bool, np.ndarray]:
     return residual <= BLEND_MAX_RESIDUAL and rising >= 0.9, alphas
 
 
-def fades(frames: np.ndarray, hists: np.ndarray, cuts: list[int]) -> list[Event]:
-    """Brightness ramps into (``fade_out``) and out of (``fade_in``) black or white pictures."""
+def fades(frames: np.ndarray, hists: np.ndarray, cuts: list[int], fps: float = 30.0,
+          spike: np.ndarray | None = None) -> list[Event]:
+    """Brightness ramps into (``fade_out``) and out of (``fade_in``) black or white pictures.
+
+    A ramp shorter than ``FADE_MIN_S`` and one around a black/white run inside a short spike (the
+    picture before it comes back within a flash's length) is a flash or blink, not a fade.
+    """
     n = len(frames)
     if n < 2:
         return []
-    mean, std = _tones(frames)
+    spike = spikes(hists, fps) if spike is None else spike
+    shortest = max(FADE_MIN_STEPS, int(round(FADE_MIN_S * (fps or 30.0))))
+    mean, std = _tone.luma_curve(frames)
     cut_set = set(cuts)
     found: list[Event] = []
     for extreme, distance in (
-        ((mean < EXTREME_DARK) & (std < EXTREME_STD), mean),
-        ((mean > EXTREME_LIGHT) & (std < EXTREME_STD), 255.0 - mean),
+        (_tone.black(mean, std), mean),
+        (_tone.white(mean, std), 255.0 - mean),
     ):
         for a, b in _runs(extreme):
+            if spike[a : b + 1].all() or (b + 1 < n and spike[a : b + 2].all()):
+                continue  # a flash to white or a blink to black
             for kind, edge, out in (("fade_out", a, -1), ("fade_in", b, 1)):
                 outer = edge  # walk away from the black/white run while the picture keeps coming
                 while 0 <= outer + out < n and max(outer, outer + out) not in cut_set:
@@ -218,7 +339,7 @@ def fades(frames: np.ndarray, hists: np.ndarray, cuts: list[int]) -> list[Event]
                         and distance[inner] - distance[inner - out] >= RAMP_STEP:
                     inner -= out
                 first, last = sorted((outer, inner))
-                if last - first < FADE_MIN_STEPS:
+                if last - first < shortest:
                     continue
                 strength = float(tv_distance(hists[outer], hists[inner]))
                 if strength < DISSOLVE_MIN or not _is_blend(frames, first, last)[0]:
@@ -244,51 +365,180 @@ def explained_by_motion(frames: np.ndarray, first: int, last: int, fps: float) -
     return max(scale, shift) >= COHERENT_MOTION
 
 
-def dissolves(frames: np.ndarray, hists: np.ndarray, cuts: list[int], fps: float) -> list[Event]:
-    """Gradual transitions between shots: fades (see :func:`fades`) and dissolves."""
-    found = fades(frames, hists, cuts)
-    k = max(2, int(round(fps * 0.5)))
-    n = len(frames)
-    if n <= 2 * k:
-        return found
-    long_change = np.zeros(n)
-    long_change[k : n - k] = tv_distance(hists[2 * k :], hists[: n - 2 * k])
-    cut_set = set(cuts)
-    candidate = [
-        i for i in range(k, n - k)
-        if long_change[i] > DISSOLVE_MIN and not any(j in cut_set for j in range(i - k, i + k + 1))
-    ]
-    groups: list[list[int]] = []
-    for i in candidate:
-        if groups and i - groups[-1][-1] <= 1:
-            groups[-1].append(i)
+def tiny_frames(frames: np.ndarray) -> np.ndarray:
+    """Frames shrunk to about ``TINY_SIDE`` pixels on the short side and softened, float32 (N, P):
+    small motion inside a shot hardly changes them, a change of picture does."""
+    import cv2
+
+    h, w = frames.shape[1:3]
+    scale = min(1.0, TINY_SIDE / max(1, min(h, w)))
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    out = []
+    for frame in frames:
+        small = cv2.resize(np.ascontiguousarray(frame), size, interpolation=cv2.INTER_AREA).astype(np.float32)
+        if min(size) >= 4:
+            small = cv2.GaussianBlur(small, (0, 0), 0.8)
+        out.append(small.ravel())
+    return np.asarray(out, dtype=np.float32).reshape(len(frames), -1)
+
+
+def blend_fit(tiny: np.ndarray, a: int, b: int) -> tuple[float, np.ndarray, float]:
+    """(residual share, mix weights, mean end difference) of frames a..b as blends of frames a and b."""
+    first = tiny[a]
+    delta = tiny[b] - first
+    norm = float(delta @ delta)
+    size = float(np.abs(delta).mean()) if delta.size else 0.0
+    if norm <= 0:
+        return 1.0, np.zeros(b - a + 1), 0.0
+    x = tiny[a : b + 1] - first
+    alphas = np.clip(x @ delta / norm, 0.0, 1.0)
+    residual = np.abs(x - alphas[:, None] * delta[None, :]).mean(axis=1)
+    return float(residual.mean() / (size + 1e-6)), alphas, size
+
+
+def whip_frames(frames: np.ndarray, change: np.ndarray) -> np.ndarray:
+    """Per frame: True inside a whip pan (see :func:`in_whip`)."""
+    mask = np.zeros(len(change), dtype=bool)
+    memo: dict[int, float] = {}
+    i = 1
+    while i < len(change):
+        if change[i] >= WHIP_RUN_CHANGE and in_whip(frames, change, i, memo):
+            j = i
+            while j + 1 < len(change) and change[j + 1] >= WHIP_RUN_CHANGE:
+                j += 1
+            mask[i - 1 : j + 1] = True
+            i = j + 1
         else:
-            groups.append([i])
-    fade_spans = list(found)
-    for group in groups:
-        a, b = max(0, group[0] - k), min(n - 1, group[-1] + k)
-        if _extreme_tone(frames[a]) or _extreme_tone(frames[b]):
-            continue  # one end is black or white: a fade, found above when it is one
-        blend, alphas = _is_blend(frames, a, b)
-        inside = np.flatnonzero((alphas > 0.03) & (alphas < 0.97))
-        if not blend or inside.size == 0:
+            i += 1
+    return mask
+
+
+def mix_span(alphas: np.ndarray) -> tuple[int, int]:
+    """First and last frame (offsets into ``alphas``) of a rising mix: the frames before it starts
+    and after it ends, where a straight line through the mix weights between ``MIX_CORE`` meets 0
+    and 1 (the weights of unmixed frames are not exactly 0 or 1 when the shots move)."""
+    core = np.flatnonzero((alphas > MIX_CORE[0]) & (alphas < MIX_CORE[1]))
+    if core.size >= 2:
+        slope, offset = np.polyfit(core.astype(np.float64), alphas[core], 1)
+        if slope > 0:
+            start = int(np.floor(-offset / slope)) - 1
+            end = int(np.ceil((1 - offset) / slope)) + 1
+            return max(0, min(start, int(core[0]) - 1)), min(len(alphas) - 1, max(end, int(core[-1]) + 1))
+    inside = np.flatnonzero((alphas > MIX_EDGE) & (alphas < 1 - MIX_EDGE))
+    if inside.size == 0:
+        return 0, len(alphas) - 1
+    return max(0, int(inside[0]) - 1), min(len(alphas) - 1, int(inside[-1]) + 1)
+
+
+def swept(frames: np.ndarray, first: int, last: int) -> bool:
+    """True when at least a third of the steps in frames first..last move one picture far
+    (:func:`whip_step`): a fast pan, smeared too much for the corner tracker."""
+    steps = range(max(1, first + 1), last + 1)
+    return len(steps) > 0 and sum(whip_step(frames, j) > 0 for j in steps) >= len(steps) / 3
+
+
+def dissolves(frames: np.ndarray, hists: np.ndarray, cuts: list[int], fps: float,
+              spike: np.ndarray | None = None, change: np.ndarray | None = None) -> list[Event]:
+    """Gradual transitions between shots: fades (see :func:`fades`) and dissolves.
+
+    Dissolves are searched locally: for every frame as the middle and every span length in
+    ``DISSOLVE_SPANS_S``, the frames of the span are fitted as blends of its two end frames on
+    tiny, softened frames (:func:`tiny_frames`). A span is a dissolve candidate when its ends
+    differ (colour histograms >= ``DISSOLVE_MIN`` apart), the fit leaves <= ``BLEND_MAX_RESIDUAL``
+    of the end difference, the mix rises steadily (correlation with time >= ``MIX_RISING``) and
+    reaches ``MIX_MIDDLE`` at the middle frame, and no hard cut, flash, fade, whip pan or black or
+    white end lies in it. Candidates are taken best fit first, each widened while it stays a
+    blend, trimmed to the frames whose mix is strictly between 0 and 1, and dropped when one
+    coherent camera motion explains it (:func:`explained_by_motion`) or it overlaps one taken.
+    Pieces less than ``MIN_SHOT_S`` apart are joined into one dissolve.
+    """
+    spike = spikes(hists, fps) if spike is None else spike
+    found = fades(frames, hists, cuts, fps, spike)
+    n = len(frames)
+    if n < 5:
+        return found
+    if change is None:
+        change = frame_changes(frames, hists)
+    blocked = spike.copy()
+    blocked[cuts] = True
+    blocked |= whip_frames(frames, change)
+    for first, last, _, _ in found:
+        blocked[first : last + 1] = True
+    blocked_before = np.concatenate([[0], np.cumsum(blocked)])
+    tiny = tiny_frames(frames)
+    mean, std = _tone.luma_curve(frames)
+    flat_end = _tone.black(mean, std) | _tone.white(mean, std)  # a black or white end: a fade's business
+    halves = sorted({max(2, int(round(span * (fps or 30.0) / 2)) + 1) for span in DISSOLVE_SPANS_S})
+
+    def span_fit(a: int, b: int) -> tuple[float, np.ndarray] | None:
+        """The blend fit of frames a..b when it is one (see the docstring), else None."""
+        if a < 0 or b >= n or blocked_before[b + 1] - blocked_before[a + 1] > 0:
+            return None  # a cut, flash, fade or whip between the ends
+        if float(tv_distance(hists[a], hists[b])) < DISSOLVE_MIN:
+            return None
+        if flat_end[a] or flat_end[b]:
+            return None
+        residual, alphas, _ = blend_fit(tiny, a, b)
+        if residual > BLEND_MAX_RESIDUAL:
+            return None
+        rising = float(np.corrcoef(np.arange(len(alphas)), alphas)[0, 1]) if alphas.std() > 0 else 0.0
+        return (residual, alphas) if rising >= MIX_RISING else None
+
+    def fit(c: int, w: int) -> tuple[float, np.ndarray] | None:
+        result = span_fit(c - w, c + w)
+        return result if result is not None and MIX_MIDDLE[0] <= result[1][w] <= MIX_MIDDLE[1] else None
+
+    candidates = []
+    for c in range(1, n - 1):
+        for w in halves:
+            result = fit(c, w)
+            if result is not None:
+                candidates.append((result[0], c, w))
+    taken: list[tuple[int, int]] = []
+    for _, c, w in sorted(candidates):
+        if any(c - w <= last and first <= c + w for first, last in taken):
             continue
-        first, last = a + max(0, int(inside[0]) - 1), a + min(len(alphas) - 1, int(inside[-1]) + 1)
-        if any(first <= f_last and f_first <= last for f_first, f_last, _, _ in fade_spans):
+        a, b = c - w, c + w  # widen each side while the frames stay blends of the ends
+        step = max(1, int(round((fps or 30.0) / 20)))
+        longest = int(round(DISSOLVE_SPANS_S[-1] * (fps or 30.0))) + 2
+        grown = True
+        while grown:
+            grown = False
+            for side in (-1, 1):  # one step on each side per round
+                a2, b2 = (a - step, b) if side < 0 else (a, b + step)
+                if b2 - a2 <= longest and span_fit(a2, b2) is not None:
+                    a, b, grown = a2, b2, True
+        _, alphas, _ = blend_fit(tiny, a, b)
+        first, last = mix_span(alphas)
+        first, last = a + first, a + last
+        if any(first <= t_last and t_first <= last for t_first, t_last in taken):
             continue
-        if explained_by_motion(frames, first, last, fps):
+        if explained_by_motion(frames, first, last, fps) or swept(frames, first, last):
             continue  # a fast zoom or pan, not an edit
-        found.append((first, last, "dissolve", float(tv_distance(hists[a], hists[b]))))
-    return sorted(found)
+        taken.append((first, last))
+    return sorted(found + merge_close(taken, hists, int(round(MIN_SHOT_S * (fps or 30.0)))))
+
+
+def merge_close(spans: list[tuple[int, int]], hists: np.ndarray, gap: int) -> list[Event]:
+    """Dissolve events from spans, joining spans less than ``gap`` frames apart: no shot is that
+    short, so they are two pieces of one dissolve that fast motion kept from fitting as one."""
+    merged: list[list[int]] = []
+    for first, last in sorted(spans):
+        if merged and first - merged[-1][1] < gap:
+            merged[-1][1] = max(merged[-1][1], last)
+        else:
+            merged.append([first, last])
+    return [(a, b, "dissolve", float(tv_distance(hists[a], hists[b]))) for a, b in merged]
 
 
 def detect(frames: np.ndarray, fps: float) -> tuple[np.ndarray, list[Event]]:
     """Frame changes and all edit points, sorted: (first, last, kind, strength) per event."""
     hists = histograms(frames)
     change = frame_changes(frames, hists)
-    cuts = hard_cuts(change, hists, fps, frames)
+    spike = spikes(hists, fps)
+    cuts = hard_cuts(change, hists, fps, frames, spike)
     events: list[Event] = [(i, i, "hard_cut", float(change[i])) for i in cuts]
-    events += dissolves(frames, hists, cuts, fps)
+    events += dissolves(frames, hists, cuts, fps, spike, change)
     return change, sorted(events)
 
 
@@ -311,13 +561,15 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
         )
     minutes = media.duration_s / 60 if media.duration_s else 1.0
     shots = len(rows) + 1
+    cuts = sum(r["kind"] == "hard_cut" for r in rows)
     return AnalyzerOutput(
         rows=rows,
         examined=[(0.0, media.duration_s)],
         metadata={
-            "cuts": sum(r["kind"] == "hard_cut" for r in rows),
+            "cuts": cuts,
             "transitions": len(rows),
-            "cuts_per_minute": round(len(rows) / minutes, 2),
+            "cuts_per_minute": round(cuts / minutes, 2),  # hard cuts only; fades and dissolves are not cuts
+            "transitions_per_minute": round(len(rows) / minutes, 2),
             "mean_shot_length_s": round(media.duration_s / shots, 2),
             "frames_compared": int(len(frames)),
         },
@@ -328,7 +580,7 @@ SPEC = AnalyzerSpec(
     name="cut_analysis",
     modality="visual",
     description="Hard cuts, dissolves and fades with time and strength; cut rate",
-    version="2",
+    version="3",
     columns=COLUMNS,
     run=run,
     main_figure="cuts",

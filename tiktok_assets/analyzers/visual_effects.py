@@ -6,16 +6,19 @@ Kinds (column ``kind``; ``detail`` refines it, ``strength`` is its size):
   above the level both before and after, for at most ``FLASH_MAX_S``; ``detail`` ``bright`` (a
   white/light flash) or ``dark`` (a blink to black); strength = the jump (0-255).
 * ``fade_in`` / ``fade_out``: a steady luma ramp of >= ``FADE_MIN_S`` from / to a black or white
-  picture (mean < 20 or > 235 with std < 12); ``detail`` ``from_black``, ``to_white`` ...; span =
+  picture (``_tone``'s one definition, shared with cut_analysis: grey mean <= 24 or >= 231, std < 12); ``detail`` ``from_black``, ``to_white`` ...; span =
   the ramp; strength = the luma range covered. Found from the luma curve (also at the clip's first
   and last frame, where cut_analysis's blend test has no frames on one side).
 * ``freeze``: inside one shot, >= ``FREEZE_MIN_S`` of identical consecutive frames (mean absolute
   grey difference <= ``DUP_MAX``) with motion both before and after (a picture that stops and goes
-  on; a still held to the end of a shot is not told apart from a still shot); strength = seconds.
-* ``slow_motion``: inside one shot, a ~1 s window where 25-85 % of the frame steps are exact
-  repeats and the others move: the slowed-down footage of frame duplication; strength = estimated
-  speed (share of new frames, 0.5 = half speed). Slow motion by interpolation or from high-speed
-  capture has no repeated frames and is not seen.
+  on; a still held to the end of a shot is not told apart from a still shot; frames inside
+  dissolves and fades count as neither repeats nor motion); strength = seconds.
+* ``slow_motion``: inside one shot, a ~1 s window where the others move and exact repeats make up
+  25 % or more *beyond the video's own cadence* (at most 85 % in all): the slowed-down footage of
+  frame duplication. The cadence is the low quartile of the repeat shares of all moving windows, so 15 fps
+  content in a 30 fps container (every picture twice) is not slow motion; strength = estimated
+  speed against that cadence (share of new frames relative to it, 0.5 = half speed). Slow
+  motion by interpolation or from high-speed capture has no repeated frames and is not seen.
 * ``speed_jump``: a frame step inside a shot that changes the picture >= ``JUMP_RATIO`` times more
   than the steps around it (dropped frames, a speed ramp, a jump cut too small for a cut);
   strength = that ratio.
@@ -31,7 +34,9 @@ Kinds (column ``kind``; ``detail`` refines it, ``strength`` is its size):
   frame without the detection inside a held span is tolerated.
 * ``picture_in_picture``: a rectangle of straight edges (>= 12 % of the frame side each way, under
   60 %) with a textured inside that differs in colour from its surroundings (colour-histogram TV
-  distance >= ``BOX_COLOUR_MIN``), in >= 2 sampled frames; ``region`` = [x0, y0, x1, y1] as
+  distance >= ``BOX_COLOUR_MIN``), where the surroundings are a picture too (under ``FLAT_AROUND``
+  of the band around the box within ``FLAT_TOL`` grey levels of its median: a photo on a plain
+  background with a caption is one picture, not an inset), in >= 2 sampled frames; ``region`` = [x0, y0, x1, y1] as
   shares of the frame; strength = that colour distance.
 """
 
@@ -40,12 +45,11 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from . import _motion, _shots
+from . import _motion, _shots, _tone
 from .base import AnalyzerContext, AnalyzerOutput, AnalyzerSpec
 
 FLASH_RISE = 50.0
 FLASH_MAX_S = 0.5
-EXTREME_DARK, EXTREME_LIGHT, EXTREME_STD = 20.0, 235.0, 12.0
 FADE_MIN_S = 0.2
 FADE_MIN_RANGE = 40.0
 DUP_MAX = 0.15
@@ -53,6 +57,7 @@ MOVE_MIN = 1.0
 FREEZE_MIN_S = 0.5
 SLOW_WINDOW_S = 1.0
 SLOW_DUP_SHARE = (0.25, 0.85)
+CADENCE_PERCENTILE = 25
 JUMP_RATIO = 4.0
 JUMP_MIN = 4.0
 ZOOM_RATE_MIN = 0.35
@@ -68,6 +73,7 @@ BOX_MIN, BOX_MAX = 0.12, 0.6
 BOX_COVER = 0.8
 BOX_TOL = 0.03
 BOX_COLOUR_MIN = 0.3
+FLAT_TOL, FLAT_AROUND = 6.0, 0.6
 
 COLUMNS = (
     pa.field("kind", pa.string()),
@@ -79,13 +85,7 @@ COLUMNS = (
 
 def luma_curve(lowres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and standard deviation of the grey level of every lowres frame."""
-    mean = np.empty(len(lowres))
-    std = np.empty(len(lowres))
-    weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    for i, frame in enumerate(lowres):
-        g = np.asarray(frame, dtype=np.float32) @ weights
-        mean[i], std[i] = g.mean(), g.std()
-    return mean, std
+    return _tone.luma_curve(lowres)
 
 
 def flashes(y: np.ndarray, times: np.ndarray, fps: float) -> list[dict]:
@@ -127,8 +127,8 @@ def fades(y: np.ndarray, s: np.ndarray, times: np.ndarray, fps: float) -> list[d
     n = len(y)
     shortest = max(2, int(round(FADE_MIN_S * fps)))
     for tone, extreme, distance in (
-        ("black", (y < EXTREME_DARK) & (s < EXTREME_STD), y),
-        ("white", (y > EXTREME_LIGHT) & (s < EXTREME_STD), 255.0 - y),
+        ("black", _tone.black(y, s), y),
+        ("white", _tone.white(y, s), 255.0 - y),
     ):
         runs = _runs(extreme)
         for a, b in runs:
@@ -176,6 +176,34 @@ def frame_steps(lowres: np.ndarray) -> np.ndarray:
     return steps
 
 
+def repeat_cadence(steps: np.ndarray, dup: np.ndarray, ignore: np.ndarray, shots: _shots.ShotList,
+                   window: int) -> float:
+    """Share of repeated frames that is the content's own frame rate, not an effect.
+
+    A low percentile (``CADENCE_PERCENTILE``, the video's normal speed is its fastest part) of
+    the repeat shares of all ~1 s windows of moving shots (freezes left out): 0 for content at the container's
+    rate, ~0.5 for 15 fps content in a 30 fps container (every picture shown twice), ~0.2 for
+    24 fps with pulldown. Capped below ``SLOW_DUP_SHARE[1]``.
+    """
+    shares = []
+    for shot in shots.shots:
+        idx = np.arange(shot.first + 1, shot.last + 1)
+        usable = ~ignore[idx]
+        if idx.size < window or not usable.any():
+            continue
+        moving = steps[idx][~dup[idx] & usable]
+        if moving.size == 0 or np.median(moving) < MOVE_MIN:
+            continue
+        for start in range(0, idx.size - window + 1, max(1, window // 2)):
+            part = usable[start : start + window]
+            if part.any():
+                shares.append(float(dup[idx][start : start + window][part].mean()))
+    shares = [v for v in shares if v <= SLOW_DUP_SHARE[1]]  # freezes say nothing about the cadence
+    if not shares:
+        return 0.0
+    return float(min(np.percentile(shares, CADENCE_PERCENTILE), SLOW_DUP_SHARE[1] - 0.05))
+
+
 def speed_changes(steps: np.ndarray, shots: _shots.ShotList, fps: float, ignore: np.ndarray) -> list[dict]:
     """Freezes, slow motion by repeated frames and jumps, all inside single shots.
 
@@ -188,6 +216,7 @@ def speed_changes(steps: np.ndarray, shots: _shots.ShotList, fps: float, ignore:
     ignore[1:] |= ignore[:-1]  # the step out of an ignored frame tells nothing either
     dup = (steps <= DUP_MAX) & ~ignore
     window = max(4, int(round(SLOW_WINDOW_S * fps)))
+    cadence = repeat_cadence(steps, dup, ignore, shots, window)
     for shot in shots.shots:
         lo, hi = shot.first + 1, shot.last  # steps into frames lo..hi stay inside the shot
         if hi - lo < 3:
@@ -214,16 +243,20 @@ def speed_changes(steps: np.ndarray, shots: _shots.ShotList, fps: float, ignore:
             share = part.mean()
             longest = max((b - a + 1 for a, b in _runs(part)), default=0)
             others = st[start : start + window][~part & usable[start : start + window]]
-            if SLOW_DUP_SHARE[0] <= share <= SLOW_DUP_SHARE[1] and longest <= 4 and others.size \
+            extra = (share - cadence) / (1 - cadence)  # repeats beyond the content's own frame rate
+            if SLOW_DUP_SHARE[0] <= extra and share <= SLOW_DUP_SHARE[1] and longest <= 4 and others.size \
                     and np.median(others) >= MOVE_MIN:
                 slow[start : start + window] = True
+        typical = int(round(cadence / (1 - cadence)))  # repeats in a row that are the cadence itself
         for a, b in _runs(slow):
-            repeats = np.flatnonzero(du[a : b + 1])
-            a, b = a + int(repeats[0]), a + int(repeats[-1])  # from the first to the last repeat
+            held = [(p, q) for p, q in _runs(du[a : b + 1]) if q - p + 1 > typical]
+            if not held:
+                continue
+            a, b = a + held[0][0], a + held[-1][1]  # from the first to the last repeat beyond the cadence
             share = float(du[a : b + 1].mean())
             end = float(times[idx[b] + 1]) if idx[b] + 1 < len(times) else float(times[idx[b]])
             found.append({"start_s": float(times[idx[a] - 1]), "end_s": end, "kind": "slow_motion",
-                          "detail": "repeated frames", "strength": round(1 - share, 2)})
+                          "detail": "repeated frames", "strength": round((1 - share) / (1 - cadence), 2)})
         half = max(2, window // 2)
         for k in range(len(idx)):
             if du[k] or not usable[k]:
@@ -276,14 +309,14 @@ def _edge_maps(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
     f = np.ascontiguousarray(frame)
 
-    def strongest(diff: np.ndarray) -> np.ndarray:
-        r, g, b = cv2.split(diff)
-        return cv2.max(cv2.max(r, g), b) > EDGE_MIN
+    def strongest(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        # numpy, not cv2: frames under 3 pixels give empty differences, which cv2 cannot take
+        return np.abs(a.astype(np.int16) - b.astype(np.int16)).max(axis=-1, initial=0) > EDGE_MIN
 
     h_edges = np.zeros(f.shape[:2], dtype=bool)
     v_edges = np.zeros(f.shape[:2], dtype=bool)
-    h_edges[1:-1, :] = strongest(cv2.absdiff(f[2:, :], f[:-2, :]))  # row y+1 against y-1
-    v_edges[:, 1:-1] = strongest(cv2.absdiff(np.ascontiguousarray(f[:, 2:]), np.ascontiguousarray(f[:, :-2])))
+    h_edges[1:-1, :] = strongest(f[2:, :], f[:-2, :])  # row y+1 against y-1
+    v_edges[:, 1:-1] = strongest(f[:, 2:], f[:, :-2])
     grey = cv2.cvtColor(f, cv2.COLOR_RGB2GRAY).astype(np.float32)
     return grey, h_edges, v_edges
 
@@ -386,6 +419,9 @@ def inset_box(frame: np.ndarray, maps: tuple | None = None) -> tuple[tuple[float
             around = np.asarray(frame)[band]
             if around.size == 0:
                 continue
+            around_grey = grey[band]
+            if float((np.abs(around_grey - np.median(around_grey)) <= FLAT_TOL).mean()) >= FLAT_AROUND:
+                continue  # one photo on a plain background (captions aside): no picture around it
             colour_gap = float(tv_distance(histograms(inside[None])[0], histograms(around[None])[0]))
             if colour_gap < BOX_COLOUR_MIN:
                 continue
@@ -444,7 +480,7 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
     shots = _shots.shot_list(media, context)
     y, s = luma_curve(lowres)
     rows = flashes(y, times, fps) + fades(y, s, times, fps)
-    ignore = ((y < EXTREME_DARK) | (y > EXTREME_LIGHT)) & (s < EXTREME_STD)
+    ignore = _tone.black(y, s) | _tone.white(y, s) | shots.in_transition  # a dissolve's mix is no motion
     for row in rows:
         ignore[(times >= row["start_s"] - 1e-6) & (times <= row["end_s"] + 1e-6)] = True
     rows += speed_changes(frame_steps(lowres), shots, fps, ignore)
@@ -471,7 +507,7 @@ SPEC = AnalyzerSpec(
     name="visual_effects",
     modality="visual",
     description="Flashes, fades, freezes/slow motion/jumps, strong zooms, split screens and picture-in-picture with time spans",
-    version="1",
+    version="2",
     columns=COLUMNS,
     run=run,
     depends_on=("cut_analysis",),

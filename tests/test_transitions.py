@@ -1,0 +1,115 @@
+"""Edit detection on generated clips with exact truth (``transition_clips``): hard cuts,
+dissolves, fades through black and white, flashes and whip pans, at 24, 30 and 60 fps.
+
+Targets (issue 7): hard-cut F1 >= 0.98 (within 1.5 frames), gradual-transition F1 >= 0.8 (kind
+and midpoint within 0.25 s), no cut or fade inside a flash or whip pan; visual_effects calls the
+flashes flashes and sees no freeze where nothing froze.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import analyze, encode_frames, make_media
+from transition_clips import H, W, make_clip, score
+
+SEEDS = {101: 24, 102: 30, 103: 60, 104: 24, 105: 30, 106: 60, 107: 30}
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory, settings):
+    """(clip, media, cut rows, cut table) for every seed."""
+    root = tmp_path_factory.mktemp("transitions")
+    out = []
+    for seed, fps in SEEDS.items():
+        clip = make_clip(seed, fps=fps, shots=4)
+        folder = root / str(seed)
+        folder.mkdir()
+        media = make_media(encode_frames(folder / "clip.mp4", clip.frames, fps=fps), folder, video_id=f"t{seed}")
+        rows, run = analyze("cut_analysis", media, settings)
+        out.append((clip, media, rows, run))
+    return out
+
+
+def test_hard_cut_and_gradual_f1_on_generated_clips(clips):
+    totals = {"cut": [0, 0, 0], "gradual": [0, 0, 0]}
+    inside = []
+    for clip, _, rows, _ in clips:
+        result = score(rows, clip)
+        for group in totals:
+            for k, key in enumerate(("truth", "found", "hits")):
+                totals[group][k] += result[group][key]
+        inside += result["inside_calm"]
+
+    def f1(truth: int, found: int, hits: int) -> float:
+        precision, recall = hits / max(found, 1), hits / max(truth, 1)
+        return 2 * precision * recall / max(precision + recall, 1e-9)
+
+    assert totals["cut"][0] >= 5 and totals["gradual"][0] >= 8, totals  # the clips hold enough edits
+    assert f1(*totals["cut"]) >= 0.98, totals
+    assert f1(*totals["gradual"]) >= 0.8, totals
+    assert inside == [], inside  # nothing inside a flash or a whip pan
+
+
+def test_flashes_are_flashes_and_nothing_freezes(clips, settings):
+    flashes = 0
+    for clip, media, _, run in clips:
+        effects, _ = analyze("visual_effects", media, settings, {"cut_analysis": run.table})
+        assert not [e for e in effects if e["kind"] == "freeze"], effects
+        for calm in clip.calm:
+            if calm["kind"] != "flash":
+                continue
+            flashes += 1
+            assert any(e["kind"] == "flash" and e["start_s"] <= calm["end_s"] and calm["start_s"] <= e["end_s"]
+                       for e in effects), (calm, effects)
+    assert flashes >= 2
+
+
+def test_cuts_per_minute_counts_hard_cuts_only(clips):
+    for clip, media, _, run in clips:
+        cuts = sum(e["kind"] == "hard_cut" for e in clip.edits)
+        minutes = media.duration_s / 60
+        assert run.metadata["cuts"] == cuts
+        assert run.metadata["cuts_per_minute"] == pytest.approx(cuts / minutes, abs=0.01)
+        assert run.metadata["transitions_per_minute"] == pytest.approx(len(clip.edits) / minutes, abs=0.01)
+
+
+@pytest.mark.parametrize("level", [10, 22, 27, 228, 234, 245])
+def test_cut_analysis_and_visual_effects_share_one_black_white_definition(tmp_path, settings, level):
+    """A fade to a flat grey ``level``: both analyzers call it a fade, or neither does."""
+    rng = np.random.default_rng(level)
+    picture = np.clip(rng.normal(128, 50, (H // 8, W // 8, 3)), 0, 255).astype(np.uint8).repeat(8, 0).repeat(8, 1)
+    frames = [picture] * 20
+    frames += [np.clip((1 - a) * picture + a * level + 0.5, 0, 255).astype(np.uint8) for a in np.linspace(0.1, 1, 12)]
+    frames += [np.full((H, W, 3), level, np.uint8)] * 20
+    media = make_media(encode_frames(tmp_path / "fade.mp4", frames, fps=30), tmp_path, video_id="fade")
+    cuts, run = analyze("cut_analysis", media, settings)
+    effects, _ = analyze("visual_effects", media, settings, {"cut_analysis": run.table})
+    in_cuts = any(r["kind"] == "fade_out" for r in cuts)
+    in_effects = any(r["kind"] == "fade_out" for r in effects)
+    assert in_cuts == in_effects, (cuts, effects)
+    assert in_cuts == (level <= 24 or level >= 231)
+
+
+def test_still_shot_between_dissolves_is_no_freeze(tmp_path, settings):
+    """Moving shot, 0.5 s dissolve, a still shot, 0.5 s dissolve, moving shot: two dissolves, no freeze."""
+    from transition_clips import pictures, window
+
+    pics = pictures()
+    fps = 30
+    moving_a = [window(pics[0], 300 + 1.5 * k, 400) for k in range(45)]
+    still = [window(pics[1], 350, 450)] * 60
+    moving_c = [window(pics[2], 300, 400 + 1.5 * k) for k in range(45)]
+    frames = moving_a[:30]
+    frames += [(1 - a) * moving_a[30 + j] + a * still[0] for j, a in enumerate(np.arange(1, 16) / 16)]
+    frames += still[:30]
+    frames += [(1 - a) * still[0] + a * moving_c[j] for j, a in enumerate(np.arange(1, 16) / 16)]
+    frames += moving_c[15:]
+    frames = [np.clip(f + 0.5, 0, 255).astype(np.uint8) for f in frames]
+    media = make_media(encode_frames(tmp_path / "still.mp4", frames, fps=fps), tmp_path, video_id="still")
+    cuts, run = analyze("cut_analysis", media, settings)
+    assert [r["kind"] for r in cuts] == ["dissolve", "dissolve"], cuts
+    for row, middle in zip(cuts, (37 / fps, 82 / fps)):  # frames 30-44 and 75-89 are mixed
+        assert abs((row["start_s"] + row["end_s"]) / 2 - middle) <= 0.25, cuts
+    effects, _ = analyze("visual_effects", media, settings, {"cut_analysis": run.table})
+    assert not [e for e in effects if e["kind"] in ("freeze", "slow_motion")], effects
