@@ -10,23 +10,25 @@ import dagster as dg
 
 from . import steps
 from .analyzers import AnalyzerSpec, all_specs
-from .config import load_settings
+from .config import Settings, load_settings
 from .gpu_groups import GROUP_TAG, GpuGroups
 from .ingest import IngestError
 from .media import MediaError
+from .versions import SCORES_VERSION, SOURCE_VERSION, analyzer_code_version, media_code_version
 
 videos_partitions = dg.DynamicPartitionsDefinition(name="videos")
 
 COVERAGE_CHECK = "examined_whole_video"
 SOURCE_KEY = dg.AssetKey("source_video")
 MEDIA_KEY = dg.AssetKey("media")
+SCORES_KEY = dg.AssetKey("reconstruction_scores")
 
 
 def _fail(exc: Exception) -> dg.Failure:
     return dg.Failure(description=str(exc), allow_retries=False)
 
 
-def pipeline_assets(groups: GpuGroups) -> list[dg.AssetsDefinition]:
+def pipeline_assets(groups: GpuGroups, settings: Settings) -> list[dg.AssetsDefinition]:
     group = groups.groups[groups.pipeline_group]
     common = dict(
         partitions_def=videos_partitions,
@@ -38,7 +40,7 @@ def pipeline_assets(groups: GpuGroups) -> list[dg.AssetsDefinition]:
     @dg.asset(
         key=SOURCE_KEY,
         description="The video file (downloaded with yt-dlp or copied) and its `videos` row.",
-        code_version="1",
+        code_version=SOURCE_VERSION,
         retry_policy=dg.RetryPolicy(max_retries=2, delay=5),
         kinds={"python", "parquet"},
         **common,
@@ -64,7 +66,7 @@ def pipeline_assets(groups: GpuGroups) -> list[dg.AssetsDefinition]:
         key=MEDIA_KEY,
         deps=[SOURCE_KEY],
         description="One decoding pass: sampled frames, a low-res full-rate stream, 16 kHz mono audio.",
-        code_version="1",
+        code_version=media_code_version(settings),
         kinds={"python", "numpy"},
         **common,
     )
@@ -99,7 +101,7 @@ def _preview(rows: list[dict], limit: int = 8) -> str:
     return "\n".join(lines)
 
 
-def analyzer_asset(spec: AnalyzerSpec, groups: GpuGroups) -> dg.AssetsDefinition:
+def analyzer_asset(spec: AnalyzerSpec, groups: GpuGroups, settings: Settings) -> dg.AssetsDefinition:
     """The factory: one partitioned asset per analyzer spec, placed in its GPU group."""
     group = groups.group_of(spec.name)
     device = group.resolved_device(groups.cuda)
@@ -113,7 +115,7 @@ def analyzer_asset(spec: AnalyzerSpec, groups: GpuGroups) -> dg.AssetsDefinition
         op_tags={GROUP_TAG: group.name},
         tags={"modality": spec.modality},
         group_name=f"{group.name}_analyzers",
-        code_version=spec.version,
+        code_version=analyzer_code_version(spec, settings),
         kinds={"python", "parquet"},
         metadata={"gpu_group": group.name, "device": device, "model": spec.model or "none"},
         check_specs=[
@@ -157,17 +159,22 @@ def analyzer_asset(spec: AnalyzerSpec, groups: GpuGroups) -> dg.AssetsDefinition
 
 
 def reconstruction_asset(groups: GpuGroups, analyzer_keys: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
+    """The score. Its deps on the analyzers are lineage (staleness propagates to it); it reads the
+    warehouse, is not part of ``analyze_video`` and runs in its own ``score_video`` run after every
+    run that touched a video ends, whatever its outcome (see ``automation.score_after_run``), so a
+    failed analyzer lowers the score instead of blocking it."""
     group = groups.groups[groups.pipeline_group]
 
     @dg.asset(
-        name="reconstruction_scores",
+        key=SCORES_KEY,
         deps=list(analyzer_keys),
-        description="Per-second coverage by modality and an overall score, computed from the warehouse.",
+        description="Per-second coverage by modality and an overall score, computed from the warehouse "
+                    "after each analysis run (also after failed ones).",
         partitions_def=videos_partitions,
         pool=group.pool,
         op_tags={GROUP_TAG: group.name},
         group_name="reconstruction",
-        code_version="1",
+        code_version=SCORES_VERSION,
         kinds={"python", "parquet"},
     )
     def reconstruction_scores(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
@@ -189,7 +196,8 @@ def reconstruction_asset(groups: GpuGroups, analyzer_keys: Sequence[dg.AssetKey]
     return reconstruction_scores
 
 
-def build_assets(groups: GpuGroups) -> list[dg.AssetsDefinition]:
-    analyzers = [analyzer_asset(spec, groups) for spec in all_specs().values()]
+def build_assets(groups: GpuGroups, settings: Settings | None = None) -> list[dg.AssetsDefinition]:
+    settings = settings or load_settings()
+    analyzers = [analyzer_asset(spec, groups, settings) for spec in all_specs().values()]
     keys = [a.key for a in analyzers]
-    return [*pipeline_assets(groups), *analyzers, reconstruction_asset(groups, keys)]
+    return [*pipeline_assets(groups, settings), *analyzers, reconstruction_asset(groups, keys)]
