@@ -14,7 +14,7 @@ from .config import Settings, load_settings
 from .gpu_groups import GROUP_TAG, GpuGroups
 from .ingest import IngestError
 from .media import MediaError
-from .versions import SCORES_VERSION, SOURCE_VERSION, analyzer_code_version, media_code_version
+from .versions import code_versions
 
 videos_partitions = dg.DynamicPartitionsDefinition(name="videos")
 
@@ -28,7 +28,7 @@ def _fail(exc: Exception) -> dg.Failure:
     return dg.Failure(description=str(exc), allow_retries=False)
 
 
-def pipeline_assets(groups: GpuGroups, settings: Settings) -> list[dg.AssetsDefinition]:
+def pipeline_assets(groups: GpuGroups, versions: dict[str, str]) -> list[dg.AssetsDefinition]:
     group = groups.groups[groups.pipeline_group]
     common = dict(
         partitions_def=videos_partitions,
@@ -40,7 +40,7 @@ def pipeline_assets(groups: GpuGroups, settings: Settings) -> list[dg.AssetsDefi
     @dg.asset(
         key=SOURCE_KEY,
         description="The video file (downloaded with yt-dlp or copied) and its `videos` row.",
-        code_version=SOURCE_VERSION,
+        code_version=versions["source_video"],
         retry_policy=dg.RetryPolicy(max_retries=2, delay=5),
         kinds={"python", "parquet"},
         **common,
@@ -66,7 +66,7 @@ def pipeline_assets(groups: GpuGroups, settings: Settings) -> list[dg.AssetsDefi
         key=MEDIA_KEY,
         deps=[SOURCE_KEY],
         description="One decoding pass: sampled frames, a low-res full-rate stream, 16 kHz mono audio.",
-        code_version=media_code_version(settings),
+        code_version=versions["media"],
         kinds={"python", "numpy"},
         **common,
     )
@@ -101,7 +101,7 @@ def _preview(rows: list[dict], limit: int = 8) -> str:
     return "\n".join(lines)
 
 
-def analyzer_asset(spec: AnalyzerSpec, groups: GpuGroups, settings: Settings) -> dg.AssetsDefinition:
+def analyzer_asset(spec: AnalyzerSpec, groups: GpuGroups, code_version: str) -> dg.AssetsDefinition:
     """The factory: one partitioned asset per analyzer spec, placed in its GPU group."""
     group = groups.group_of(spec.name)
     device = group.resolved_device(groups.cuda)
@@ -115,7 +115,7 @@ def analyzer_asset(spec: AnalyzerSpec, groups: GpuGroups, settings: Settings) ->
         op_tags={GROUP_TAG: group.name},
         tags={"modality": spec.modality},
         group_name=f"{group.name}_analyzers",
-        code_version=analyzer_code_version(spec, settings),
+        code_version=code_version,
         kinds={"python", "parquet"},
         metadata={"gpu_group": group.name, "device": device, "model": spec.model or "none"},
         check_specs=[
@@ -158,7 +158,9 @@ def analyzer_asset(spec: AnalyzerSpec, groups: GpuGroups, settings: Settings) ->
     return _asset
 
 
-def reconstruction_asset(groups: GpuGroups, analyzer_keys: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
+def reconstruction_asset(
+    groups: GpuGroups, analyzer_keys: Sequence[dg.AssetKey], code_version: str
+) -> dg.AssetsDefinition:
     """The score. Its deps on the analyzers are lineage (staleness propagates to it); it reads the
     warehouse, is not part of ``analyze_video`` and runs in its own ``score_video`` run after every
     run that touched a video ends, whatever its outcome (see ``automation.score_after_run``), so a
@@ -174,7 +176,7 @@ def reconstruction_asset(groups: GpuGroups, analyzer_keys: Sequence[dg.AssetKey]
         pool=group.pool,
         op_tags={GROUP_TAG: group.name},
         group_name="reconstruction",
-        code_version=SCORES_VERSION,
+        code_version=code_version,
         kinds={"python", "parquet"},
     )
     def reconstruction_scores(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
@@ -197,7 +199,11 @@ def reconstruction_asset(groups: GpuGroups, analyzer_keys: Sequence[dg.AssetKey]
 
 
 def build_assets(groups: GpuGroups, settings: Settings | None = None) -> list[dg.AssetsDefinition]:
-    settings = settings or load_settings()
-    analyzers = [analyzer_asset(spec, groups, settings) for spec in all_specs().values()]
+    specs = all_specs()
+    versions = code_versions(settings or load_settings(), specs)
+    analyzers = [analyzer_asset(spec, groups, versions[spec.name]) for spec in specs.values()]
     keys = [a.key for a in analyzers]
-    return [*pipeline_assets(groups, settings), *analyzers, reconstruction_asset(groups, keys)]
+    return [
+        *pipeline_assets(groups, versions), *analyzers,
+        reconstruction_asset(groups, keys, versions["reconstruction_scores"]),
+    ]

@@ -23,7 +23,7 @@ from .config import Settings
 from .ingest import ingest, video_file
 from .media import MediaCache, MediaMeta, build_media_cache
 from .reconstruction import COVERAGE_SCHEMA, SCORES_SCHEMA, coverage_markdown, score_video, timeline_markdown
-from .versions import analyzer_code_version
+from .versions import analyzer_code_version, code_versions
 from .warehouse import ANALYZER_RUNS_SCHEMA, VIDEOS_SCHEMA
 
 log = logging.getLogger("tiktok_assets")
@@ -85,11 +85,12 @@ def upstream_inputs(
     runs_table = store.read("analyzer_runs", video_id)
     latest = {r["analyzer"]: r for r in (runs_table.to_pylist() if runs_table is not None else [])}
     specs = all_specs()
+    versions = code_versions(settings, specs)
     inputs: dict[str, pa.Table] = {}
     input_runs: dict[str, dict[str, Any]] = {}
     for dep in spec.depends_on:
         run = latest.get(dep)
-        current = analyzer_code_version(specs[dep], settings)
+        current = versions[dep]
         table = store.read(dep, video_id)
         status = run["status"] if run else ("missing" if table is None else "unknown")
         recorded = run["code_version"] if run else None

@@ -5,17 +5,23 @@ data versions of the inputs), so a changed analyzer version, model or setting ma
 everything downstream of it *stale* in the UI, and the nightly backfill re-runs exactly those.
 
 * ``source_video``: :data:`SOURCE_VERSION` (the download/registration logic).
-* ``media``: :data:`MEDIA_VERSION` plus the decoding settings (sample fps, frame sizes); every
-  analyzer reads the media cache, so changing them makes every analyzer stale through Dagster's
-  upstream propagation.
+* ``media``: :data:`MEDIA_VERSION` plus the decoding settings (sample fps, frame sizes).
 * an analyzer: its ``spec.version``, its model name, the settings it declares in ``spec.settings``
   (a value that is a local file or folder adds the size and mtime of its files: cheap, no hashing of
-  weights) and the installed versions of the distributions in ``spec.model_packages``.
+  weights), the installed versions of the distributions in ``spec.model_packages``, and the code
+  versions of what it reads (``media`` and ``spec.depends_on``).
+* ``reconstruction_scores``: :data:`SCORES_VERSION` plus every analyzer's code version.
+
+Upstream versions are folded in because Dagster 1.13 only marks a downstream asset stale once its
+upstream has been re-materialized with a new data version; with them, bumping ``cut_analysis`` makes
+its five dependents stale at once (cause: new code version), and a decoding setting every analyzer.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
+from functools import cache
 from importlib import metadata
 from pathlib import Path
 
@@ -49,6 +55,7 @@ def path_stamp(value: object) -> str | None:
     return None
 
 
+@cache
 def _package_version(name: str) -> str:
     try:
         return metadata.version(name)
@@ -67,17 +74,47 @@ def _setting_parts(settings: Settings, names: tuple[str, ...]) -> list[str]:
     return parts
 
 
-def media_code_version(settings: Settings) -> str:
-    return f"{MEDIA_VERSION}-{_short_hash(_setting_parts(settings, MEDIA_SETTINGS))}"
-
-
-def analyzer_code_version(spec: AnalyzerSpec, settings: Settings) -> str:
-    """``<spec.version>`` or ``<spec.version>-<hash of model identity and settings>``."""
+def _own_parts(spec: AnalyzerSpec, settings: Settings) -> list[str]:
     unknown = [n for n in spec.settings if not hasattr(settings, n)]
     if unknown:
         raise ValueError(f"analyzer {spec.name} declares unknown settings {unknown}")
-    parts = _setting_parts(settings, spec.settings)
+    parts = [f"model={spec.model}"] if spec.model else []
+    parts += _setting_parts(settings, spec.settings)
     parts += [f"{p}=={_package_version(p)}" for p in spec.model_packages]
-    if spec.model:
-        parts.insert(0, f"model={spec.model}")
-    return f"{spec.version}-{_short_hash(parts)}" if parts else spec.version
+    return parts
+
+
+def code_versions(settings: Settings, specs: Mapping[str, AnalyzerSpec] | None = None) -> dict[str, str]:
+    """Asset name -> code version for every asset (``<own version>-<hash>``)."""
+    if specs is None:
+        from .analyzers import all_specs
+
+        specs = all_specs()
+    out = {"source_video": SOURCE_VERSION}
+    out["media"] = f"{MEDIA_VERSION}-{_short_hash([*_setting_parts(settings, MEDIA_SETTINGS), 'source_video=' + SOURCE_VERSION])}"
+
+    def analyzer(name: str, path: tuple[str, ...] = ()) -> str:
+        if name in path:
+            raise ValueError(f"analyzers depend on each other in a cycle: {' -> '.join([*path, name])}")
+        if name not in out:
+            spec = specs[name]
+            parts = [*_own_parts(spec, settings), f"media={out['media']}"]
+            parts += [f"{d}={analyzer(d, (*path, name))}" for d in spec.depends_on]
+            out[name] = f"{spec.version}-{_short_hash(parts)}"
+        return out[name]
+
+    for name in specs:
+        analyzer(name)
+    out["reconstruction_scores"] = f"{SCORES_VERSION}-{_short_hash([f'{n}={out[n]}' for n in sorted(specs)])}"
+    return out
+
+
+def media_code_version(settings: Settings) -> str:
+    return code_versions(settings, {})["media"]
+
+
+def analyzer_code_version(spec: AnalyzerSpec, settings: Settings) -> str:
+    """The code version of one analyzer among the registered ones (``spec`` replaces its namesake)."""
+    from .analyzers import all_specs
+
+    return code_versions(settings, {**all_specs(), spec.name: spec})[spec.name]
