@@ -255,7 +255,8 @@ def build_automation(job_name: str, partitions: dg.DynamicPartitionsDefinition, 
         keys = list(context.instance.get_dynamic_partitions(partitions.name))
         job = context.repository_def.get_job(job_name)
         asset_graph = context.repository_def.asset_graph
-        job_keys = sorted(job.asset_layer.selected_asset_keys)
+        job_keys = sorted(job.asset_layer.selected_asset_keys, key=lambda k: (k not in (SOURCE_KEY, MEDIA_KEY),
+                                                                                k != SOURCE_KEY, k))
         requests = backfill_requests(
             context.instance, settings, asset_graph, job_name, job_keys, keys, stamp, log=context.log.warning
         )
