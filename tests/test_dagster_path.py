@@ -46,14 +46,18 @@ def video(home, sample):
     return key
 
 
+@pytest.fixture(scope="module")
+def original_audio(video) -> bytes:
+    return (load_settings().media_dir / video / "audio.wav").read_bytes()
+
+
 @pytest.fixture()
-def broken_audio(video):
+def broken_audio(video, original_audio):
     """The cached audio of the video replaced by garbage for the duration of a test."""
     path = load_settings().media_dir / video / "audio.wav"
-    original = path.read_bytes()
     path.write_bytes(b"RIFF\x00\x00\x00\x00not a wave file at all")
     yield path
-    path.write_bytes(original)
+    path.write_bytes(original_audio)
 
 
 def job_run(key: str, names: list[str], tags: dict | None = None) -> dg.DagsterRun:
@@ -129,35 +133,6 @@ def test_failed_analyzer_run_is_scored_by_the_failure_sensor(video, broken_audio
     assert isinstance(again, dg.SkipReason)
 
 
-def test_analyzers_see_the_status_of_what_they_read(video, broken_audio):
-    from tiktok_assets import steps
-
-    settings = load_settings()
-    spec = all_specs()["camera_analysis"]
-    inputs, runs = steps.upstream_inputs(settings, spec, video)
-    assert set(inputs) == {"cut_analysis"} and runs["cut_analysis"]["status"] == "success"
-    assert not runs["cut_analysis"]["stale"]
-    # a failed upstream is not handed over as if fresh
-    steps._record_run(settings, all_specs()["cut_analysis"], video, status="failed", rows=0, seconds=0.1,
-                      examined=[], model=None, error="RuntimeError: test")
-    inputs, runs = steps.upstream_inputs(settings, spec, video)
-    assert inputs == {} and runs["cut_analysis"]["status"] == "failed"
-    # a changed cut_analysis version makes its recorded table stale for the reader
-    job_run(video, ["cut_analysis"])
-    bumped = {**all_specs(), "cut_analysis": dataclasses.replace(all_specs()["cut_analysis"], version="99")}
-    import tiktok_assets.steps as steps_module
-
-    original = steps_module.all_specs
-    steps_module.all_specs = lambda: bumped
-    try:
-        inputs, runs = steps.upstream_inputs(settings, spec, video)
-    finally:
-        steps_module.all_specs = original
-    assert set(inputs) == {"cut_analysis"} and runs["cut_analysis"]["stale"]
-    assert runs["cut_analysis"]["current_version"].startswith("99-")
-    assert runs["cut_analysis"]["code_version"].startswith("2-")
-
-
 def _bumped_defs(monkeypatch, **versions: str) -> dg.Definitions:
     """The code location as it would load after bumping the given analyzers' versions."""
     import tiktok_assets.assets as assets_module
@@ -211,7 +186,6 @@ def test_code_versions_carry_model_and_settings(home, monkeypatch):
 
 
 def test_dagster_reports_bumped_analyzer_and_its_dependents_stale(video, monkeypatch):
-    job_run(video, ["cut_analysis", *CHEAP])  # everything fresh after earlier tests
     from tiktok_assets.definitions import defs
 
     assert set(_statuses(defs, video).values()) == {"FRESH"}
@@ -230,6 +204,35 @@ def test_dagster_reports_bumped_analyzer_and_its_dependents_stale(video, monkeyp
     assert {n for n, s in resampled.items() if s == "STALE"} == {"media", "cut_analysis", *CHEAP}
 
 
+def test_analyzers_see_the_status_of_what_they_read(video):
+    from tiktok_assets import steps
+
+    settings = load_settings()
+    spec = all_specs()["camera_analysis"]
+    inputs, runs = steps.upstream_inputs(settings, spec, video)
+    assert set(inputs) == {"cut_analysis"} and runs["cut_analysis"]["status"] == "success"
+    assert not runs["cut_analysis"]["stale"]
+    # a failed upstream is not handed over as if fresh
+    steps._record_run(settings, all_specs()["cut_analysis"], video, status="failed", rows=0, seconds=0.1,
+                      examined=[], model=None, error="RuntimeError: test")
+    inputs, runs = steps.upstream_inputs(settings, spec, video)
+    assert inputs == {} and runs["cut_analysis"]["status"] == "failed"
+    # a changed cut_analysis version makes its recorded table stale for the reader
+    job_run(video, ["cut_analysis"])
+    bumped = {**all_specs(), "cut_analysis": dataclasses.replace(all_specs()["cut_analysis"], version="99")}
+    import tiktok_assets.steps as steps_module
+
+    original = steps_module.all_specs
+    steps_module.all_specs = lambda: bumped
+    try:
+        inputs, runs = steps.upstream_inputs(settings, spec, video)
+    finally:
+        steps_module.all_specs = original
+    assert set(inputs) == {"cut_analysis"} and runs["cut_analysis"]["stale"]
+    assert runs["cut_analysis"]["current_version"].startswith("99-")
+    assert runs["cut_analysis"]["code_version"].startswith("2-")
+
+
 def _nightly(defs: dg.Definitions, day: int):
     schedule = defs.resolve_schedule_def("nightly_backfill")
     instance = cli.ensure_instance(load_settings())
@@ -238,10 +241,9 @@ def _nightly(defs: dg.Definitions, day: int):
         return schedule.evaluate_tick(context)
 
 
-def test_nightly_backfill_reruns_stale_missing_failed_and_parks(video, monkeypatch, broken_audio):
+def test_nightly_backfill_reruns_stale_missing_failed_and_parks(video, monkeypatch, broken_audio, original_audio):
     from tiktok_assets.automation import NIGHTLY_TAG
 
-    job_run(video, ["cut_analysis", *CHEAP])
     broken = job_run(video, ["audio_analysis"])  # audio_analysis fails (broken input)
     assert broken.status == dg.DagsterRunStatus.FAILURE
     defs = _bumped_defs(monkeypatch, cut_analysis="3")
@@ -270,3 +272,7 @@ def test_nightly_backfill_reruns_stale_missing_failed_and_parks(video, monkeypat
     _nightly(defs, 24)  # still parked: the reason is not recorded twice
     assert len(instance.fetch_observations(
         dg.AssetRecordsFilter(asset_key=dg.AssetKey("source_video"), asset_partitions=[video]), limit=5).records) == 1
+    # a successful manual run unparks it
+    broken_audio.write_bytes(original_audio)
+    assert job_run(video, ["audio_analysis"]).status == dg.DagsterRunStatus.SUCCESS
+    assert video in {r.partition_key for r in _nightly(defs, 25).run_requests}
