@@ -64,17 +64,6 @@ def _selection(only: list[str] | None, decoded: bool) -> list[str]:
     return [*pipeline, *[n for n in specs if n in chosen]]
 
 
-def _report(events: list, failures: list[tuple[str, str]]) -> None:
-    for event in events:
-        if event.is_step_success:
-            print(f"  ok     {event.step_key:<24}{event.event_specific_data.duration_ms / 1000:7.1f}s", flush=True)
-        elif event.is_step_failure:
-            data = event.step_failure_data
-            message = data.user_failure_data.description if data.user_failure_data else None
-            failures.append((event.step_key, message or (data.error.message.strip() if data.error else "")))
-            print(f"  FAILED {event.step_key}: {failures[-1][1]}", flush=True)
-
-
 def analyze(settings: Settings, source: str, only: list[str] | None = None) -> tuple[str, bool]:
     """Run the ``analyze_video`` job for one video in this process, then its ``score_video`` run
     (what the scoring sensors do after a UI, sensor or nightly run); returns (video ID, all succeeded)."""
@@ -105,8 +94,15 @@ def analyze(settings: Settings, source: str, only: list[str] | None = None) -> t
         events += scored.all_events
         scored_ok = scored.success
     elapsed = time.perf_counter() - began
-    failures: list[tuple[str, str]] = []
-    _report(events, failures)
+    failures = []
+    for event in events:
+        if event.is_step_success:
+            print(f"  ok     {event.step_key:<24}{event.event_specific_data.duration_ms / 1000:7.1f}s", flush=True)
+        elif event.is_step_failure:
+            data = event.step_failure_data
+            message = data.user_failure_data.description if data.user_failure_data else None
+            failures.append((event.step_key, message or (data.error.message.strip() if data.error else "")))
+            print(f"  FAILED {event.step_key}: {failures[-1][1]}", flush=True)
     print(f"video {key}: done in {elapsed:.1f}s, {len(failures)} failed step(s)", flush=True)
     return key, result.success and scored_ok
 

@@ -76,11 +76,12 @@ def _record_run(settings: Settings, spec: AnalyzerSpec, video_id: str, **fields:
 
 
 def upstream_inputs(
-    settings: Settings, spec: AnalyzerSpec, video_id: str
+    settings: Settings, spec: AnalyzerSpec, video_id: str, logger=None
 ) -> tuple[dict[str, pa.Table], dict[str, dict[str, Any]]]:
     """The tables of the analyzers ``spec`` reads, and per upstream its last run: ``status``
-    (success / failed / missing), ``code_version`` (recorded), ``current_version`` and ``stale``.
-    Only an upstream whose last run succeeded hands over its table."""
+    (success / failed / missing; unknown: a table without a run record), ``code_version``
+    (recorded), ``current_version`` and ``stale``.
+    Only an upstream whose last run succeeded hands over its table; a failed or stale one is logged."""
     store = catalog.warehouse(settings)
     runs_table = store.read("analyzer_runs", video_id)
     latest = {r["analyzer"]: r for r in (runs_table.to_pylist() if runs_table is not None else [])}
@@ -101,6 +102,10 @@ def upstream_inputs(
         }
         if table is not None and status == "success":
             inputs[dep] = table
+        info = input_runs[dep]
+        if logger is not None and (status != "success" or info["stale"]):
+            logger.warning(f"{spec.name}: upstream {dep} is {status}{' and stale' if info['stale'] else ''} "
+                           f"(written by version {recorded}, current {current})")
     return inputs, input_runs
 
 
@@ -112,11 +117,7 @@ def run_analyzer_step(
     began = time.perf_counter()
     try:
         media = MediaCache(settings.media_dir / video_id)
-        inputs, input_runs = upstream_inputs(settings, spec, video_id)
-        for dep, info in input_runs.items():
-            if info["status"] != "success" or info["stale"]:
-                (logger or log).warning(f"{spec.name}: upstream {dep} is {info['status']}"
-                                        f"{' and stale' if info['stale'] else ''} ({info['code_version']})")
+        inputs, input_runs = upstream_inputs(settings, spec, video_id, logger or log)
         context = AnalyzerContext(
             video_id=video_id, settings=settings, device=device, batch_size=batch_size, inputs=inputs,
             input_runs=input_runs, log=logger or log,
