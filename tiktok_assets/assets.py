@@ -163,8 +163,8 @@ def reconstruction_asset(
 ) -> dg.AssetsDefinition:
     """The score. Its deps on the analyzers are lineage (staleness propagates to it); it reads the
     warehouse, is not part of ``analyze_video`` and runs in its own ``score_video`` run after every
-    run that touched a video ends, whatever its outcome (see ``automation.score_after_run``), so a
-    failed analyzer lowers the score instead of blocking it."""
+    run of a video ends, whatever its outcome (``score_after_success`` / ``score_after_failure`` in
+    automation.py), so a failed analyzer lowers the score instead of blocking it."""
     group = groups.groups[groups.pipeline_group]
 
     @dg.asset(

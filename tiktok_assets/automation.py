@@ -169,7 +169,7 @@ def backfill_requests(
 ) -> list[dg.RunRequest]:
     """One run request per video with stale, missing or failed assets (and their dependents),
     except videos parked after ``settings.max_nightly_failures`` failed nightly runs in a row.
-    The score follows in its own run (``score_after_run``)."""
+    The score follows in its own run (the scoring sensors)."""
     job_keys = [k for k in job_keys if k != SCORES_KEY]
     todo_by_video = outdated_assets(instance, asset_graph, video_ids, job_keys)
     requests = []
@@ -181,12 +181,11 @@ def backfill_requests(
                 log(f"video {video_id} {reason}")
             _mark_parked(instance, video_id, reason)
             continue
-        keys = set(reasons)
         if not (settings.media_dir / video_id / "meta.json").is_file():  # the cache was deleted
-            keys |= _downstream(asset_graph, [MEDIA_KEY]) & set(job_keys)
-            keys.add(SOURCE_KEY)
-        selection = [k for k in job_keys if k in keys]
-        summary = ", ".join(f"{k.to_user_string()} ({reasons.get(k, 'dependent')})" for k in selection)
+            for key in (SOURCE_KEY, MEDIA_KEY):
+                reasons.setdefault(key, "media cache missing")
+        selection = [k for k in job_keys if k in reasons]
+        summary = ", ".join(f"{k.to_user_string()} ({reasons[k]})" for k in selection)
         requests.append(
             dg.RunRequest(
                 run_key=f"nightly-{stamp}-{video_id}",
