@@ -21,6 +21,8 @@ from tiktok_assets.analyzers import all_specs
 from tiktok_assets.catalog import connect
 from tiktok_assets.config import load_settings
 
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::dagster.BetaWarning")]
+
 CUT_DEPENDENTS = {"camera_analysis", "color_analysis", "content_quality", "scene_segmentation", "visual_effects"}
 CHEAP = ["audio_analysis", *sorted(CUT_DEPENDENTS)]
 
