@@ -1,4 +1,4 @@
-"""The inbox sensor registers new videos once; the nightly schedule asks only for what is stale."""
+"""The inbox sensor registers new videos once; the nightly schedule asks for what is missing (the\nstale/failed/parking cases are in test_dagster_path.py)."""
 
 import os
 import shutil
@@ -6,13 +6,10 @@ import time
 from datetime import UTC, datetime
 
 import dagster as dg
-import pyarrow as pa
 
 from tiktok_assets.analyzers import all_specs
-from tiktok_assets.automation import backfill_requests, inbox_sources, stale_analyzers
-from tiktok_assets.catalog import warehouse
+from tiktok_assets.automation import inbox_sources
 from tiktok_assets.config import load_settings
-from tiktok_assets.warehouse import ANALYZER_RUNS_SCHEMA
 
 
 def test_inbox_lists_settled_videos_and_urls(tmp_path):
@@ -58,32 +55,9 @@ def test_sensor_adds_partitions_and_requests_runs_once(home, sample):
     assert isinstance(again, dg.SkipReason)
 
 
-def test_nightly_backfill_selects_missing_failed_and_outdated(home):
-    settings = load_settings()
-    names = sorted(all_specs())
-    ok, failed, old = names[0], names[1], names[2]
-
-    def run(name, status, version):
-        return {"video_id": "v-night", "analyzer": name, "modality": all_specs()[name].modality, "status": status,
-                "rows": 1, "seconds": 1.0, "examined": [], "model": None, "code_version": version, "error": None,
-                "finished_at": datetime.now(UTC)}
-
-    store = warehouse(settings)
-    for row in (run(ok, "success", all_specs()[ok].version), run(failed, "failed", all_specs()[failed].version),
-                run(old, "success", "0-old")):
-        store.write("analyzer_runs", "v-night", pa.Table.from_pylist([row], schema=ANALYZER_RUNS_SCHEMA),
-                    part=row["analyzer"])
-    stale = stale_analyzers(settings, "v-night")
-    assert ok not in stale and failed in stale and old in stale
-    assert set(stale) == set(names) - {ok}
-    (request,) = backfill_requests(settings, ["v-night"], "20261125")
-    selected = {k.to_user_string() for k in request.asset_selection}
-    assert selected == set(stale) | {"reconstruction_scores", "source_video", "media"}
-    assert request.partition_key == "v-night" and request.run_key == "nightly-20261125-v-night"
-
-
-def test_schedule_asks_for_the_stale_video(home):
-    """Runs after the test above: v-night has stale analyzers once it is a registered partition."""
+def test_schedule_asks_for_everything_of_a_video_never_analyzed(home):
+    """A registered video with nothing materialized: the whole job except the score (which follows
+    in its own run), with each asset's reason in the run's tags."""
     from tiktok_assets.cli import ensure_instance
     from tiktok_assets.definitions import defs
 
@@ -95,5 +69,8 @@ def test_schedule_asks_for_the_stale_video(home):
                                    repository_def=defs.get_repository_def()) as context:
         result = schedule.evaluate_tick(context)
     requests = {r.partition_key: r for r in result.run_requests}
-    assert requests["v-night"].run_key == "nightly-20261125-v-night"
-    assert "nightly backfill" in requests["v-night"].tags["tiktok_assets/reason"]
+    request = requests["v-night"]
+    assert request.run_key == "nightly-20261125-v-night"
+    assert {k.to_user_string() for k in request.asset_selection} == {"source_video", "media", *all_specs()}
+    assert "nightly backfill: source_video (missing), media (missing)" in request.tags["tiktok_assets/reason"]
+    assert request.tags["tiktok_assets/nightly"] == "20261125"

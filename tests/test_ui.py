@@ -1,4 +1,6 @@
-"""The Dagster UI path: `dagster dev` loads the code location, lists partitions and runs a partition.
+"""The Dagster UI path: plain `dagster dev` from the repo root (no DAGSTER_HOME) loads the code
+location, sees the CLI's videos and runs, shows unsynced assets, and runs a partition in which one
+analyzer fails: the failed step shows as failed and a new, lower score follows within a minute.
 
 This talks to the real webserver over GraphQL (what the browser does) instead of clicking.
 """
@@ -15,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from tiktok_assets.cli import add_sources, ensure_instance
+from tiktok_assets.cli import analyze, ensure_instance
 from tiktok_assets.config import PROJECT_DIR, load_settings
+from tiktok_assets.definitions import load_gpu_groups
 
 pytestmark = pytest.mark.slow
 
@@ -48,17 +51,40 @@ def graphql(url: str, query: str, variables: dict | None = None) -> dict:
     return payload["data"]
 
 
-@pytest.fixture()
-def dagster_dev(home):
+def sql(query: str):
+    from tiktok_assets.catalog import connect
+
+    con = connect(load_settings())
+    try:
+        return con.execute(query).fetchall()
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def cli_video(home, sample):
+    """The sample analyzed by the CLI (cut_analysis + audio_analysis) before the UI starts."""
+    key, ok = analyze(load_settings(), sample.path, only=["cut_analysis", "audio_analysis"])
+    assert ok
+    return key
+
+
+@pytest.fixture(scope="module")
+def dagster_dev(home, cli_video):
+    """Plain `dagster dev` from the repo root WITHOUT DAGSTER_HOME (only TIKTOK_ASSETS_HOME), with a
+    different sample fps than the CLI used, and with a pool slot count that gpu_groups.yaml does
+    not say (the code location must put it back when it loads)."""
     settings = load_settings()
-    ensure_instance(settings)
+    instance = ensure_instance(settings)
+    pool, limit = next(iter(load_gpu_groups().pool_limits().items()))
+    instance.event_log_storage.set_concurrency_slots(pool, limit + 7)
     port = free_port()
     log = open(home / "dagster-dev.log", "w")  # noqa: SIM115 - closed at teardown
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    env["TIKTOK_ASSETS_SAMPLE_FPS"] = "3"
     proc = subprocess.Popen(
-        [str(Path(sys.executable).with_name("dagster")), "dev", "-w", str(PROJECT_DIR / "workspace.yaml"),
-         "-p", str(port), "-h", "127.0.0.1"],
-        cwd=PROJECT_DIR, env={**os.environ, "DAGSTER_HOME": str(settings.dagster_home)},
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [str(Path(sys.executable).with_name("dagster")), "dev", "-p", str(port), "-h", "127.0.0.1"],
+        cwd=PROJECT_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 180
@@ -82,10 +108,31 @@ def dagster_dev(home):
     log.close()
 
 
-def test_ui_lists_assets_and_partitions_and_runs_a_partition(dagster_dev, sample):
-    url = dagster_dev
+RUNS = "query Runs($f: RunsFilter) { runsOrError(filter: $f) { ... on Runs { results { jobName status } } } }"
+STALE = ("query Stale($p: String) { assetNodes { assetKey { path } staleStatus(partition: $p) "
+         "staleCauses(partition: $p) { reason } } }")
+
+
+def runs_tagged(url: str, key: str, value: str) -> list[tuple[str, str]]:
+    """(job, status) of the runs with that tag, oldest first."""
+    data = graphql(url, RUNS, {"f": {"tags": [{"key": key, "value": value}]}})["runsOrError"]["results"]
+    return [(r["jobName"], r["status"]) for r in reversed(data)]
+
+
+def run_status(url: str, run_id: str, timeout_s: float = 300) -> dict:
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        run = graphql(url, f'{{ runOrError(runId: "{run_id}") {{ ... on Run {{ status endTime '
+                           'stepStats { stepKey status } } } }')["runOrError"]
+        if run["status"] in ("SUCCESS", "FAILURE", "CANCELED"):
+            return run
+        time.sleep(2)
+    pytest.fail(f"run {run_id} did not finish within {timeout_s} s")
+
+
+def test_plain_dagster_dev_sees_the_cli_data_and_a_failed_analyzer_lowers_the_score(dagster_dev, cli_video, sample):
+    url, key = dagster_dev, cli_video
     settings = load_settings()
-    key = add_sources(settings, [sample.path])[0]
     data = graphql(url, "{ workspaceOrError { ... on Workspace { locationEntries { name "
                         "locationOrLoadError { __typename ... on PythonError { message } } } } } }")
     (entry,) = data["workspaceOrError"]["locationEntries"]
@@ -94,32 +141,52 @@ def test_ui_lists_assets_and_partitions_and_runs_a_partition(dagster_dev, sample
     groups = {n["assetKey"]["path"][0]: n["groupName"] for n in nodes}
     assert groups["cut_analysis"] == "vision_analyzers" and groups["speech_transcription"] == "audio_analyzers"
     assert groups["source_video"] == "ingest" and groups["reconstruction_scores"] == "reconstruction"
+
+    # the same instance as the CLI: its partition and its runs (as analyze_video / score_video)
     partitions = graphql(url, '{ assetNodeOrError(assetKey: {path: ["media"]}) { ... on AssetNode { partitionKeys } } }')
     assert key in partitions["assetNodeOrError"]["partitionKeys"]
+    assert runs_tagged(url, "dagster/partition", key) == [("analyze_video", "SUCCESS"), ("score_video", "SUCCESS")]
+    # the pool slot count came back from gpu_groups.yaml when the code location loaded
+    instance = ensure_instance(settings)
+    for pool, limit in load_gpu_groups().pool_limits().items():
+        assert instance.event_log_storage.get_concurrency_info(pool).slot_count == limit
+    # the UI runs with sample fps 3, the CLI decoded at 2: media and every analyzer are unsynced
+    status = {n["assetKey"]["path"][0]: n["staleStatus"] for n in graphql(url, STALE, {"p": key})["assetNodes"]}
+    assert status["source_video"] == "FRESH"
+    assert status["media"] == status["cut_analysis"] == status["audio_analysis"] == "STALE"
+    assert status["speech_transcription"] == "MISSING"
 
+    # a run where one analyzer fails (its cached audio is corrupt): failed step, then a lower score
+    (before, failed_before), = sql(f"SELECT score, analyzers_failed FROM reconstruction_scores WHERE video_id = '{key}'")
+    assert list(failed_before) == []
+    audio = settings.media_dir / key / "audio.wav"
+    audio.write_bytes(b"RIFF\x00\x00\x00\x00this is no wave file")
     params = {
         "selector": {
             "repositoryLocationName": entry["name"], "repositoryName": "__repository__", "jobName": "analyze_video",
-            "assetSelection": [{"path": [p]} for p in ("source_video", "media", "cut_analysis")],
+            "assetSelection": [{"path": [p]} for p in ("cut_analysis", "audio_analysis")],
         },
         "executionMetadata": {"tags": [{"key": "dagster/partition", "value": key}]},
         "runConfigData": {},
     }
     launched = graphql(url, LAUNCH, {"params": params})["launchRun"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
-    run_id = launched["run"]["runId"]
-    status = None
-    deadline = time.time() + 300
+    run = run_status(url, launched["run"]["runId"])
+    assert run["status"] == "FAILURE"
+    steps = {s["stepKey"]: s["status"] for s in run["stepStats"]}
+    assert steps == {"cut_analysis": "SUCCESS", "audio_analysis": "FAILURE"}
+    deadline = run["endTime"] + 60
     while time.time() < deadline:
-        status = graphql(url, f'{{ runOrError(runId: "{run_id}") {{ ... on Run {{ status }} }} }}')["runOrError"]["status"]
-        if status in ("SUCCESS", "FAILURE", "CANCELED"):
+        (score, failed), = sql(f"SELECT score, analyzers_failed FROM reconstruction_scores WHERE video_id = '{key}'")
+        if list(failed) == ["audio_analysis"]:
             break
         time.sleep(2)
-    assert status == "SUCCESS"
-    # the run wrote the same warehouse the CLI reads
-    from tiktok_assets.catalog import connect
-
-    con = connect(settings)
-    cuts = con.execute(f"SELECT count(*) FROM cut_analysis WHERE video_id = '{key}' AND kind = 'hard_cut'").fetchone()
-    con.close()
-    assert cuts[0] == len(sample.cuts_s)
+    assert list(failed) == ["audio_analysis"], "no new score within 60 s of the failed run"
+    assert score < before
+    print(f"new score {time.time() - run['endTime']:.1f}s after the failed run ended: {before:.1f} -> {score:.1f}")
+    assert [job for job, _ in runs_tagged(url, "tiktok_assets/scores_after", launched["run"]["runId"])] == ["score_video"]
+    # the multiprocess run wrote the same warehouse the CLI reads; cut_analysis is in sync again
+    cuts = sql(f"SELECT count(*) FROM cut_analysis WHERE video_id = '{key}' AND kind = 'hard_cut'")
+    assert cuts[0][0] == len(sample.cuts_s)
+    status = {n["assetKey"]["path"][0]: n["staleStatus"] for n in graphql(url, STALE, {"p": key})["assetNodes"]}
+    assert status["cut_analysis"] == "FRESH" and status["audio_analysis"] == "STALE"

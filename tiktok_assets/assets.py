@@ -10,25 +10,27 @@ import dagster as dg
 
 from . import steps
 from .analyzers import AnalyzerSpec, all_specs
-from .config import load_settings
+from .config import Settings, load_settings
 from .gpu_groups import GROUP_TAG, GpuGroups
 from .ids import InvalidVideoKey, validate_key
 from .ingest import IngestError
 from .media import MediaError
 from .terminal import user_message
+from .versions import code_versions
 
 videos_partitions = dg.DynamicPartitionsDefinition(name="videos")
 
 COVERAGE_CHECK = "examined_whole_video"
 SOURCE_KEY = dg.AssetKey("source_video")
 MEDIA_KEY = dg.AssetKey("media")
+SCORES_KEY = dg.AssetKey("reconstruction_scores")
 
 
 def _fail(exc: Exception) -> dg.Failure:
     return dg.Failure(description=str(exc), allow_retries=False)
 
 
-def pipeline_assets(groups: GpuGroups) -> list[dg.AssetsDefinition]:
+def pipeline_assets(groups: GpuGroups, versions: dict[str, str]) -> list[dg.AssetsDefinition]:
     group = groups.groups[groups.pipeline_group]
     common = dict(
         partitions_def=videos_partitions,
@@ -40,7 +42,7 @@ def pipeline_assets(groups: GpuGroups) -> list[dg.AssetsDefinition]:
     @dg.asset(
         key=SOURCE_KEY,
         description="The video file (downloaded with yt-dlp or copied) and its `videos` row.",
-        code_version="1",
+        code_version=versions["source_video"],
         retry_policy=dg.RetryPolicy(max_retries=2, delay=5),
         kinds={"python", "parquet"},
         **common,
@@ -71,7 +73,7 @@ def pipeline_assets(groups: GpuGroups) -> list[dg.AssetsDefinition]:
         key=MEDIA_KEY,
         deps=[SOURCE_KEY],
         description="One decoding pass: sampled frames, a low-res full-rate stream, 16 kHz mono audio.",
-        code_version="1",
+        code_version=versions["media"],
         kinds={"python", "numpy"},
         **common,
     )
@@ -106,7 +108,7 @@ def _preview(rows: list[dict], limit: int = 8) -> str:
     return "\n".join(lines)
 
 
-def analyzer_asset(spec: AnalyzerSpec, groups: GpuGroups) -> dg.AssetsDefinition:
+def analyzer_asset(spec: AnalyzerSpec, groups: GpuGroups, code_version: str) -> dg.AssetsDefinition:
     """The factory: one partitioned asset per analyzer spec, placed in its GPU group."""
     group = groups.group_of(spec.name)
     device = group.resolved_device(groups.cuda)
@@ -120,7 +122,7 @@ def analyzer_asset(spec: AnalyzerSpec, groups: GpuGroups) -> dg.AssetsDefinition
         op_tags={GROUP_TAG: group.name},
         tags={"modality": spec.modality},
         group_name=f"{group.name}_analyzers",
-        code_version=spec.version,
+        code_version=code_version,
         kinds={"python", "parquet"},
         metadata={"gpu_group": group.name, "device": device, "model": spec.model or "none"},
         check_specs=[
@@ -163,18 +165,25 @@ def analyzer_asset(spec: AnalyzerSpec, groups: GpuGroups) -> dg.AssetsDefinition
     return _asset
 
 
-def reconstruction_asset(groups: GpuGroups, analyzer_keys: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
+def reconstruction_asset(
+    groups: GpuGroups, analyzer_keys: Sequence[dg.AssetKey], code_version: str
+) -> dg.AssetsDefinition:
+    """The score. Its deps on the analyzers are lineage (staleness propagates to it); it reads the
+    warehouse, is not part of ``analyze_video`` and runs in its own ``score_video`` run after every
+    run of a video ends, whatever its outcome (``score_after_success`` / ``score_after_failure`` in
+    automation.py), so a failed analyzer lowers the score instead of blocking it."""
     group = groups.groups[groups.pipeline_group]
 
     @dg.asset(
-        name="reconstruction_scores",
+        key=SCORES_KEY,
         deps=list(analyzer_keys),
-        description="Per-second coverage by modality and an overall score, computed from the warehouse.",
+        description="Per-second coverage by modality and an overall score, computed from the warehouse "
+                    "after each analysis run (also after failed ones).",
         partitions_def=videos_partitions,
         pool=group.pool,
         op_tags={GROUP_TAG: group.name},
         group_name="reconstruction",
-        code_version="1",
+        code_version=code_version,
         kinds={"python", "parquet"},
     )
     def reconstruction_scores(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
@@ -196,7 +205,12 @@ def reconstruction_asset(groups: GpuGroups, analyzer_keys: Sequence[dg.AssetKey]
     return reconstruction_scores
 
 
-def build_assets(groups: GpuGroups) -> list[dg.AssetsDefinition]:
-    analyzers = [analyzer_asset(spec, groups) for spec in all_specs().values()]
+def build_assets(groups: GpuGroups, settings: Settings | None = None) -> list[dg.AssetsDefinition]:
+    specs = all_specs()
+    versions = code_versions(settings or load_settings(), specs)
+    analyzers = [analyzer_asset(spec, groups, versions[spec.name]) for spec in specs.values()]
     keys = [a.key for a in analyzers]
-    return [*pipeline_assets(groups), *analyzers, reconstruction_asset(groups, keys)]
+    return [
+        *pipeline_assets(groups, versions), *analyzers,
+        reconstruction_asset(groups, keys, versions["reconstruction_scores"]),
+    ]

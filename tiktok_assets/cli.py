@@ -12,27 +12,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .config import PROJECT_DIR, RESOURCES_DIR, Settings, load_settings
+from .config import PROJECT_DIR, Settings, load_settings
 
 PIPELINE_STEPS = ("source_video", "media")
 
 
 def ensure_instance(settings: Settings):
     """The Dagster instance under the data root, with pool limits from gpu_groups.yaml."""
-    import dagster as dg
+    from .definitions import apply_pool_limits, load_gpu_groups
+    from .instance import data_root_instance
 
-    from .definitions import load_gpu_groups
-
-    home = settings.dagster_home
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    template = (RESOURCES_DIR / "dagster.yaml").read_text()
-    if not config.is_file() or config.read_text() != template:
-        config.write_text(template)
-    os.environ["DAGSTER_HOME"] = str(home)
-    instance = dg.DagsterInstance.get()
-    for pool, limit in load_gpu_groups().pool_limits().items():
-        instance.event_log_storage.set_concurrency_slots(pool, limit)
+    os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
+    instance = data_root_instance(settings)
+    apply_pool_limits(instance, load_gpu_groups())
     return instance
 
 
@@ -51,8 +43,8 @@ def add_sources(settings: Settings, sources: list[str], instance=None) -> list[s
 
 
 def _selection(only: list[str] | None, decoded: bool) -> list[str]:
-    """Steps to run: everything, or the named analyzers (and those they read). With ``--only`` a
-    video that is already decoded is not fetched and decoded again."""
+    """Steps to run: everything, or the named analyzers and, transitively, those they read. With
+    ``--only`` a video that is already decoded is not fetched and decoded again."""
     from .analyzers import all_specs
 
     specs = all_specs()
@@ -61,40 +53,43 @@ def _selection(only: list[str] | None, decoded: bool) -> list[str]:
     unknown = [name for name in only if name not in specs]
     if unknown:
         raise ValueError(f"unknown analyzer(s) {', '.join(unknown)}; known: {', '.join(sorted(specs))}")
-    chosen = set(only)
-    for name in only:  # analyzers an analyzer reads must run too
-        chosen.update(specs[name].depends_on)
+    chosen: set[str] = set()
+    todo = list(only)
+    while todo:  # analyzers an analyzer reads must run too, and those they read
+        name = todo.pop()
+        if name not in chosen:
+            chosen.add(name)
+            todo.extend(specs[name].depends_on)
     pipeline = [] if decoded else list(PIPELINE_STEPS)
     return [*pipeline, *[n for n in specs if n in chosen]]
 
 
 def analyze(settings: Settings, source: str, only: list[str] | None = None) -> tuple[str, bool]:
-    """Materialize every step for one video in this process; returns (video ID, all succeeded)."""
+    """Run the ``analyze_video`` job for one video in this process, then its ``score_video`` run
+    (what the scoring sensors do after a UI, sensor or nightly run); returns (video ID, all succeeded)."""
     import dagster as dg
 
-    from .catalog import warehouse
-    from .definitions import defs
+    from .automation import SCORE_JOB, SCORES_AFTER_TAG, score_request
+    from .definitions import ANALYZE_JOB, defs
 
     _selection(only, decoded=False)  # reject unknown analyzer names before any work
     instance = ensure_instance(settings)
     key = add_sources(settings, [source], instance)[0]
     print(f"video {key}: analyzing {source}", flush=True)
     run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
-    assets = list(defs.assets)
     began = time.perf_counter()
-    result = dg.materialize(
-        assets, selection=_selection(only, (settings.media_dir / key / "meta.json").is_file()),
-        partition_key=key, instance=instance,
-        raise_on_error=False, run_config=run_config,
+    selection = [dg.AssetKey(n) for n in _selection(only, (settings.media_dir / key / "meta.json").is_file())]
+    result = defs.resolve_job_def(ANALYZE_JOB).execute_in_process(
+        partition_key=key, asset_selection=selection, instance=instance, raise_on_error=False,
+        run_config=run_config, tags={"tiktok_assets/launched_by": "cli"},
     )
-    # Scored in its own run so that a failed analyzer lowers the score instead of blocking it;
-    # a video that was never ingested has nothing to score.
     events = list(result.all_events)
     scored_ok = True
-    if warehouse(settings).read("videos", key) is not None:
-        scored = dg.materialize(
-            assets, selection=["reconstruction_scores"], partition_key=key, instance=instance,
-            raise_on_error=False, run_config=run_config,
+    request = score_request(instance, settings, instance.get_run_by_id(result.run_id))
+    if request is not None:  # a video that was never ingested has nothing to score
+        scored = defs.resolve_job_def(SCORE_JOB).execute_in_process(
+            partition_key=key, instance=instance, raise_on_error=False, run_config=run_config,
+            tags={SCORES_AFTER_TAG: result.run_id},
         )
         events += scored.all_events
         scored_ok = scored.success

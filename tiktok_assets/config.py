@@ -88,6 +88,7 @@ class Settings:
     languages: tuple[str, ...] = ("de", "en")
     device_override: str | None = None
     speech_emotion_model: str | None = None
+    max_nightly_failures: int = 3
 
     @property
     def videos_dir(self) -> Path:
@@ -137,9 +138,12 @@ def load_settings() -> Settings:
         ),
         device_override=os.environ.get("TIKTOK_ASSETS_DEVICE", "").strip() or None,
         speech_emotion_model=os.environ.get("TIKTOK_ASSETS_SPEECH_EMOTION_MODEL", "").strip() or None,
+        max_nightly_failures=int(_env_float("TIKTOK_ASSETS_MAX_NIGHTLY_FAILURES", 3)),
     )
     if not 0.1 <= settings.sample_fps <= 30:
         raise ValueError("TIKTOK_ASSETS_SAMPLE_FPS must be between 0.1 and 30")
+    if settings.max_nightly_failures < 1:
+        raise ValueError("TIKTOK_ASSETS_MAX_NIGHTLY_FAILURES must be at least 1")
     if settings.frame_long_side < 64 or settings.lowres_short_side < 16:
         raise ValueError("frame sizes are too small (long side >= 64, low-res short side >= 16)")
     return settings

@@ -23,6 +23,7 @@ from .config import Settings
 from .ingest import ingest, video_file
 from .media import MediaCache, MediaMeta, build_media_cache
 from .reconstruction import COVERAGE_SCHEMA, SCORES_SCHEMA, coverage_markdown, score_video, timeline_markdown
+from .versions import analyzer_code_version, code_versions
 from .warehouse import ANALYZER_RUNS_SCHEMA, VIDEOS_SCHEMA
 
 log = logging.getLogger("tiktok_assets")
@@ -66,12 +67,46 @@ def _record_run(settings: Settings, spec: AnalyzerSpec, video_id: str, **fields:
         "video_id": video_id,
         "analyzer": spec.name,
         "modality": spec.modality,
-        "code_version": spec.version,
+        "code_version": analyzer_code_version(spec, settings),
         "finished_at": datetime.now(UTC).replace(microsecond=0),
         **fields,
     }
     table = pa.Table.from_pylist([row], schema=ANALYZER_RUNS_SCHEMA)
     catalog.warehouse(settings).write("analyzer_runs", video_id, table, part=spec.name)
+
+
+def upstream_inputs(
+    settings: Settings, spec: AnalyzerSpec, video_id: str, logger=None
+) -> tuple[dict[str, pa.Table], dict[str, dict[str, Any]]]:
+    """The tables of the analyzers ``spec`` reads, and per upstream its last run: ``status``
+    (success / failed / missing; unknown: a table without a run record), ``code_version``
+    (recorded), ``current_version`` and ``stale``.
+    Only an upstream whose last run succeeded hands over its table; a failed or stale one is logged."""
+    store = catalog.warehouse(settings)
+    runs_table = store.read("analyzer_runs", video_id)
+    latest = {r["analyzer"]: r for r in (runs_table.to_pylist() if runs_table is not None else [])}
+    specs = all_specs()
+    versions = code_versions(settings, specs)
+    inputs: dict[str, pa.Table] = {}
+    input_runs: dict[str, dict[str, Any]] = {}
+    for dep in spec.depends_on:
+        run = latest.get(dep)
+        current = versions[dep]
+        table = store.read(dep, video_id)
+        status = run["status"] if run else ("missing" if table is None else "unknown")
+        recorded = run["code_version"] if run else None
+        input_runs[dep] = {
+            "status": status, "code_version": recorded, "current_version": current,
+            "stale": status == "success" and recorded != current,
+            "finished_at": run["finished_at"] if run else None,
+        }
+        if table is not None and status == "success":
+            inputs[dep] = table
+        info = input_runs[dep]
+        if logger is not None and (status != "success" or info["stale"]):
+            logger.warning(f"{spec.name}: upstream {dep} is {status}{' and stale' if info['stale'] else ''} "
+                           f"(written by version {recorded}, current {current})")
+    return inputs, input_runs
 
 
 def run_analyzer_step(
@@ -82,14 +117,10 @@ def run_analyzer_step(
     began = time.perf_counter()
     try:
         media = MediaCache(settings.media_dir / video_id)
-        inputs = {}
-        for dep in spec.depends_on:
-            table = store.read(dep, video_id)
-            if table is not None:
-                inputs[dep] = table
+        inputs, input_runs = upstream_inputs(settings, spec, video_id, logger or log)
         context = AnalyzerContext(
             video_id=video_id, settings=settings, device=device, batch_size=batch_size, inputs=inputs,
-            log=logger or log,
+            input_runs=input_runs, log=logger or log,
         )
         result = run_analyzer(spec, media, context)
     except Exception as exc:

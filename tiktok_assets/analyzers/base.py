@@ -40,6 +40,10 @@ class AnalyzerContext:
     device: str = "cpu"
     batch_size: int = 1
     inputs: Mapping[str, pa.Table] = field(default_factory=dict)
+    # per upstream analyzer: its last run's status ("success", "failed", "missing"), the code version
+    # that wrote the table, and whether that version is outdated ("stale"); a failed upstream's table
+    # is not in ``inputs``
+    input_runs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("tiktok_assets"))
 
 
@@ -72,6 +76,10 @@ class AnalyzerSpec:
     # SQL expression over the analyzer's columns giving a short label for the `timeline` view and
     # the reconstruction timeline; rows where it is NULL are left out of the readable timeline.
     timeline_label: str | None = None
+    # `Settings` fields that change the output, and the distributions shipping the model weights:
+    # both go into the Dagster code version, so changing them makes the asset stale
+    settings: tuple[str, ...] = ()
+    model_packages: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:

