@@ -74,6 +74,17 @@ def _record_run(settings: Settings, spec: AnalyzerSpec, video_id: str, **fields:
     catalog.warehouse(settings).write("analyzer_runs", video_id, table, part=spec.name)
 
 
+def upstream_examined(settings: Settings, video_id: str, names: list[str]) -> dict[str, list[tuple[float, float]]]:
+    """Examined spans of the latest successful run of each analyzer in ``names``."""
+    runs = catalog.warehouse(settings).read("analyzer_runs", video_id) if names else None
+    out: dict[str, list[tuple[float, float]]] = {}
+    for run in runs.to_pylist() if runs is not None else []:
+        if run["analyzer"] in names:
+            spans = [(s["start_s"], s["end_s"]) for s in run["examined"] or []]
+            out[run["analyzer"]] = spans if run["status"] == "success" else []
+    return out
+
+
 def run_analyzer_step(
     settings: Settings, spec: AnalyzerSpec, video_id: str, device: str, batch_size: int, logger=None
 ) -> AnalyzerStepResult:
@@ -89,7 +100,7 @@ def run_analyzer_step(
                 inputs[dep] = table
         context = AnalyzerContext(
             video_id=video_id, settings=settings, device=device, batch_size=batch_size, inputs=inputs,
-            log=logger or log,
+            input_examined=upstream_examined(settings, video_id, list(inputs)), log=logger or log,
         )
         result = run_analyzer(spec, media, context)
     except Exception as exc:
