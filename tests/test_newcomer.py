@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -99,7 +100,7 @@ def test_demo_says_what_it_expected_beside_what_it_found(settings, sample, sampl
     video = {"video_id": "sample", "duration_s": sample_media.duration_s, "has_audio": sample_media.has_audio}
     scores, _ = score_video(video, runs, all_specs())
     store.write("reconstruction_scores", "sample", pa.Table.from_pylist([scores], schema=SCORES_SCHEMA))
-    truth = json.loads(open(str(sample.path).replace(".mp4", ".truth.json")).read())
+    truth = json.loads(Path(sample.path).with_suffix(".truth.json").read_text())
 
     text = "\n".join(cli.demo_report(local, "sample", truth))
     expected_cuts = f"{len(sample.cuts_s)} of {len(sample.cuts_s)} expected cuts found within 0.1 s, 0 extra"
