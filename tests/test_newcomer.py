@@ -109,7 +109,7 @@ def test_demo_says_what_it_expected_beside_what_it_found(settings, sample, sampl
         assert item["text"] in text
     assert text.count("nothing transcribed here") == len(sample.speech)
     (score_text,) = [line for line in text.splitlines() if line.startswith("Score ")]
-    assert f"Score {scores['score']:.1f}/100 = mean over modalities" in score_text
+    assert f"Score {scores['score']:g}/100 = mean over modalities" in score_text
     assert f"visual {scores['visual_score']:.0f}," in score_text and "speech 0," in score_text
     assert "text 0," in score_text and f"{scores['analyzers_succeeded']} of {scores['analyzers_expected']}" in score_text
 

@@ -238,7 +238,7 @@ def score_line(scores: dict) -> str:
     for m in ("speech", "text", "visual", "audio"):
         value = scores.get(f"{m}_score")
         parts.append(f"{m} {'n/a' if value is None else f'{value:.0f}'}")
-    return (f"Score {scores['score']:.1f}/100 = mean over modalities of the share of the video their analyzers "
+    return (f"Score {scores['score']:g}/100 = mean over modalities of the share of the video their analyzers "
             f"really examined ({', '.join(parts)}; {scores['analyzers_succeeded']} of "
             f"{scores['analyzers_expected']} analyzers succeeded; text stays 0 until an OCR analyzer exists)")
 
