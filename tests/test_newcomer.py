@@ -40,7 +40,7 @@ def test_add_is_all_or_nothing(settings, sample, tmp_path):
     missing = tmp_path / "missing.mp4"
     before = set(settings.sources_dir.glob("*.json")) if settings.sources_dir.is_dir() else set()
     with pytest.raises(ValueError) as error:
-        cli.add_sources(settings, [str(good), str(missing), str(text)], instance)
+        cli.add_sources(settings, [str(good), str(missing), str(text)], instance, probe_files=True)
     message = str(error.value)
     assert message.startswith("nothing was added, 2 of 3 source(s) cannot be used")
     assert "missing.mp4" in message and "notes.mp4" in message and "good.mp4" not in message
@@ -54,9 +54,11 @@ def test_add_is_all_or_nothing(settings, sample, tmp_path):
 
 
 def test_add_command_reports_each_bad_source(settings, tmp_path, capsys):
-    assert cli.main(["add", str(tmp_path / "gone.mp4")]) == 2
+    (tmp_path / "notes.mp4").write_text("not a video")
+    assert cli.main(["add", str(tmp_path / "gone.mp4"), str(tmp_path / "notes.mp4")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: nothing was added, 1 of 1 source(s)") and "gone.mp4" in err
+    assert err.startswith("error: nothing was added, 2 of 2 source(s)")
+    assert "no such video file" in err and "notes.mp4 is not a readable video file" in err
 
 
 @pytest.fixture(scope="module")

@@ -36,11 +36,11 @@ def ensure_instance(settings: Settings):
     return instance
 
 
-def source_problem(settings: Settings, source: str) -> str | None:
+def source_problem(settings: Settings, source: str, probe_files: bool = True) -> str | None:
     """Why ``source`` cannot be added (one sentence), or None when it looks usable.
 
-    URLs are checked against the URL policy (they are fetched later); files must exist and be
-    readable videos (probed without decoding)."""
+    URLs are checked against the URL policy (they are fetched later); files must exist and, with
+    ``probe_files``, be readable videos (probed without decoding)."""
     from .ids import is_url
     from .ingest import IngestError, check_url_allowed
     from .media import MediaError, probe
@@ -52,21 +52,27 @@ def source_problem(settings: Settings, source: str) -> str | None:
         if is_url(source):
             check_url_allowed(source, settings.allow_private_urls)
         else:
-            probe(Path(source).expanduser().resolve())
+            path = Path(source).expanduser().resolve()
+            if not path.is_file():
+                return f"no such video file: {path}"
+            if probe_files:
+                probe(path)
     except (IngestError, MediaError, ValueError, OSError) as exc:
         return str(exc)
     return None
 
 
-def add_sources(settings: Settings, sources: list[str], instance=None) -> list[str]:
+def add_sources(settings: Settings, sources: list[str], instance=None, probe_files: bool = False) -> list[str]:
     """Register sources and add their IDs as partitions, all or nothing; returns the IDs.
 
-    Every source is checked first: if any is unusable, a ValueError names each bad one and
-    nothing is registered."""
+    Every source is checked first (files also probed as videos with ``probe_files``, as the `add`
+    command does; `analyze` leaves that to the `source_video` step): if any is unusable, a
+    ValueError names each bad one and nothing is registered."""
     from .assets import videos_partitions
     from .ingest import register_source
 
-    problems = [(source, problem) for source in sources if (problem := source_problem(settings, source))]
+    problems = [(source, problem) for source in sources
+                if (problem := source_problem(settings, source, probe_files))]
     if problems:
         listed = "; ".join(f"{source}: {problem}" for source, problem in problems)
         raise ValueError(f"nothing was added, {len(problems)} of {len(sources)} source(s) cannot be used ({listed})")
@@ -354,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
         if args.command == "add":
-            for source, key in zip(args.sources, add_sources(settings, args.sources)):
+            for source, key in zip(args.sources, add_sources(settings, args.sources, probe_files=True)):
                 print(f"{key}\t{source}")
             return 0
         if args.command == "analyze":
