@@ -28,11 +28,46 @@ def ensure_instance(settings: Settings):
     return instance
 
 
-def add_sources(settings: Settings, sources: list[str], instance=None) -> list[str]:
-    """Register sources and add their IDs as partitions; returns the IDs."""
+def source_problem(settings: Settings, source: str, probe_files: bool = True) -> str | None:
+    """Why ``source`` cannot be added (one sentence), or None when it looks usable.
+
+    URLs are checked against the URL policy (they are fetched later); files must exist and, with
+    ``probe_files``, be readable videos (probed without decoding)."""
+    from .ids import is_url
+    from .ingest import IngestError, check_url_allowed
+    from .media import MediaError, probe
+
+    source = source.strip()
+    if not source:
+        return "empty source"
+    try:
+        if is_url(source):
+            check_url_allowed(source, settings.allow_private_urls)
+        else:
+            path = Path(source).expanduser().resolve()
+            if not path.is_file():
+                return f"no such video file: {path}"
+            if probe_files:
+                probe(path)
+    except (IngestError, MediaError, ValueError, OSError) as exc:
+        return str(exc)
+    return None
+
+
+def add_sources(settings: Settings, sources: list[str], instance=None, probe_files: bool = False) -> list[str]:
+    """Register sources and add their IDs as partitions, all or nothing; returns the IDs.
+
+    Every source is checked first (files also probed as videos with ``probe_files``, as the `add`
+    command does; `analyze` leaves that to the `source_video` step): if any is unusable, a
+    ValueError names each bad one and nothing is registered."""
     from .assets import videos_partitions
     from .ingest import register_source
 
+    problems = [(source, problem) for source in sources
+                if (problem := source_problem(settings, source, probe_files))]
+    if problems:
+        listed = "; ".join(f"{source}: {problem}" for source, problem in problems)
+        raise ValueError(f"nothing was added, {len(problems)} of {len(sources)} source(s) cannot be used ({listed})")
     keys = [register_source(settings, source) for source in sources]
     instance = instance or ensure_instance(settings)
     existing = set(instance.get_dynamic_partitions(videos_partitions.name))
@@ -71,6 +106,7 @@ def analyze(settings: Settings, source: str, only: list[str] | None = None) -> t
 
     from .automation import SCORE_JOB, SCORES_AFTER_TAG, score_request
     from .definitions import ANALYZE_JOB, defs
+    from .run_guard import run_tags
 
     _selection(only, decoded=False)  # reject unknown analyzer names before any work
     instance = ensure_instance(settings)
@@ -81,7 +117,7 @@ def analyze(settings: Settings, source: str, only: list[str] | None = None) -> t
     selection = [dg.AssetKey(n) for n in _selection(only, (settings.media_dir / key / "meta.json").is_file())]
     result = defs.resolve_job_def(ANALYZE_JOB).execute_in_process(
         partition_key=key, asset_selection=selection, instance=instance, raise_on_error=False,
-        run_config=run_config, tags={"tiktok_assets/launched_by": "cli"},
+        run_config=run_config, tags={"tiktok_assets/launched_by": "cli", **run_tags()},
     )
     events = list(result.all_events)
     scored_ok = True
@@ -89,7 +125,7 @@ def analyze(settings: Settings, source: str, only: list[str] | None = None) -> t
     if request is not None:  # a video that was never ingested has nothing to score
         scored = defs.resolve_job_def(SCORE_JOB).execute_in_process(
             partition_key=key, instance=instance, raise_on_error=False, run_config=run_config,
-            tags={SCORES_AFTER_TAG: result.run_id},
+            tags={SCORES_AFTER_TAG: result.run_id, **run_tags()},
         )
         events += scored.all_events
         scored_ok = scored.success
@@ -169,6 +205,80 @@ DEMO_QUERIES = (
 )
 
 
+CUT_TOLERANCE_S = 0.1
+
+
+def _words(text: str) -> list[str]:
+    return ["".join(ch for ch in w if ch.isalnum()) for w in text.lower().split() if any(ch.isalnum() for ch in w)]
+
+
+def speech_vs_truth(expected: list[dict], transcript: list[dict]) -> list[str]:
+    """Expected sentences beside the transcript heard over the same time, with the word recall."""
+    lines = []
+    for item in expected:
+        a, b = float(item["start_s"]), float(item["end_s"])
+        heard = [r for r in transcript if r["end_s"] > a - 0.5 and r["start_s"] < b + 0.5]
+        heard_text = " ".join(str(r["text"]).strip() for r in heard)
+        want, got = _words(item["text"]), set(_words(heard_text))
+        found = sum(1 for w in want if w in got)
+        lines.append(f"  expected {a:5.1f}-{b:5.1f}s [{item.get('lang', '?')}] {item['text']}")
+        if heard:
+            lines.append(f"  found    {heard[0]['start_s']:5.1f}-{heard[-1]['end_s']:5.1f}s      {heard_text}"
+                         f"  ({found}/{len(want)} words)")
+        else:
+            lines.append(f"  found    nothing transcribed here  (0/{len(want)} words)")
+    return lines
+
+
+def cuts_vs_truth(expected: list[float], found: list[float], tolerance_s: float = CUT_TOLERANCE_S) -> list[str]:
+    """Expected cut times beside the detected ones: how many match within ``tolerance_s``."""
+    matched = sum(1 for t in expected if any(abs(t - f) <= tolerance_s for f in found))
+    extra = sum(1 for f in found if all(abs(t - f) > tolerance_s for t in expected))
+    return [
+        f"  expected at {', '.join(f'{t:.2f}' for t in expected) or '-'} s",
+        f"  found    at {', '.join(f'{t:.2f}' for t in found) or '-'} s",
+        f"  {matched} of {len(expected)} expected cuts found within {tolerance_s:.1f} s, {extra} extra",
+    ]
+
+
+def score_line(scores: dict) -> str:
+    """The reconstruction score and what it means, in one line."""
+    parts = []
+    for m in ("speech", "text", "visual", "audio"):
+        value = scores.get(f"{m}_score")
+        parts.append(f"{m} {'n/a' if value is None else f'{value:.0f}'}")
+    return (f"Score {scores['score']:g}/100 = mean over modalities of the share of the video their analyzers "
+            f"really examined ({', '.join(parts)}; {scores['analyzers_succeeded']} of "
+            f"{scores['analyzers_expected']} analyzers succeeded; text stays 0 until an OCR analyzer exists)")
+
+
+def demo_report(settings: Settings, key: str, truth: dict | None) -> list[str]:
+    """What the demo expected (the sample's recipe) beside what the pipeline found."""
+    from .catalog import connect
+
+    con = connect(settings)
+    try:
+        def rows(query: str) -> list[dict]:
+            cursor = con.execute(query, [key])
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, r)) for r in cursor.fetchall()]
+
+        transcript = rows("SELECT start_s, end_s, text FROM speech_transcription WHERE video_id = ? ORDER BY start_s")
+        cuts = rows("SELECT start_s FROM cut_analysis WHERE video_id = ? AND kind = 'hard_cut' ORDER BY start_s")
+        scores = rows("SELECT * FROM reconstruction_scores WHERE video_id = ?")
+    finally:
+        con.close()
+    lines = []
+    if truth is not None:
+        lines += ["", "Speech: expected (spoken by espeak-ng) vs transcribed:"]
+        lines += speech_vs_truth(truth.get("speech", []), transcript)
+        lines += ["", "Cuts: expected vs detected:"]
+        lines += cuts_vs_truth(list(truth.get("cuts_s", [])), [r["start_s"] for r in cuts])
+    if scores:
+        lines += ["", score_line(scores[0])]
+    return lines
+
+
 def demo(settings: Settings) -> int:
     """Generate the sample video, analyze it end to end and show results and how to open the UI."""
     from .sample_video import generate_sample_video
@@ -186,6 +296,9 @@ def demo(settings: Settings) -> int:
     for title, query in DEMO_QUERIES:
         print(f"\n{title}:")
         run_sql(settings, query.format(key=key))
+    truth_file = sample.with_suffix(".truth.json")
+    truth = json.loads(truth_file.read_text()) if truth_file.is_file() else None
+    print("\n".join(demo_report(settings, key, truth)))
     print(f"\nProcessed {duration:.1f}s of video in {elapsed:.1f}s: {elapsed / duration:.2f}x realtime "
           "(processing time / video duration, models loaded once)")
     # Run through resources/setup.sh, the environment is not on the user's PATH: say how to get in.
@@ -240,10 +353,29 @@ def _run_guarded(settings: Settings, command: str, work):
     return result
 
 
+DESCRIPTION = """Turn short vertical videos into timestamped, SQL-queryable analyzer tables
+(Parquet + DuckDB views) with a Dagster asset graph."""
+EPILOG = """examples:
+  tiktok-assets demo                          analyze the generated sample video end to end
+  tiktok-assets add clip.mp4 https://...      register videos as partitions (all or nothing)
+  tiktok-assets analyze clip.mp4              analyze one video now, in this process
+  tiktok-assets sql "SELECT * FROM timeline"  query the warehouse
+  tiktok-assets ui                            open the Dagster UI on http://127.0.0.1:3000
+
+Data lives under $TIKTOK_ASSETS_HOME (see the README for every setting)."""
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tiktok-assets", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="tiktok-assets", description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    p_add = sub.add_parser("add", help="register videos (URLs or files) as partitions")
+    p_add = sub.add_parser(
+        "add", help="register videos (URLs or files) as partitions",
+        description="Register videos as partitions. Every source is checked first; if one cannot be "
+        "used, nothing is added and each bad source is named.",
+    )
     p_add.add_argument("sources", nargs="+", metavar="URL_OR_PATH")
     p_an = sub.add_parser("analyze", help="analyze one video now, in this process")
     p_an.add_argument("source", metavar="URL_OR_PATH")
@@ -265,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
         if args.command == "add":
-            for source, key in zip(args.sources, add_sources(settings, args.sources)):
+            for source, key in zip(args.sources, add_sources(settings, args.sources, probe_files=True)):
                 print(f"{key}\t{source}")
             return 0
         if args.command == "analyze":

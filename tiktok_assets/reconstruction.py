@@ -3,7 +3,9 @@
 Definitions (also in the README):
 
 * An analyzer run records the time spans of the input it really **examined** (not where it found
-  something). A failed or missing run examined nothing.
+  something), measured by the framework (:mod:`tiktok_assets.analyzers.base`): the media it read
+  plus its inputs' examined spans, cut to where it claims complete key output. A failed or
+  missing run examined nothing.
 * **Per-second coverage**: second ``s`` of modality ``m`` (speech, text, visual, audio) is covered
   when a successful analyzer of that modality examined at least half of it.
 * **Expected**: every registered analyzer of every modality the video can have; speech and audio are

@@ -99,6 +99,7 @@ def upstream_inputs(
             "status": status, "code_version": recorded, "current_version": current,
             "stale": status == "success" and recorded != current,
             "finished_at": run["finished_at"] if run else None,
+            "examined": [(e["start_s"], e["end_s"]) for e in (run["examined"] or [])] if run else [],
         }
         if table is not None and status == "success":
             inputs[dep] = table
@@ -120,7 +121,9 @@ def run_analyzer_step(
         inputs, input_runs = upstream_inputs(settings, spec, video_id, logger or log)
         context = AnalyzerContext(
             video_id=video_id, settings=settings, device=device, batch_size=batch_size, inputs=inputs,
-            input_runs=input_runs, log=logger or log,
+            input_runs=input_runs,
+            input_examined={dep: input_runs[dep]["examined"] for dep in inputs},
+            log=logger or log,
         )
         result = run_analyzer(spec, media, context)
     except Exception as exc:

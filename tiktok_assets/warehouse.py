@@ -118,7 +118,8 @@ class Warehouse:
         """CREATE VIEW statements for every known table (empty, typed views for unwritten ones).
 
         ``timeline`` maps analyzer tables to a SQL label expression (or None) for the ``timeline``
-        view, which stacks every analyzer row as (video_id, start_s, end_s, analyzer, label).
+        view, which stacks every labelled analyzer row as (video_id, start_s, end_s, analyzer,
+        label): tables without an expression and rows whose label is NULL or blank are left out.
         """
         statements = []
         for name, schema in schemas.items():
@@ -131,12 +132,16 @@ class Warehouse:
                 f"read_parquet('{pattern}', union_by_name = true, hive_partitioning = false)"
             )
         if timeline:
-            union = " UNION ALL ".join(
-                f"SELECT video_id, start_s, end_s, '{t}' AS analyzer, CAST({label or 'NULL'} AS VARCHAR) AS label "
-                f"FROM {t}"
-                for t, label in timeline.items()
+            parts = [
+                f"SELECT video_id, start_s, end_s, '{t}' AS analyzer, CAST({label} AS VARCHAR) AS label FROM {t}"
+                for t, label in timeline.items() if label
+            ] or ["SELECT NULL::VARCHAR AS video_id, NULL::DOUBLE AS start_s, NULL::DOUBLE AS end_s, "
+                  "NULL::VARCHAR AS analyzer, NULL::VARCHAR AS label WHERE false"]
+            union = " UNION ALL ".join(parts)
+            statements.append(
+                f"CREATE OR REPLACE VIEW timeline AS SELECT * FROM ({union}) WHERE label IS NOT NULL "
+                "AND trim(label) <> ''"
             )
-            statements.append(f"CREATE OR REPLACE VIEW timeline AS {union}")
         return statements
 
     @contextmanager

@@ -101,7 +101,7 @@ def estimate_key(chroma: np.ndarray) -> str | None:
 def run(media, context: AnalyzerContext) -> AnalyzerOutput:
     import librosa
 
-    y = media.audio
+    y = np.asarray(media.audio)  # librosa wants an ndarray; counts as reading all of the audio
     duration = y.size / RATE
     frame_len = 2 * HOP * 4
     rms = librosa.feature.rms(y=y, frame_length=frame_len, hop_length=HOP)[0]

@@ -3,6 +3,18 @@
 Analyzers know nothing of Dagster or of the warehouse. :func:`run_analyzer` turns their rows into
 an Arrow table of one fixed schema (``video_id``, ``start_s``, ``end_s`` + the spec's columns) and
 checks the timestamps; the Dagster factory and the CLI both go through it.
+
+Coverage is measured, not declared. ``run_analyzer`` hands the analyzer a
+:class:`~tiktok_assets.media_access.TrackedMedia` that records which sampled frames, low-res
+frames and audio samples it read. The run's ``examined`` spans are
+
+    (spans of the media it read  ∪  examined spans of the upstream tables it was given)
+    ∩  the spans the analyzer claims (``AnalyzerOutput.examined``)
+
+so an analyzer that reads half the frames examined half the video whatever it claims, and an
+analyzer whose key output is missing for a span (no model, no transcript) leaves that span out of
+its claim and does not cover it. An analyzer that reads only upstream tables (no media) examined
+what those tables' runs examined.
 """
 
 from __future__ import annotations
@@ -17,6 +29,7 @@ import pyarrow as pa
 
 from ..config import Settings
 from ..media import MediaCache
+from ..media_access import Span, TrackedMedia, intersect_spans, merge_spans, total
 
 MODALITIES = ("speech", "text", "visual", "audio")
 BASE_FIELDS = (
@@ -44,16 +57,20 @@ class AnalyzerContext:
     # that wrote the table, and whether that version is outdated ("stale"); a failed upstream's table
     # is not in ``inputs``
     input_runs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # Examined spans of the successful upstream runs in ``inputs`` (measured coverage flows on).
+    input_examined: Mapping[str, list[Span]] = field(default_factory=dict)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("tiktok_assets"))
 
 
 @dataclass
 class AnalyzerOutput:
-    """Rows (dicts with at least start_s/end_s), the time spans really examined, and figures.
+    """Rows (dicts with at least start_s/end_s), the spans the analyzer claims, and figures.
 
-    ``examined`` feeds the reconstruction score: list the spans of the input the analyzer looked
-    at (not the spans where it found something). ``metadata`` holds the main figures shown in
-    the Dagster UI and a ``note`` when something was skipped.
+    ``examined`` is a claim of the spans whose output is complete (not the spans where it found
+    something): leave out spans whose key output could not be produced (missing model, missing
+    input). The framework intersects it with what was really read (module docstring).
+    ``metadata`` holds the main figures shown in the Dagster UI and a ``note`` when something was
+    skipped.
     """
 
     rows: list[dict[str, Any]]
@@ -96,25 +113,46 @@ class AnalyzerSpec:
 @dataclass
 class AnalyzerRun:
     table: pa.Table
-    examined: list[tuple[float, float]]
+    examined: list[tuple[float, float]]  # measured: (read ∪ inputs' examined) ∩ claimed
     metadata: dict[str, Any]
     seconds: float
+    read: list[tuple[float, float]] = field(default_factory=list)  # media spans really read
+    claimed: list[tuple[float, float]] = field(default_factory=list)  # what the analyzer declared
+
+
+def measured_examined(
+    read: list[Span], inputs: Mapping[str, list[Span]], claimed: list[Span], duration_s: float
+) -> list[Span]:
+    """The coverage rule of the module docstring, clipped to the video."""
+    seen = merge_spans([*read, *(s for spans in inputs.values() for s in spans)], duration_s)
+    return intersect_spans(seen, merge_spans(claimed, duration_s))
 
 
 def run_analyzer(spec: AnalyzerSpec, media: MediaCache, context: AnalyzerContext) -> AnalyzerRun:
-    """Run one analyzer and return its rows as a validated Arrow table."""
+    """Run one analyzer on a tracking view of ``media``; return its validated table and the
+    spans it examined (measured, see the module docstring)."""
     began = time.perf_counter()
+    tracked = media if isinstance(media, TrackedMedia) else TrackedMedia(media)
     if spec.needs_audio and not media.has_audio:
         output = AnalyzerOutput(rows=[], examined=[], metadata={"note": "video has no audio track"})
     else:
-        output = spec.run(media, context)
+        output = spec.run(tracked, context)
     table = to_table(spec, context.video_id, output.rows)
-    check_times(spec.name, table, media.duration_s)
-    examined = [(max(0.0, a), min(media.duration_s, b)) for a, b in output.examined if b > a]
+    duration = float(media.duration_s)
+    check_times(spec.name, table, duration)
+    read = tracked.read_spans()
+    inputs = {k: v for k, v in context.input_examined.items() if k in context.inputs}
+    claimed = merge_spans(list(output.examined), duration)
+    examined = measured_examined(read, inputs, claimed, duration)
     metadata = {"rows": table.num_rows, **output.metadata}
+    metadata["examined_s"] = round(total(examined), 3)
+    if total(claimed) - total(examined) > 0.05:
+        metadata["coverage_note"] = (
+            f"claimed {total(claimed):.1f}s but read only {total(examined):.1f}s of {duration:.1f}s"
+        )
     if spec.model and "model" not in metadata:
         metadata["model"] = spec.model
-    return AnalyzerRun(table, examined, metadata, time.perf_counter() - began)
+    return AnalyzerRun(table, examined, metadata, time.perf_counter() - began, read, claimed)
 
 
 def to_table(spec: AnalyzerSpec, video_id: str, rows: list[dict[str, Any]]) -> pa.Table:

@@ -12,6 +12,11 @@ folder, or a hub id that is used from the local cache or downloaded where the hu
 A checkpoint without a trained classification head is refused (its labels would be random).
 Without a model, ``emotion`` is null and ``model_status`` says which model is missing; no label
 is ever guessed from prosody.
+
+Coverage: the emotion label is this analyzer's key output, so it claims to have examined the
+video only when a classifier ran (then the speech segments were classified and the rest was
+found to hold no speech). Without a model it claims nothing and counts 0 for speech in the
+reconstruction score, although its prosody rows are real.
 """
 
 from __future__ import annotations
@@ -226,7 +231,7 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
         note = ""
     return AnalyzerOutput(
         rows=rows,
-        examined=[(0.0, duration)],
+        examined=[(0.0, duration)] if classifier is not None else [],
         metadata=without_none(
             {
                 "model": classifier.resolved.name if classifier else "none",

@@ -13,6 +13,11 @@ are pauses). Two rates are given:
 A word belongs to the window holding its midpoint. Syllables are counted with a vowel-group
 heuristic for German (ä/ö/ü; ei, ie, eu, äu, au count once) and English (silent final e, -ed,
 -es) chosen by the segment's language.
+
+Coverage: the rates are the key output and need the transcript, so without a
+``speech_transcription`` table the analyzer claims nothing (``rate_status`` says why) and counts 0
+for speech in the reconstruction score; with one it claims the whole video (a transcript without
+words means no words were spoken).
 """
 
 from __future__ import annotations
@@ -110,13 +115,16 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
 
     if not has_input:
         note = "no speech_transcription input: rates need its words; only voiced time is given"
+        status = "unavailable: no speech_transcription table (run speech_transcription first)"
     elif not words:
         note = "no words transcribed; rates are null"
+        status = "ok: transcript has no words"
     else:
         note = ""
+        status = "ok"
     return AnalyzerOutput(
         rows=rows,
-        examined=[(0.0, duration)],
+        examined=[(0.0, duration)] if has_input else [],
         metadata=without_none(
             {
                 "articulation_wpm": video["articulation_wpm"],
@@ -125,6 +133,7 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
                 "words": len(words),
                 "voiced_s": round(total_voiced, 2),
                 "voiced_from": voice_source,
+                "rate_status": status,
                 "note": note,
             }
         ),

@@ -1,0 +1,139 @@
+"""A real browser drives the Dagster UI: asset graph -> materialize one partition -> score metadata.
+
+Playwright runs Debian's chromium (no browser download). The test opens the global asset graph,
+filters it to source_video, media, cut_analysis and reconstruction_scores, launches a run of the
+sample video's partition with the UI's own buttons and dialogs, waits for the run to succeed and
+reads the score on the asset page. Only cut_analysis of the 13 analyzers runs, so the measured
+score is known: visual = 1/6 (cut_analysis examined the whole video), the other modalities 0.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from test_ui import free_port, graphql
+
+from tiktok_assets.analyzers import all_specs
+from tiktok_assets.cli import add_sources, ensure_instance
+from tiktok_assets.config import PROJECT_DIR, load_settings
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+SELECTION = ("source_video", "media", "cut_analysis", "reconstruction_scores")
+
+
+@pytest.fixture()
+def ui(tmp_path, monkeypatch, sample):
+    """`dagster dev` on a data root of its own with the sample video registered: (url, key, log)."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("TIKTOK_ASSETS_HOME", str(home))
+    monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
+    settings = load_settings()
+    ensure_instance(settings)
+    key = add_sources(settings, [sample.path])[0]
+    port = free_port()
+    log_path = tmp_path / "dagster-dev.log"
+    log = open(log_path, "w")  # noqa: SIM115 - closed at teardown
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).with_name("dagster")), "dev", "-w", str(PROJECT_DIR / "workspace.yaml"),
+         "-p", str(port), "-h", "127.0.0.1"],
+        cwd=PROJECT_DIR, env={**os.environ, "DAGSTER_HOME": str(settings.dagster_home)},
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                urllib.request.urlopen(f"{url}/server_info", timeout=2)
+                break
+            except OSError:
+                time.sleep(1)
+        else:
+            pytest.fail(f"dagster dev did not start: {log_path.read_text()[-2000:]}")
+        yield url, key, log_path
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+def wait_for_run(url: str, run_id: str, timeout_s: float = 300) -> str:
+    status = None
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        query = f'{{ runOrError(runId: "{run_id}") {{ ... on Run {{ status }} }} }}'
+        status = graphql(url, query)["runOrError"]["status"]
+        if status in ("SUCCESS", "FAILURE", "CANCELED"):
+            break
+        time.sleep(2)
+    return status
+
+
+def test_browser_materializes_a_partition_and_reads_the_score(ui, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    url, key, log_path = ui
+    visual = sum(1 for spec in all_specs().values() if spec.modality == "visual")
+    expected_score = round(100 * (1 / visual) / 4, 2)  # 4 modalities expected (the sample has audio)
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(60_000)
+        # A fresh instance greets with a newsletter dialog: skip it whenever it shows up.
+        page.add_locator_handler(page.get_by_text("Join the Dagster community"),
+                                 lambda _: page.get_by_role("button", name="Skip").click())
+        try:
+            page.goto(f"{url}/asset-groups", timeout=120_000)
+            expect(page.get_by_text("Global asset lineage")).to_be_visible()
+            page.locator(".CodeMirror").filter(has_text="Search and filter assets").first.click()
+            page.keyboard.type(" or ".join(f'key:"{name}"' for name in SELECTION))
+            page.keyboard.press("Enter")
+            page.get_by_role("button", name="Materialize").first.click()
+            # reconstruction_scores has upstream analyzers that are not selected: confirm anyway.
+            confirm = page.get_by_role("button", name="Confirm")
+            confirm.wait_for()
+            confirm.click()
+            dialog = page.get_by_role("dialog").filter(has_text=f"Launch runs to materialize {len(SELECTION)} assets")
+            expect(dialog).to_be_visible()
+            dialog.get_by_text("Select a partition or create one").click()
+            page.get_by_text(key, exact=True).filter(visible=True).first.click()
+            page.keyboard.press("Escape")  # close the partition list, keep the dialog
+            page.get_by_role("button", name="Launch 1 run").click()
+            view = page.get_by_role("link", name="View", exact=True).first  # in the "Launched run" toast
+            view.wait_for()
+            run_id = view.get_attribute("href").rstrip("/").split("/")[-1]
+            view.click()
+            expect(page).to_have_url(f"{url}/runs/{run_id}")
+
+            assert wait_for_run(url, run_id) == "SUCCESS", log_path.read_text()[-3000:]
+            expect(page.get_by_text("Success", exact=True).first).to_be_visible(timeout=60_000)
+            runs = graphql(url, f'{{ runOrError(runId: "{run_id}") {{ ... on Run {{ assetSelection {{ path }} '
+                                f'tags {{ key value }} }} }} }}')["runOrError"]
+            assert sorted(a["path"][0] for a in runs["assetSelection"]) == sorted(SELECTION)
+            assert {"key": "dagster/partition", "value": key} in runs["tags"]
+
+            page.goto(f"{url}/assets/reconstruction_scores")
+            score_row = page.get_by_role("row").filter(has=page.get_by_text("score", exact=True))
+            expect(score_row.first).to_contain_text(f"{expected_score:.2f}", timeout=60_000)
+            expect(page.get_by_text("Reconstruction score", exact=False).first).to_be_visible()
+        except BaseException:
+            page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
+            print(f"screenshot: {tmp_path / 'failure.png'}; dagster log: {log_path}")
+            raise
+        finally:
+            browser.close()
