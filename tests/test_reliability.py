@@ -323,6 +323,33 @@ def test_item8_full_disk_names_the_place(settings, sample, monkeypatch):
     assert len(failures) == 1 and "no space left on /" in failures[0]
 
 
+def test_item8_full_disk_in_media_and_analyzer_steps_names_the_place(settings, sample, monkeypatch):
+    """Decoding and analyzer writes on a full disk fail with the sentence too, not a Dagster class name."""
+    import dagster as dg
+
+    from tiktok_assets import steps
+    from tiktok_assets.definitions import defs
+
+    key = register_source(settings, sample.path)
+    ingest(settings, key)
+    where = str(settings.media_dir / key)
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", where)
+
+    monkeypatch.setattr(steps, "decode_media", full)
+    monkeypatch.setattr(steps, "run_analyzer_step", full)
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("videos", [key])
+    for selection in (["media"], ["cut_analysis"]):
+        result = dg.materialize(list(defs.assets), selection=selection, partition_key=key,
+                                instance=instance, raise_on_error=False)
+        failures = [e.step_failure_data.user_failure_data.description for e in result.all_events
+                    if e.is_step_failure and e.step_failure_data.user_failure_data]
+        assert not result.success and len(failures) == 1, selection
+        assert failures[0].startswith("no space left on /") and where in failures[0], failures
+
+
 # Item 9 ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("bad_key", ["../../escape", "a/b"])
 def test_item9_bad_partition_keys_fail_once_with_the_rule(home, bad_key):

@@ -27,7 +27,8 @@ SCORES_KEY = dg.AssetKey("reconstruction_scores")
 
 
 def _fail(exc: Exception) -> dg.Failure:
-    return dg.Failure(description=str(exc), allow_retries=False)
+    """A step failure that shows one sentence (a full disk names the place) and is not retried."""
+    return dg.Failure(description=user_message(exc), allow_retries=False)
 
 
 def pipeline_assets(groups: GpuGroups, versions: dict[str, str]) -> list[dg.AssetsDefinition]:
@@ -81,7 +82,7 @@ def pipeline_assets(groups: GpuGroups, versions: dict[str, str]) -> list[dg.Asse
         settings = load_settings()
         try:
             meta = steps.decode_media(settings, context.partition_key, log_fn=context.log.info)
-        except (MediaError, IngestError) as exc:
+        except (MediaError, IngestError, OSError) as exc:
             raise _fail(exc) from exc
         return dg.MaterializeResult(
             metadata={
