@@ -1,16 +1,20 @@
-"""Speech transcription with faster-whisper: segments with words, per-chunk language.
+"""Speech transcription with faster-whisper: segments with words, language per utterance.
 
-Speech is first split by voice activity into chunks separated by at least ``CHUNK_GAP_S`` of
-silence; each chunk gets its own language detection (a German and an English part of one video are
-both transcribed in their language), restricted to ``TIKTOK_ASSETS_LANGUAGES`` (default ``de,en``;
-``any`` allows all), and is transcribed with word timestamps. Whisper runs once per
-video; ``speech_rate``, ``speech_flow`` and others read this table instead of re-running it.
+Code-switching speech (an English and a German sentence 0.2 s apart) must get each sentence's own
+language. Speech is split by voice activity at silences of ``UTTERANCE_GAP_S`` into utterances;
+each utterance gets Whisper's language ID, restricted to ``TIKTOK_ASSETS_LANGUAGES`` (default
+``de,en``; ``any`` allows all). When the ID is unsure (best language below ``SURE_PROBABILITY`` or
+not ``SURE_RATIO`` times the runner-up), the utterance is decoded in both candidates and the one
+with the higher mean token log probability wins (German read as English decodes as low-scoring
+gibberish). Consecutive utterances of one language are then transcribed together, with word
+timestamps; a clip in one language is transcribed in one call over the whole clip, as plain
+faster-whisper would. ``speech_rate``, ``speech_flow`` and others read this table instead of
+re-running Whisper. Times are clamped to the clip.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,8 +32,6 @@ UTTERANCE_GAP_S = 0.1
 # the runner-up's (among the allowed languages); otherwise both are decoded and compared.
 SURE_PROBABILITY = 0.5
 SURE_RATIO = 10.0
-# Weight of the language-ID log probability next to the decoders' mean token log probability.
-DETECTION_WEIGHT = 0.2
 
 WORD = pa.struct(
     [("word", pa.string()), ("start_s", pa.float64()), ("end_s", pa.float64()), ("probability", pa.float64())]
@@ -100,11 +102,8 @@ def choose_language(model, piece: np.ndarray, allowed: tuple[str, ...]) -> tuple
     runner_up = ranked[1] if len(ranked) > 1 else (None, 0.0)
     if runner_up[0] is None or (best[1] >= SURE_PROBABILITY and best[1] >= SURE_RATIO * runner_up[1]):
         return best[0], best[1], "detected"
-    scored = [
-        (decoding_score(model, piece, code) + DETECTION_WEIGHT * math.log(max(p, 1e-6)), code, p)
-        for code, p in (best, runner_up)
-    ]
-    _score, code, p = max(scored)
+    scored = [(decoding_score(model, piece, code), p, code) for code, p in (best, runner_up)]
+    _score, p, code = max(scored)
     return code, p, "decoded"
 
 
