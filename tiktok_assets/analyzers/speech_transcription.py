@@ -7,13 +7,15 @@ each utterance gets Whisper's language ID, restricted to ``TIKTOK_ASSETS_LANGUAG
 not ``SURE_RATIO`` times the runner-up), the utterance is decoded in both candidates and the one
 with the higher mean token log probability wins (German read as English decodes as low-scoring
 gibberish). Consecutive utterances of one language are then transcribed together, with word
-timestamps; a clip in one language is transcribed in one call over the whole clip, as plain
+timestamps (all stretches of a language joined into one call, see
+:func:`transcribe_language`); a clip in one language is transcribed in one call over the whole clip, as plain
 faster-whisper would. ``speech_rate``, ``speech_flow`` and others read this table instead of
 re-running Whisper. Times are clamped to the clip.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 
@@ -32,6 +34,10 @@ UTTERANCE_GAP_S = 0.1
 # the runner-up's (among the allowed languages); otherwise both are decoded and compared.
 SURE_PROBABILITY = 0.5
 SURE_RATIO = 10.0
+# Silence between the stretches of one language when they are transcribed together.
+GLUE_S = 0.3
+# Shorter utterances (a filler, "okay") are too short for language ID: they take the nearest one's.
+MIN_UTTERANCE_S = 0.6
 
 WORD = pa.struct(
     [("word", pa.string()), ("start_s", pa.float64()), ("end_s", pa.float64()), ("probability", pa.float64())]
@@ -63,7 +69,8 @@ def load_whisper(path: str, device: str):
 @dataclass(frozen=True)
 class Utterance:
     """A stretch of speech with its language: ``how`` is ``detected`` (language ID was sure) or
-    ``decoded`` (the top two candidates were decoded and the better scoring one kept)."""
+    ``decoded`` (the top two candidates were decoded and the better scoring one kept) or
+    ``nearest`` (too short: the language of the nearest identified utterance)."""
 
     start_s: float
     end_s: float
@@ -162,31 +169,82 @@ def segment_rows(segments, offset_s: float, duration_s: float, language: str, pr
     return rows
 
 
+def transcribe_language(model, audio: np.ndarray, runs, language: str, duration_s: float) -> list[dict]:
+    """Rows for the ``runs`` (start_s, end_s, language, probability) of one language.
+
+    Their audio is joined with ``GLUE_S`` of silence and transcribed in one call, so sentences of
+    a language keep each other's context as if the clip held only that language; segments and
+    words are mapped back to clip time, split where they span two runs.
+    """
+    pieces, places, t = [], [], 0.0  # places: (start in joined audio, start in clip, length, probability)
+    for start, end, _language, probability in runs:
+        chunk = audio[int(start * RATE) : int(end * RATE)]
+        if pieces:
+            pieces.append(np.zeros(int(GLUE_S * RATE), np.float32))
+            t += GLUE_S
+        places.append((t, start, chunk.size / RATE, probability))
+        pieces.append(chunk)
+        t += chunk.size / RATE
+    segments, _info = model.transcribe(
+        np.concatenate(pieces), language=language, word_timestamps=True, vad_filter=False, beam_size=5
+    )
+
+    def place_of(time: float) -> int:
+        ends = [p[0] + p[2] for p in places]
+        return next((i for i, end in enumerate(ends) if time <= end + GLUE_S / 2), len(places) - 1)
+
+    def moved(time: float, i: int) -> float:
+        joined, clip, length, _p = places[i]
+        return clip + min(max(time - joined, 0.0), length)
+
+    rows = []
+    for seg in segments:
+        words = seg.words or []
+        groups: dict[int, list] = {}
+        for w in words:
+            groups.setdefault(place_of((w.start + w.end) / 2), []).append(w)
+        if not words:
+            groups[place_of((seg.start + seg.end) / 2)] = []
+        for i, group in groups.items():
+            part = dataclasses.replace(
+                seg,
+                start=moved(group[0].start if group else seg.start, i),
+                end=moved(group[-1].end if group else seg.end, i),
+                text="".join(w.word for w in group) if len(groups) > 1 else seg.text,
+                words=[dataclasses.replace(w, start=moved(w.start, i), end=moved(w.end, i)) for w in group],
+            )
+            rows += segment_rows([part], 0.0, duration_s, language, places[i][3])
+    return rows
+
+
 def run(media, context: AnalyzerContext) -> AnalyzerOutput:
     resolved = resolve_whisper(context.settings.whisper_model, context.settings.model_store)
     model = load_whisper(resolved.path, context.device)
     audio = media.audio
     duration = media.duration_s
-    utterances = []
-    for start, end in speech_spans(audio, min_silence_s=UTTERANCE_GAP_S):
+    spans = speech_spans(audio, min_silence_s=UTTERANCE_GAP_S)
+    long_enough = [(a, b) for a, b in spans if b - a >= MIN_UTTERANCE_S] or spans
+    identified = []
+    for start, end in long_enough:
         piece = audio[int(start * RATE) : int(end * RATE)]
         language, probability, how = choose_language(model, piece, context.settings.languages)
-        utterances.append(Utterance(start, end, language, probability, how))
+        identified.append(Utterance(start, end, language, probability, how))
+    utterances = []
+    for start, end in spans:
+        # a short utterance ("ähm", "okay") takes the language of the nearest identified one
+        nearest = min(identified, key=lambda u: max(u.start_s - end, start - u.end_s, 0.0))
+        same = nearest.start_s == start and nearest.end_s == end
+        utterances.append(nearest if same else Utterance(start, end, nearest.language, nearest.probability, "nearest"))
     runs = language_runs(utterances)
     if len(runs) == 1:
         # One language throughout: one call over the whole clip, as plain faster-whisper would.
         runs = [(0.0, duration, runs[0][2], runs[0][3])]
     rows = []
-    for start, end, language, probability in runs:
-        context.log.info(f"transcribing {start:.1f}-{end:.1f}s as {language} (p={probability:.2f})")
-        segments, _info = model.transcribe(
-            audio[int(start * RATE) : int(end * RATE)],
-            language=language,
-            word_timestamps=True,
-            vad_filter=False,
-            beam_size=5,
-        )
-        rows += segment_rows(segments, start, duration, language, probability)
+    for language in dict.fromkeys(run[2] for run in runs):
+        mine = [run for run in runs if run[2] == language]
+        context.log.info(f"transcribing {len(mine)} stretch(es) as {language}")
+        rows += transcribe_language(model, audio, mine, language, duration)
+    rows.sort(key=lambda r: (r["start_s"], r["end_s"]))
     languages = sorted({r["language"] for r in rows})
     n_words = sum(len(r["words"]) for r in rows)
     return AnalyzerOutput(
