@@ -69,14 +69,15 @@ def test_mixed_sentences_get_their_own_language(tmp_path, settings, whisper, see
         assert all(row["start_s"] - 0.05 <= w["start_s"] <= w["end_s"] <= row["end_s"] + 0.05 for w in row["words"])
 
 
-@pytest.mark.xfail(strict=True, reason="issue 7 target not met yet: one German sentence of espeak-ng is "
-                   "decided English (whisper base hears its German as English)")
 def test_german_only_clip_is_no_worse_than_plain_whisper(tmp_path, settings, whisper):
+    """Plain faster-whisper runs on the same decoded audio the analyzer sees."""
     clip = build_clip(single_items(100, "de"), seed=100)
-    rows, run = analyze("speech_transcription", media_of(tmp_path, "german", clip.audio), settings)
+    media = media_of(tmp_path, "german", clip.audio)
+    rows, run = analyze("speech_transcription", media, settings)
+    assert {r["language"] for r in rows} == {"de"}, [(r["language"], r["text"]) for r in rows]
+    assert run.metadata["language_runs"] == 1
     ours = wer(clip.text(), transcript_text(rows))
-    assert ours <= wer(clip.text(), plain(whisper, clip.audio, None)) + 0.01
-    assert {r["language"] for r in rows} == {"de"}
+    assert ours <= wer(clip.text(), plain(whisper, media.audio, None)) + 0.01
 
 
 def test_segments_past_the_end_are_clamped_to_the_clip():

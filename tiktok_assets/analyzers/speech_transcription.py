@@ -6,7 +6,8 @@ each utterance gets Whisper's language ID, restricted to ``TIKTOK_ASSETS_LANGUAG
 ``de,en``; ``any`` allows all). When the ID is unsure (best language below ``SURE_PROBABILITY`` or
 not ``SURE_RATIO`` times the runner-up), the utterance is decoded in both candidates and the one
 with the higher mean token log probability wins (German read as English decodes as low-scoring
-gibberish). Consecutive utterances of one language are then transcribed together, with word
+gibberish); when even that scores poorly and all other utterances share one language, it takes
+theirs. Consecutive utterances of one language are then transcribed together, with word
 timestamps (all stretches of a language joined into one call, see
 :func:`transcribe_language`); a clip in one language is transcribed in one call over the whole clip, as plain
 faster-whisper would. ``speech_rate``, ``speech_flow`` and others read this table instead of
@@ -38,6 +39,10 @@ SURE_RATIO = 10.0
 GLUE_S = 0.3
 # Shorter utterances (a filler, "okay") are too short for language ID: they take the nearest one's.
 MIN_UTTERANCE_S = 0.6
+# An unsure utterance whose better decoding still scores below this (mean token log probability;
+# clear speech decodes above -0.6) is weak evidence: in a clip whose other utterances all share
+# one language it takes that language.
+WEAK_DECODING_SCORE = -0.8
 
 WORD = pa.struct(
     [("word", pa.string()), ("start_s", pa.float64()), ("end_s", pa.float64()), ("probability", pa.float64())]
@@ -70,7 +75,8 @@ def load_whisper(path: str, device: str):
 class Utterance:
     """A stretch of speech with its language: ``how`` is ``detected`` (language ID was sure) or
     ``decoded`` (the top two candidates were decoded and the better scoring one kept) or
-    ``nearest`` (too short: the language of the nearest identified utterance)."""
+    ``weak`` (decoded, but neither decoding scored well), ``clip`` (weak, and set to the one
+    language of all other utterances) or ``nearest`` (too short: the nearest identified one's)."""
 
     start_s: float
     end_s: float
@@ -110,8 +116,8 @@ def choose_language(model, piece: np.ndarray, allowed: tuple[str, ...]) -> tuple
     if runner_up[0] is None or (best[1] >= SURE_PROBABILITY and best[1] >= SURE_RATIO * runner_up[1]):
         return best[0], best[1], "detected"
     scored = [(decoding_score(model, piece, code), p, code) for code, p in (best, runner_up)]
-    _score, p, code = max(scored)
-    return code, p, "decoded"
+    score, p, code = max(scored)
+    return code, p, "decoded" if score >= WEAK_DECODING_SCORE else "weak"
 
 
 def language_runs(utterances: list[Utterance]) -> list[tuple[float, float, str, float]]:
@@ -229,6 +235,11 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
         piece = audio[int(start * RATE) : int(end * RATE)]
         language, probability, how = choose_language(model, piece, context.settings.languages)
         identified.append(Utterance(start, end, language, probability, how))
+    for i, u in enumerate(identified):
+        others = {v.language for v in identified if v is not u and v.how != "weak"}
+        if u.how == "weak" and len(others) == 1 and u.language not in others:
+            # weak evidence against a clip that is otherwise all one language: follow the clip
+            identified[i] = Utterance(u.start_s, u.end_s, others.pop(), u.probability, "clip")
     utterances = []
     for start, end in spans:
         # a short utterance ("ähm", "okay") takes the language of the nearest identified one
@@ -256,7 +267,7 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
             "languages": ", ".join(languages) or "none",
             "words": n_words,
             "utterances": len(utterances),
-            "utterances_decoded_twice": sum(u.how == "decoded" for u in utterances),
+            "utterances_decoded_twice": sum(u.how in {"decoded", "weak", "clip"} for u in utterances),
             "language_runs": len(runs),
             "note": "" if rows else "no speech found",
         },
