@@ -33,7 +33,7 @@ RATE = 16_000
 UTTERANCE_GAP_S = 0.1
 # A language guess is sure when its probability reaches SURE_PROBABILITY and is SURE_RATIO times
 # the runner-up's (among the allowed languages); otherwise both are decoded and compared.
-SURE_PROBABILITY = 0.5
+SURE_PROBABILITY = 0.8
 SURE_RATIO = 10.0
 # Silence between the stretches of one language when they are transcribed together.
 GLUE_S = 0.3
@@ -41,8 +41,9 @@ GLUE_S = 0.3
 MIN_UTTERANCE_S = 0.6
 # An unsure utterance whose better decoding still scores below this (mean token log probability;
 # clear speech decodes above -0.6) is weak evidence: in a clip whose other utterances all share
-# one language it takes that language.
+# one language (at least MIN_CLIP_UTTERANCES of them) it takes that language.
 WEAK_DECODING_SCORE = -0.8
+MIN_CLIP_UTTERANCES = 2
 
 WORD = pa.struct(
     [("word", pa.string()), ("start_s", pa.float64()), ("end_s", pa.float64()), ("probability", pa.float64())]
@@ -236,8 +237,9 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
         language, probability, how = choose_language(model, piece, context.settings.languages)
         identified.append(Utterance(start, end, language, probability, how))
     for i, u in enumerate(identified):
-        others = {v.language for v in identified if v is not u and v.how != "weak"}
-        if u.how == "weak" and len(others) == 1 and u.language not in others:
+        strong = [v.language for v in identified if v is not u and v.how != "weak"]
+        others = set(strong)
+        if u.how == "weak" and len(strong) >= MIN_CLIP_UTTERANCES and len(others) == 1 and u.language not in others:
             # weak evidence against a clip that is otherwise all one language: follow the clip
             identified[i] = Utterance(u.start_s, u.end_s, others.pop(), u.probability, "clip")
     utterances = []
