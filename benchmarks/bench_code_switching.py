@@ -13,6 +13,14 @@ German-only clips. Printed per kind of clip:
 * ``plain auto``: plain faster-whisper, one call over the whole clip, language detected.
 
 Language accuracy is the share of sentences whose transcribed words carry the right language.
+
+Measured 2026-12-02 (6 seeds: 6 mixed clips of 4 sentences, 3 German-only, 3 English-only;
+whisper base int8 on a shared 2-core CPU), language right / WER:
+
+    clips     before (per-chunk ID)   after (per-utterance ID)   one language at a time   plain auto
+    mixed     12/24  50 %  0.505      21/24  88 %  0.239         24/24  0.181             12/24  0.532
+    de-only   12/12 100 %  0.341      11/12  92 %  0.398                                   8/12  0.500
+    en-only   12/12 100 %  0.071      12/12 100 %  0.092                                  12/12  0.092
 """
 
 from __future__ import annotations
