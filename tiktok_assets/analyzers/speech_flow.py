@@ -13,7 +13,9 @@ Rows by ``kind``:
   the word as transcribed. Words such as "also", "like" or "so" are not counted, nor "um"/"er"
   in German segments (German words). Whisper drops some fillers, so this is a lower bound.
 * ``emphasis``: a word (or, without words, a syllable-like energy peak) whose loudness or peak pitch
-  stands out: z-score of at least ``EMPHASIS_Z`` against all words of the video. ``label`` is
+  stands out: z-score of at least ``EMPHASIS_Z`` against all words of the video and, since a
+  z-score alone flags the top few percent of any clip, monotone speech included, at least
+  ``MIN_EMPHASIS_DB`` louder or ``MIN_EMPHASIS_ST`` semitones higher than the median word. ``label`` is
   ``energy``, ``pitch`` or ``energy+pitch``; pitch comes from librosa pYIN run over voiced spans.
 * ``rhythm``: one row over the speech region: mean/std of inter-word onset intervals (intervals
   that span a pause left out), their nPVI (normalised pairwise variability index: 0 for even
@@ -44,6 +46,8 @@ PAUSE_MIN_S = 0.3
 MEDIUM_PAUSE_S = 0.7
 LONG_PAUSE_S = 1.5
 EMPHASIS_Z = 1.5
+MIN_EMPHASIS_DB = 4.0
+MIN_EMPHASIS_ST = 2.0
 MIN_UNITS_FOR_EMPHASIS = 5
 SILENCE_DB = -55.0
 QUIET_BELOW_SPEECH_DB = 20.0
@@ -129,19 +133,29 @@ def refine_edges(
     return out
 
 
-def speech_level(times: np.ndarray, db: np.ndarray, spans: list[tuple[float, float]]) -> float:
-    """Median level (dBFS) of the voiced frames."""
-    voiced = np.zeros(times.size, dtype=bool)
-    for a, b in spans:
-        voiced |= (times >= a) & (times <= b)
-    return float(np.median(db[voiced])) if voiced.any() else 0.0
+def speech_level(
+    times: np.ndarray, db: np.ndarray, spans: list[tuple[float, float]], words: list[Word] = ()
+) -> float | None:
+    """Median level (dBFS) of the voiced frames, else of the frames inside transcribed words;
+    None when there is neither (no reference level: no gap can be called quiet)."""
+    for stretches in (spans, [(w.start_s, w.end_s) for w in words]):
+        voiced = np.zeros(times.size, dtype=bool)
+        for a, b in stretches:
+            voiced |= (times >= a) & (times <= b)
+        if voiced.any():
+            return float(np.median(db[voiced]))
+    return None
 
 
-def quiet_test(times: np.ndarray, db: np.ndarray, spans: list[tuple[float, float]]) -> Callable[[float, float], bool]:
+def quiet_test(
+    times: np.ndarray, db: np.ndarray, spans: list[tuple[float, float]], words: list[Word] = ()
+) -> Callable[[float, float], bool]:
     """A predicate: is [start, end] at least ``QUIET_BELOW_SPEECH_DB`` below the median speech level?"""
-    level = speech_level(times, db, spans)
+    level = speech_level(times, db, spans, words)
 
     def quiet(start: float, end: float) -> bool:
+        if level is None:
+            return False
         sel = (times >= start + 0.05) & (times <= end - 0.05)
         return bool(sel.any()) and float(np.median(db[sel])) <= level - QUIET_BELOW_SPEECH_DB
 
@@ -195,11 +209,12 @@ def find_emphasis(units, times: np.ndarray, db: np.ndarray, f0: np.ndarray, pitc
         if sel.any():
             peak_pitch[i] = float(np.nanmax(f0[sel]))
     semitones = 12 * np.log2(peak_pitch / np.nanmedian(peak_pitch)) if np.isfinite(peak_pitch).any() else peak_pitch
+    above_db = energy - np.nanmedian(energy) if np.isfinite(energy).any() else energy
     z_energy, z_pitch = zscores(energy), zscores(semitones)
     rows = []
     for i, (a, b, text) in enumerate(units):
-        loud = bool(np.isfinite(z_energy[i]) and z_energy[i] >= EMPHASIS_Z)
-        high = bool(np.isfinite(z_pitch[i]) and z_pitch[i] >= EMPHASIS_Z)
+        loud = bool(np.isfinite(z_energy[i]) and z_energy[i] >= EMPHASIS_Z and above_db[i] >= MIN_EMPHASIS_DB)
+        high = bool(np.isfinite(z_pitch[i]) and z_pitch[i] >= EMPHASIS_Z and semitones[i] >= MIN_EMPHASIS_ST)
         if not (loud or high):
             continue
         label = "energy+pitch" if loud and high else ("energy" if loud else "pitch")
@@ -228,8 +243,10 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
     rows: list[dict] = []
 
     times, db = frame_db(audio)
-    pauses = find_pauses(spans, words, quiet_test(times, db, spans))
-    pauses = refine_edges(pauses, times, db, speech_level(times, db, spans) - EDGE_BELOW_SPEECH_DB)
+    pauses = find_pauses(spans, words, quiet_test(times, db, spans, words))
+    level = speech_level(times, db, spans, words)
+    if level is not None:
+        pauses = refine_edges(pauses, times, db, level - EDGE_BELOW_SPEECH_DB)
     pauses = [p for p in pauses if p[1] - p[0] >= PAUSE_MIN_S]
     for start, end, source in pauses:
         rows.append(
@@ -314,7 +331,7 @@ SPEC = AnalyzerSpec(
     name="speech_flow",
     modality="speech",
     description="Pauses, hesitation fillers (German/English), emphasis (energy/pitch peaks) and rhythm of speech",
-    version="1",
+    version="2",
     columns=COLUMNS,
     run=run,
     needs_audio=True,
