@@ -180,7 +180,7 @@ def test_code_versions_carry_model_and_settings(home, monkeypatch):
     cut, camera = all_specs()["cut_analysis"], all_specs()["camera_analysis"]
     media, cut_v, camera_v = (media_code_version(load_settings()), analyzer_code_version(cut, load_settings()),
                               analyzer_code_version(camera, load_settings()))
-    assert analyzer_code_version(dataclasses.replace(cut, version="3"), load_settings()).startswith("3-")
+    assert analyzer_code_version(dataclasses.replace(cut, version="bumped"), load_settings()).startswith("bumped-")
     monkeypatch.setenv("TIKTOK_ASSETS_SAMPLE_FPS", "4")
     assert media_code_version(load_settings()) != media
     assert analyzer_code_version(cut, load_settings()) != cut_v
@@ -191,7 +191,7 @@ def test_dagster_reports_bumped_analyzer_and_its_dependents_stale(video, monkeyp
     from tiktok_assets.definitions import defs
 
     assert set(_statuses(defs, video).values()) == {"FRESH"}
-    bumped = _statuses(_bumped_defs(monkeypatch, cut_analysis="3"), video)
+    bumped = _statuses(_bumped_defs(monkeypatch, cut_analysis=all_specs()["cut_analysis"].version + ".1"), video)
     assert {n for n, s in bumped.items() if s == "STALE"} == {"cut_analysis", *CUT_DEPENDENTS}
     assert bumped["audio_analysis"] == bumped["media"] == "FRESH"
     # a decoding setting changes media's version: every analyzer below it is stale
@@ -232,7 +232,7 @@ def test_analyzers_see_the_status_of_what_they_read(video):
         steps_module.all_specs = original
     assert set(inputs) == {"cut_analysis"} and runs["cut_analysis"]["stale"]
     assert runs["cut_analysis"]["current_version"].startswith("99-")
-    assert runs["cut_analysis"]["code_version"].startswith("2-")
+    assert runs["cut_analysis"]["code_version"].startswith(all_specs()["cut_analysis"].version + "-")
 
 
 def _nightly(defs: dg.Definitions, day: int):
@@ -248,7 +248,7 @@ def test_nightly_backfill_reruns_stale_missing_failed_and_parks(video, monkeypat
 
     broken = job_run(video, ["audio_analysis"])  # audio_analysis fails (broken input)
     assert broken.status == dg.DagsterRunStatus.FAILURE
-    defs = _bumped_defs(monkeypatch, cut_analysis="3")
+    defs = _bumped_defs(monkeypatch, cut_analysis=all_specs()["cut_analysis"].version + ".1")
     result = _nightly(defs, 20)
     requests = {r.partition_key: r for r in result.run_requests}
     request = requests[video]

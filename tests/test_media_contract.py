@@ -327,9 +327,10 @@ def test_a_reader_keeps_its_version_while_the_video_is_decoded_again(tmp_path):
 EXPECTED_CHANNEL = {10: 0, 14: 2}  # frame count of the two clips -> the channel that is bright
 
 
-def _read_until(out: Path, stop: Path, results) -> None:
+def _read_until(out: Path, stop: Path, results, ready) -> None:
     """A reader process: open the cache again and again, a decode may finish between open and read."""
     errors, reads = [], 0
+    ready.release()
     while not stop.exists():
         try:
             media = MediaCache(out)
@@ -352,18 +353,21 @@ def test_decode_racing_readers_never_shows_a_torn_cache(tmp_path):
     out = tmp_path / "cache" / "v"
     build_media_cache(clips[0], out, "v", 2.0, 64, 16)
     stop = tmp_path / "stop"
-    ctx = multiprocessing.get_context("fork")
-    results = ctx.Queue()
-    readers = [ctx.Process(target=_read_until, args=(out, stop, results)) for _ in range(2)]
+    # spawn, not fork: forking a test process that other tests left with threads can deadlock the child
+    ctx = multiprocessing.get_context("spawn")
+    results, ready = ctx.Queue(), ctx.Semaphore(0)
+    readers = [ctx.Process(target=_read_until, args=(out, stop, results, ready)) for _ in range(2)]
     for p in readers:
         p.start()
     try:
+        for _ in readers:
+            assert ready.acquire(timeout=120), "a reader process did not start"
         time.sleep(0.2)
         for i in range(8):  # the same two inputs again and again: new versions and reused ones
             build_media_cache(clips[(i + 1) % 2], out, "v", 2.0 + 0.5 * (i // 2), 64, 16)
     finally:
         stop.touch()
-        outcome = [results.get(timeout=30) for _ in readers]
+        outcome = [results.get(timeout=120) for _ in readers]
         for p in readers:
             p.join()
     errors = [e for _, errs in outcome for e in errs]
