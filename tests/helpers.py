@@ -48,3 +48,15 @@ def encode_frames(path: Path, frames, fps: int = 30, audio: np.ndarray | None = 
 
 def read_truth(video: Path) -> dict:
     return json.loads(video.with_suffix(".truth.json").read_text())
+
+
+def sql(query: str) -> list[tuple]:
+    """Rows of ``query`` against the warehouse views of the current data root."""
+    from tiktok_assets.catalog import connect
+    from tiktok_assets.config import load_settings
+
+    con = connect(load_settings())
+    try:
+        return con.execute(query).fetchall()
+    finally:
+        con.close()

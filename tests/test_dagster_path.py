@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 
 import dagster as dg
 import pytest
+from helpers import sql
 
 from tiktok_assets import cli
 from tiktok_assets.analyzers import all_specs
-from tiktok_assets.catalog import connect
 from tiktok_assets.config import load_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::dagster.BetaWarning")]
@@ -27,12 +27,6 @@ CUT_DEPENDENTS = {"camera_analysis", "color_analysis", "content_quality", "scene
 CHEAP = ["audio_analysis", *sorted(CUT_DEPENDENTS)]
 
 
-def sql(query: str):
-    con = connect(load_settings())
-    try:
-        return con.execute(query).fetchall()
-    finally:
-        con.close()
 
 
 def latest_score(key: str) -> tuple[float, list[str]]:

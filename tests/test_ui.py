@@ -5,20 +5,15 @@ analyzer fails: the failed step shows as failed and a new, lower score follows w
 This talks to the real webserver over GraphQL (what the browser does) instead of clicking.
 """
 
-import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
+from dagster_dev import graphql, running_dagster_dev
+from helpers import sql
 
 from tiktok_assets.cli import analyze, ensure_instance
-from tiktok_assets.config import PROJECT_DIR, load_settings
+from tiktok_assets.config import load_settings
 from tiktok_assets.definitions import load_gpu_groups
 
 pytestmark = pytest.mark.slow
@@ -36,33 +31,21 @@ mutation Launch($params: ExecutionParams!) {
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def graphql(url: str, query: str, variables: dict | None = None) -> dict:
-    body = json.dumps({"query": query, "variables": variables or {}}).encode()
-    request = urllib.request.Request(f"{url}/graphql", body, {"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        payload = json.loads(response.read())
-    assert "errors" not in payload, payload
-    return payload["data"]
-
-
-def sql(query: str):
-    from tiktok_assets.catalog import connect
-
-    con = connect(load_settings())
-    try:
-        return con.execute(query).fetchall()
-    finally:
-        con.close()
 
 
 @pytest.fixture(scope="module")
-def cli_video(home, sample):
+def ui_home(home, tmp_path_factory):
+    """A data root of this module's own, so what other test modules ran on the sample is not here."""
+    patch = pytest.MonkeyPatch()
+    root = tmp_path_factory.mktemp("ui-home")
+    patch.setenv("TIKTOK_ASSETS_HOME", str(root))
+    patch.setenv("DAGSTER_HOME", str(root / "dagster"))
+    yield root
+    patch.undo()
+
+
+@pytest.fixture(scope="module")
+def cli_video(ui_home, sample):
     """The sample analyzed by the CLI (cut_analysis + audio_analysis) before the UI starts."""
     key, ok = analyze(load_settings(), sample.path, only=["cut_analysis", "audio_analysis"])
     assert ok
@@ -70,7 +53,7 @@ def cli_video(home, sample):
 
 
 @pytest.fixture(scope="module")
-def dagster_dev(home, cli_video):
+def dagster_dev(ui_home, cli_video):
     """Plain `dagster dev` from the repo root WITHOUT DAGSTER_HOME (only TIKTOK_ASSETS_HOME), with a
     different sample fps than the CLI used, and with a pool slot count that gpu_groups.yaml does
     not say (the code location must put it back when it loads)."""
@@ -78,34 +61,10 @@ def dagster_dev(home, cli_video):
     instance = ensure_instance(settings)
     pool, limit = next(iter(load_gpu_groups().pool_limits().items()))
     instance.event_log_storage.set_concurrency_slots(pool, limit + 7)
-    port = free_port()
-    log = open(home / "dagster-dev.log", "w")  # noqa: SIM115 - closed at teardown
     env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
     env["TIKTOK_ASSETS_SAMPLE_FPS"] = "3"
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).with_name("dagster")), "dev", "-p", str(port), "-h", "127.0.0.1"],
-        cwd=PROJECT_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(f"{url}/server_info", timeout=2)
-            break
-        except OSError:
-            if proc.poll() is not None:
-                break
-            time.sleep(1)
-    else:
-        pytest.fail("dagster dev did not answer within 180 s")
-    assert proc.poll() is None, (home / "dagster-dev.log").read_text()[-3000:]
-    yield url
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-    log.close()
+    with running_dagster_dev(env, ui_home / "dagster-dev.log") as url:
+        yield url
 
 
 RUNS = "query Runs($f: RunsFilter) { runsOrError(filter: $f) { ... on Runs { results { jobName status } } } }"
@@ -145,8 +104,7 @@ def test_plain_dagster_dev_sees_the_cli_data_and_a_failed_analyzer_lowers_the_sc
     # the same instance as the CLI: its partition and its runs (as analyze_video / score_video)
     partitions = graphql(url, '{ assetNodeOrError(assetKey: {path: ["media"]}) { ... on AssetNode { partitionKeys } } }')
     assert key in partitions["assetNodeOrError"]["partitionKeys"]
-    # (the test session shares one data root: earlier tests ran this sample too; the CLI's are the newest)
-    assert runs_tagged(url, "dagster/partition", key)[-2:] == [("analyze_video", "SUCCESS"), ("score_video", "SUCCESS")]
+    assert runs_tagged(url, "dagster/partition", key) == [("analyze_video", "SUCCESS"), ("score_video", "SUCCESS")]
     # the pool slot count came back from gpu_groups.yaml when the code location loaded
     instance = ensure_instance(settings)
     for pool, limit in load_gpu_groups().pool_limits().items():

@@ -22,16 +22,24 @@ def _env(name: str, default: str) -> str:
     return value or default
 
 
+def _env_number(name: str) -> tuple[str, float] | None:
+    """The raw text and its value (nan for words) of a numeric variable; None when unset."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return raw, float(raw)
+    except ValueError:
+        return raw, math.nan
+
+
 def _env_float(name: str, default: float, minimum: float = 0.0) -> float:
     """A finite number >= ``minimum`` (and > 0 when ``minimum`` is 0) from the environment; one
     sentence naming the variable otherwise (nan, inf, negative, words)."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
+    found = _env_number(name)
+    if found is None:
         return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
+    raw, value = found
     if not math.isfinite(value) or value < minimum or (minimum == 0 and value <= 0):
         bound = f"at least {minimum:g}" if minimum else "greater than 0"
         raise ValueError(f"{name} must be a finite number {bound}, got {raw!r}")
@@ -40,13 +48,10 @@ def _env_float(name: str, default: float, minimum: float = 0.0) -> float:
 
 def _env_int(name: str, default: int, minimum: int) -> int:
     """A whole number >= ``minimum`` from the environment; one sentence naming the variable otherwise."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
+    found = _env_number(name)
+    if found is None:
         return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
+    raw, value = found
     if not math.isfinite(value) or value != int(value) or value < minimum:
         raise ValueError(f"{name} must be a whole number of at least {minimum}, got {raw!r}")
     return int(value)
