@@ -292,7 +292,8 @@ def demo(settings: Settings) -> int:
     elapsed = time.perf_counter() - began
     from .media import MediaCache
 
-    duration = MediaCache(settings.media_dir / key).duration_s
+    with MediaCache(settings.media_dir / key) as media:
+        duration = media.duration_s
     for title, query in DEMO_QUERIES:
         print(f"\n{title}:")
         run_sql(settings, query.format(key=key))

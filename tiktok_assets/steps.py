@@ -117,7 +117,6 @@ def run_analyzer_step(
     store = catalog.warehouse(settings)
     began = time.perf_counter()
     try:
-        media = MediaCache(settings.media_dir / video_id)
         inputs, input_runs = upstream_inputs(settings, spec, video_id, logger or log)
         context = AnalyzerContext(
             video_id=video_id, settings=settings, device=device, batch_size=batch_size, inputs=inputs,
@@ -125,7 +124,9 @@ def run_analyzer_step(
             input_examined={dep: input_runs[dep]["examined"] for dep in inputs},
             log=logger or log,
         )
-        result = run_analyzer(spec, media, context)
+        # the cache version is pinned only while the analyzer runs (a re-decode may then delete it)
+        with MediaCache(settings.media_dir / video_id) as media:
+            result = run_analyzer(spec, media, context)
     except Exception as exc:
         _record_run(
             settings, spec, video_id, status="failed", rows=0, seconds=time.perf_counter() - began,
@@ -153,7 +154,8 @@ def score_reconstruction(settings: Settings, video_id: str) -> tuple[dict[str, A
     media_dir = settings.media_dir / video_id
     video = videos.to_pylist()[0]
     if (media_dir / "meta.json").is_file():
-        meta = MediaCache(media_dir).meta
+        with MediaCache(media_dir) as media:
+            meta = media.meta
         video = {**video, "duration_s": meta.duration_s, "has_audio": meta.has_audio}
     runs_table = store.read("analyzer_runs", video_id)
     runs = runs_table.to_pylist() if runs_table is not None else []
