@@ -21,6 +21,18 @@ def home(tmp_path_factory, monkeypatch_session) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def module_home(home, tmp_path_factory) -> Path:
+    """A data root of the test module's own, for tests that look at what ran on a video (runs,
+    staleness, scores) and must not see what other modules ran on the same sample."""
+    patch = pytest.MonkeyPatch()
+    root = tmp_path_factory.mktemp("module-home")
+    patch.setenv("TIKTOK_ASSETS_HOME", str(root))
+    patch.setenv("DAGSTER_HOME", str(root / "dagster"))
+    yield root
+    patch.undo()
+
+
 @pytest.fixture(scope="session")
 def monkeypatch_session():
     mp = pytest.MonkeyPatch()

@@ -27,7 +27,7 @@ def test_inbox_lists_settled_videos_and_urls(tmp_path):
     assert len(found) == 3
 
 
-def test_sensor_adds_partitions_and_requests_runs_once(home, sample):
+def test_sensor_adds_partitions_and_requests_runs_once(module_home, sample):
     from tiktok_assets.cli import ensure_instance
     from tiktok_assets.definitions import defs
 

@@ -35,7 +35,7 @@ def latest_score(key: str) -> tuple[float, list[str]]:
 
 
 @pytest.fixture(scope="module")
-def video(home, sample):
+def video(module_home, sample):
     """The sample, analyzed through the CLI with the cheap analyzers (cut_analysis pulled in)."""
     key, ok = cli.analyze(load_settings(), sample.path, only=CHEAP)
     assert ok

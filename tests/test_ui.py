@@ -34,18 +34,7 @@ mutation Launch($params: ExecutionParams!) {
 
 
 @pytest.fixture(scope="module")
-def ui_home(home, tmp_path_factory):
-    """A data root of this module's own, so what other test modules ran on the sample is not here."""
-    patch = pytest.MonkeyPatch()
-    root = tmp_path_factory.mktemp("ui-home")
-    patch.setenv("TIKTOK_ASSETS_HOME", str(root))
-    patch.setenv("DAGSTER_HOME", str(root / "dagster"))
-    yield root
-    patch.undo()
-
-
-@pytest.fixture(scope="module")
-def cli_video(ui_home, sample):
+def cli_video(module_home, sample):
     """The sample analyzed by the CLI (cut_analysis + audio_analysis) before the UI starts."""
     key, ok = analyze(load_settings(), sample.path, only=["cut_analysis", "audio_analysis"])
     assert ok
@@ -53,7 +42,7 @@ def cli_video(ui_home, sample):
 
 
 @pytest.fixture(scope="module")
-def dagster_dev(ui_home, cli_video):
+def dagster_dev(module_home, cli_video):
     """Plain `dagster dev` from the repo root WITHOUT DAGSTER_HOME (only TIKTOK_ASSETS_HOME), with a
     different sample fps than the CLI used, and with a pool slot count that gpu_groups.yaml does
     not say (the code location must put it back when it loads)."""
@@ -63,7 +52,7 @@ def dagster_dev(ui_home, cli_video):
     instance.event_log_storage.set_concurrency_slots(pool, limit + 7)
     env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
     env["TIKTOK_ASSETS_SAMPLE_FPS"] = "3"
-    with running_dagster_dev(env, ui_home / "dagster-dev.log") as url:
+    with running_dagster_dev(env, module_home / "dagster-dev.log") as url:
         yield url
 
 
