@@ -302,6 +302,10 @@ def process_loader(settings: Settings | None = None) -> ModelLoader:
         from ..config import load_settings
 
         settings = load_settings()
+    try:
+        hash(settings)
+    except TypeError:  # a settings stand-in that cannot be a key: a loader of its own (same caches)
+        return ModelLoader(settings)
     with _LOCK:
         if settings not in _LOADERS:
             _LOADERS[settings] = ModelLoader(settings)
