@@ -117,7 +117,7 @@ def main() -> None:
     else:
         media, decode_s = dense_clip(duration, 360, 640)
         title = "audio analyzers (dense speech/music soundtrack)"
-    _yamnet._cached_scores = lambda key, m: _yamnet.frame_scores(m.audio, Path(key[4]), key[3])
+    _yamnet._cached_scores = lambda key, m, context=None: _yamnet.frame_scores(m.audio, Path(key[4]), key[3], context)
     results = time_analyzers(ANALYZERS, media)
     report(title, media, decode_s, results)
 

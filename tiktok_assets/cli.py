@@ -385,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     p_sql.add_argument("query", nargs="?")
     p_sql.add_argument("--format", choices=("table", "csv", "json"), default="table")
     sub.add_parser("demo", help="analyze the generated sample video end to end")
+    sub.add_parser("models", help="list the models: available offline here or not, source, size, setting")
     p_ui = sub.add_parser("ui", help="open the Dagster UI (dagster dev) on this data root")
     p_ui.add_argument("--port", type=int, default=3000)
     p_ui.add_argument("--host", default="127.0.0.1")
@@ -413,6 +414,11 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "demo":
             return _run_guarded(settings, "demo", lambda: demo(settings))
+        if args.command == "models":
+            from .model_registry.listing import models_text
+
+            print(models_text(settings))
+            return 0
         if args.command == "ui":
             return open_ui(settings, args.port, args.host)
     except KeyboardInterrupt:

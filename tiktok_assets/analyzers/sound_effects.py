@@ -140,7 +140,7 @@ def merge(cands: list[dict], frames: yam.FrameScores, duration: float) -> list[d
 
 def run(media, context: AnalyzerContext) -> AnalyzerOutput:
     duration = media.duration_s
-    frames, resolved = yam.media_scores(media, context.settings.model_store, HOP_S)
+    frames, resolved = yam.media_scores(media, context.settings.model_store, HOP_S, context=context)
     times, db = frame_db(media.audio)
     rows, dropped = [], 0
     for event in merge(candidates(frames), frames, duration):

@@ -21,7 +21,6 @@ reconstruction score, although its prosody rows are real.
 
 from __future__ import annotations
 
-import functools
 import os
 import socket
 from pathlib import Path
@@ -38,7 +37,7 @@ from ..audio_features import (
     voiced_spans,
     without_none,
 )
-from ..models import ModelUnavailable, ResolvedModel
+from ..model_registry import ModelUnavailable, ResolvedModel
 from .base import AnalyzerContext, AnalyzerOutput, AnalyzerSpec
 
 RATE = 16_000
@@ -88,7 +87,7 @@ class EmotionClassifier:
                 f"speech emotion model {resolved.name!r} has no trained classification head "
                 f"(missing {', '.join(missing[:3])}); its labels would be random"
             )
-        self.device = device if device == "cuda" else "cpu"
+        self.device = device if device.startswith("cuda") else "cpu"
         self.model = model.to(self.device).eval()
         self.labels = [str(model.config.id2label[i]) for i in range(model.config.num_labels)]
         self.resolved = resolved
@@ -118,40 +117,23 @@ def hub_reachable(timeout_s: float = 3.0) -> bool:
         return False
 
 
-def resolve_emotion_model(setting: str | None, model_store: Path) -> list[ResolvedModel]:
-    """Candidates in MODELS.md order: local folder; hub id from the local cache, then the hub."""
-    if not setting:
-        raise ModelUnavailable(
-            f"no speech emotion model is configured; set {SETTING} to a local folder or hub id of a "
-            "wav2vec2 audio-classification model"
-        )
-    folder = Path(setting).expanduser()
-    if folder.is_dir():
-        return [ResolvedModel(folder.name, str(folder), "local path")]
-    if setting.startswith(("/", ".", "~")) or setting.count("/") > 1:
-        raise ModelUnavailable(f"speech emotion model folder {setting!r} does not exist ({SETTING})")
-    return [ResolvedModel(setting, setting, "hub cache"), ResolvedModel(setting, setting, "hub download")]
-
-
-@functools.cache
-def load_classifier(setting: str | None, model_store: str, device: str) -> EmotionClassifier:
-    """One classifier per process, setting and device; raises ModelUnavailable."""
-    cache_dir = Path(model_store) / "huggingface"
-    errors = []
-    for resolved in resolve_emotion_model(setting, Path(model_store)):
-        if resolved.origin == "hub download" and not hub_reachable():
-            errors.append("the model hub is not reachable")
-            break
-        try:
-            return EmotionClassifier(resolved, device, cache_dir)
-        except ModelUnavailable as exc:
-            if resolved.origin != "hub cache":
-                raise
-            errors.append(str(exc))
+def load_model(resolved: ResolvedModel, kind: str, index: int, store: Path) -> EmotionClassifier:
+    """Registry loader of ``speech-emotion``: a local folder, or a hub id from the local cache and
+    then (where the hub answers) a download; raises ModelUnavailable."""
+    device = "cpu" if kind == "cpu" else f"cuda:{index}"
+    if resolved.origin != "hub":
+        return EmotionClassifier(resolved, device, Path(store) / "huggingface")
+    cache_dir = Path(store) / "huggingface"
+    try:
+        return EmotionClassifier(ResolvedModel(resolved.name, resolved.path, "hub cache"), device, cache_dir)
+    except ModelUnavailable:
+        pass
+    if hub_reachable():
+        return EmotionClassifier(ResolvedModel(resolved.name, resolved.path, "hub download"), device, cache_dir)
     raise ModelUnavailable(
-        f"speech emotion model {setting!r} is not in the local cache and {errors[-1]}; "
+        f"speech emotion model {resolved.path!r} is not in the local cache and the model hub is not reachable; "
         f"set {SETTING} to a local folder"
-    )
+    ) from None
 
 
 def prosody(
@@ -190,9 +172,8 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
         source = "vad"
         segments = [{"start_s": a, "end_s": b, "text": None} for a, b in spans]
 
-    setting = context.settings.speech_emotion_model
     try:
-        classifier = load_classifier(setting, str(context.settings.model_store), context.device)
+        classifier = context.models.load("speech-emotion", context.device)
         status = f"ok: {classifier.resolved.name} ({classifier.resolved.origin})"
     except ModelUnavailable as exc:
         classifier, status = None, f"unavailable: {exc}"

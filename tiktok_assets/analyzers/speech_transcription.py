@@ -17,13 +17,12 @@ re-running Whisper. Times are clamped to the clip.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 
-from ..models import ModelUnavailable, resolve_whisper
+from ..models import resolve_whisper
 from ..vad import speech_spans
 from .base import AnalyzerContext, AnalyzerOutput, AnalyzerSpec
 
@@ -57,19 +56,11 @@ COLUMNS = (
     pa.field("words", pa.list_(WORD)),
 )
 
-@functools.cache
 def load_whisper(path: str, device: str):
-    """One WhisperModel per process and device (int8 on CPU, float16 on CUDA)."""
-    from faster_whisper import WhisperModel
+    """One WhisperModel per process and device (int8 on CPU, float16 on CUDA), via the model registry."""
+    from ..models import whisper_loader
 
-    compute_type = "float16" if device == "cuda" else "int8"
-    try:
-        return WhisperModel(path, device=device, compute_type=compute_type, local_files_only=False)
-    except Exception as exc:  # noqa: BLE001 - hub/network errors come in many types
-        raise ModelUnavailable(
-            f"faster-whisper model {path!r} could not be loaded ({type(exc).__name__}); set "
-            "TIKTOK_ASSETS_WHISPER_MODEL to 'base' (packaged) or a local CTranslate2 folder"
-        ) from exc
+    return whisper_loader(path).load("faster-whisper", device, path=path)
 
 
 @dataclass(frozen=True)

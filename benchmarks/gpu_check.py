@@ -1,0 +1,147 @@
+"""GPU check (issue 10, item 6): whisper base in float16, YAMNet (ONNX) on the CUDA provider, and a
+bitsandbytes 8-bit load of a small transformers model, each through the model registry where it
+has the model, with timings. Without CUDA it prints one line saying it skipped and exits 0.
+
+    bash resources/setup.sh python benchmarks/gpu_check.py [--device cuda:0] [--seconds 30]
+
+The 8-bit model is a tiny *randomly initialised* Qwen2 causal LM built from a config (no such
+weights can be had offline here): the check shows that quantised loading and generation run on
+the GPU, not what the model says.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+RATE = 16_000
+TEXT = ("Good morning. Today we test the graphics card with a short spoken clip. "
+        "Guten Morgen, heute testen wir die Grafikkarte mit einem kurzen Satz.")
+
+
+def cuda_devices() -> int:
+    """CUDA devices visible to CTranslate2 (0 without a GPU or driver)."""
+    try:
+        import ctranslate2
+
+        return int(ctranslate2.get_cuda_device_count())
+    except Exception:  # noqa: BLE001 - a missing driver raises in several ways
+        return 0
+
+
+def speech(seconds: float) -> np.ndarray:
+    """``seconds`` of 16 kHz audio: espeak-ng speech repeated (a tone where espeak-ng is missing)."""
+    if shutil.which("espeak-ng"):
+        raw = subprocess.run(["espeak-ng", "--stdout", "-s", "150", TEXT], capture_output=True, check=True).stdout
+        pcm = np.frombuffer(raw[44:], np.int16).astype(np.float32) / 32768.0
+        rate = int.from_bytes(raw[24:28], "little")
+        one = np.interp(np.arange(0, len(pcm) / rate, 1 / RATE), np.arange(len(pcm)) / rate, pcm).astype(np.float32)
+    else:
+        t = np.arange(int(3 * RATE)) / RATE
+        one = (0.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    reps = int(np.ceil(seconds * RATE / len(one)))
+    return np.tile(one, reps)[: int(seconds * RATE)]
+
+
+def timed(label: str, results: list[tuple[str, str]], work) -> object:
+    began = time.perf_counter()
+    try:
+        value = work()
+    except Exception as exc:  # noqa: BLE001 - report and go on with the other checks
+        results.append((label, f"FAILED: {type(exc).__name__}: {exc}"))
+        return None
+    results.append((label, f"{time.perf_counter() - began:.3f} s"))
+    return value
+
+
+def check_whisper(loader, device: str, audio: np.ndarray, results: list) -> None:
+    model = timed("whisper base float16: load", results, lambda: loader.load("faster-whisper", device))
+    if model is None:
+        return
+
+    def transcribe():
+        segments, info = model.transcribe(audio, language="en", beam_size=1, vad_filter=False)
+        return [s.text for s in segments], info
+
+    timed("whisper base float16: transcribe (warm-up)", results, transcribe)
+    out = timed(f"whisper base float16: transcribe {len(audio) / RATE:.0f} s", results, transcribe)
+    if out:
+        results.append(("whisper compute type", str(getattr(model.model, "compute_type", "float16"))))
+        results.append(("whisper first words", " ".join(out[0])[:60]))
+
+
+def check_yamnet(loader, device: str, audio: np.ndarray, results: list) -> None:
+    from tiktok_assets.analyzers import _yamnet
+
+    model = timed("YAMNet ONNX: load", results, lambda: loader.load("yamnet", device))
+    if model is None:
+        return
+    results.append(("YAMNet placed on", model.placed_device))
+    _, batch = _yamnet.patches(_yamnet.log_mel(audio), 12)
+    model.logits(batch[:4], 4)  # warm-up
+    for size in (1, 16, 64):
+        timed(f"YAMNet: {len(batch)} patches, batch {size}", results, lambda s=size: model.logits(batch, s))
+
+
+def check_bitsandbytes(device: str, results: list) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig, Qwen2Config
+
+    folder = Path(tempfile.mkdtemp(prefix="gpu-check-qwen2-"))
+    try:
+        torch.manual_seed(0)
+        config = Qwen2Config(vocab_size=1024, hidden_size=256, intermediate_size=512, num_hidden_layers=4,
+                             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512)
+        AutoModelForCausalLM.from_config(config).save_pretrained(folder)
+        quant = BitsAndBytesConfig(load_in_8bit=True)
+        model = timed("bitsandbytes 8-bit: load tiny random Qwen2", results,
+                      lambda: AutoModelForCausalLM.from_pretrained(folder, quantization_config=quant, dtype=torch.float16,
+                                                                   device_map={"": device}))
+        if model is None:
+            return
+        results.append(("8-bit linear layers", str(sum("Linear8bitLt" in type(m).__name__ for m in model.modules()))))
+        ids = torch.randint(0, 1024, (1, 32), device=device)
+        timed("bitsandbytes 8-bit: generate 32 tokens", results,
+              lambda: model.generate(ids, max_new_tokens=32, do_sample=False))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda:0")
+    parser.add_argument("--seconds", type=float, default=30.0)
+    args = parser.parse_args(argv)
+    count = cuda_devices()
+    if count == 0:
+        print("gpu_check: skipped: no CUDA device is visible here")
+        return 0
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    warnings.simplefilter("ignore")  # bitsandbytes warns on every 8-bit matmul
+    from tiktok_assets.config import load_settings
+    from tiktok_assets.model_registry import load_counts, process_loader
+
+    loader = process_loader(load_settings())
+    audio = speech(args.seconds)
+    results: list[tuple[str, str]] = [("CUDA devices", str(count)), ("device", args.device)]
+    check_whisper(loader, args.device, audio, results)
+    check_yamnet(loader, args.device, audio, results)
+    check_bitsandbytes(args.device, results)
+    results.append(("loads per model", str(load_counts())))
+    width = max(len(k) for k, _ in results)
+    for key, value in results:
+        print(f"{key.ljust(width)}  {value}")
+    return 1 if any(v.startswith("FAILED") for _, v in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

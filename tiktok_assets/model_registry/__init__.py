@@ -1,0 +1,25 @@
+"""The model layer: a registry of model specs, one load path, and a Dagster resource.
+
+``process_loader(settings).load(model_id, device)`` is how analyzers get a model (through
+``AnalyzerContext.models``); ``tiktok-assets models`` lists the registry (:mod:`.listing`).
+"""
+
+from .errors import ModelUnavailable, ResolvedModel
+from .loading import ModelLoader, clear_cache, load_counts, onnx_session, parse_device, process_loader
+from .specs import REGISTRY, ModelFile, ModelSpec, get_spec, models_of
+
+__all__ = [
+    "REGISTRY",
+    "ModelFile",
+    "ModelLoader",
+    "ModelSpec",
+    "ModelUnavailable",
+    "ResolvedModel",
+    "clear_cache",
+    "get_spec",
+    "load_counts",
+    "models_of",
+    "onnx_session",
+    "parse_device",
+    "process_loader",
+]

@@ -1,0 +1,37 @@
+"""Loader functions of registry models that need no analyzer code: ``(resolved, kind, index, store)``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import ModelUnavailable, ResolvedModel
+from .loading import onnx_session
+
+
+def whisper(resolved: ResolvedModel, kind: str, index: int, store: Path):
+    """A faster-whisper (CTranslate2) model: int8 on the CPU, float16 on ``cuda:<index>``."""
+    from faster_whisper import WhisperModel
+
+    compute_type = "float16" if kind == "cuda" else "int8"
+    try:
+        return WhisperModel(resolved.path, device=kind, device_index=index, compute_type=compute_type,
+                            local_files_only=False)
+    except Exception as exc:  # noqa: BLE001 - hub/network/CUDA errors come in many types
+        raise ModelUnavailable(
+            f"faster-whisper model {resolved.path!r} could not be loaded ({type(exc).__name__}); set "
+            "TIKTOK_ASSETS_WHISPER_MODEL to 'base' (packaged) or a local CTranslate2 folder"
+        ) from exc
+
+
+class OnnxModel:
+    """An ONNX Runtime session and the device it really runs on."""
+
+    def __init__(self, session, placed_device: str):
+        self.session = session
+        self.placed_device = placed_device
+
+
+def silero_vad(resolved: ResolvedModel, kind: str, index: int, store: Path) -> OnnxModel:
+    """The Silero VAD graph shipped in faster-whisper (CPU: it is tiny and runs per 32 ms chunk)."""
+    session, placed = onnx_session(Path(resolved.path), "cpu", 0, "silero-vad", threads=1)
+    return OnnxModel(session, placed)
