@@ -40,6 +40,9 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from ..passes import frame_stats
+from ..passes.frame_stats import joint_histograms as histograms
+from ..passes.frame_stats import tv_distance
 from . import _motion, _tone
 from .base import AnalyzerContext, AnalyzerOutput, AnalyzerSpec
 
@@ -82,23 +85,6 @@ COLUMNS = (
     pa.field("frame_index", pa.int64()),
     pa.field("shot_index", pa.int64()),
 )
-
-
-def histograms(frames: np.ndarray, bins: int = 8) -> np.ndarray:
-    """Normalised joint RGB histograms, shape (N, bins**3)."""
-    shift = int(np.log2(256 // bins))
-    out = np.empty((len(frames), bins**3), dtype=np.float32)
-    for i, frame in enumerate(frames):
-        q = (frame >> shift).astype(np.int32)
-        index = (q[..., 0] * bins + q[..., 1]) * bins + q[..., 2]
-        out[i] = np.bincount(index.ravel(), minlength=bins**3)
-    out /= out.sum(axis=1, keepdims=True)
-    return out
-
-
-def tv_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Total-variation distance between histograms along the last axis."""
-    return 0.5 * np.abs(a - b).sum(axis=-1)
 
 
 def frame_changes(frames: np.ndarray, hists: np.ndarray) -> np.ndarray:
@@ -531,9 +517,10 @@ def merge_close(spans: list[tuple[int, int]], hists: np.ndarray, gap: int) -> li
     return [(a, b, "dissolve", float(tv_distance(hists[a], hists[b]))) for a, b in merged]
 
 
-def detect(frames: np.ndarray, fps: float) -> tuple[np.ndarray, list[Event]]:
-    """Frame changes and all edit points, sorted: (first, last, kind, strength) per event."""
-    hists = histograms(frames)
+def detect(frames: np.ndarray, fps: float, hists: np.ndarray | None = None) -> tuple[np.ndarray, list[Event]]:
+    """Frame changes and all edit points, sorted: (first, last, kind, strength) per event
+    (``hists``: the frames' :func:`histograms` when already at hand)."""
+    hists = histograms(frames) if hists is None else np.asarray(hists)
     change = frame_changes(frames, hists)
     spike = spikes(hists, fps)
     cuts = hard_cuts(change, hists, fps, frames, spike)
@@ -546,7 +533,7 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
     frames = media.lowres
     times = media.lowres_times
     fps = media.meta.fps or (len(times) / max(media.duration_s, 1e-6))
-    _, events = detect(frames, fps)
+    _, events = detect(frames, fps, frame_stats.stats(media).hist)
     rows = []
     for shot_index, (first, last, kind, strength) in enumerate(events, start=1):
         rows.append(
