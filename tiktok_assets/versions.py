@@ -8,8 +8,9 @@ everything downstream of it *stale* in the UI, and the nightly backfill re-runs 
 * ``media``: :data:`MEDIA_VERSION` plus the decoding settings (sample fps, frame sizes).
 * an analyzer: its ``spec.version``, its model name, the settings it declares in ``spec.settings``
   (a value that is a local file or folder adds the size and mtime of its files: cheap, no hashing of
-  weights), the installed versions of the distributions in ``spec.model_packages``, and the code
-  versions of what it reads (``media`` and ``spec.depends_on``).
+  weights), the installed versions of the distributions in ``spec.model_packages``, the versions of
+  the shared passes in ``spec.passes``, and the code versions of what it reads (``media`` and
+  ``spec.depends_on``).
 * ``reconstruction_scores``: :data:`SCORES_VERSION` plus every analyzer's code version.
 
 Upstream versions are folded in because Dagster 1.13 only marks a downstream asset stale once its
@@ -27,6 +28,7 @@ from pathlib import Path
 
 from .analyzers.base import AnalyzerSpec
 from .config import Settings
+from .passes import VERSIONS as PASS_VERSIONS
 
 SOURCE_VERSION = "1"
 MEDIA_VERSION = "1"
@@ -81,6 +83,10 @@ def _own_parts(spec: AnalyzerSpec, settings: Settings) -> list[str]:
     parts = [f"model={spec.model}"] if spec.model else []
     parts += _setting_parts(settings, spec.settings)
     parts += [f"{p}=={_package_version(p)}" for p in spec.model_packages]
+    unknown = [p for p in spec.passes if p not in PASS_VERSIONS]
+    if unknown:
+        raise ValueError(f"analyzer {spec.name} reads unknown shared passes {unknown}")
+    parts += [f"pass:{p}={PASS_VERSIONS[p]}" for p in spec.passes]
     return parts
 
 

@@ -163,6 +163,7 @@ SPEC = AnalyzerSpec(
     version="2",
     columns=COLUMNS,
     run=run,
+    passes=("motion",),
     depends_on=("cut_analysis",),
     main_figure="dominant_motion",
     timeline_label="CASE WHEN motion NOT IN ('static', 'unknown') THEN 'camera ' || motion END",

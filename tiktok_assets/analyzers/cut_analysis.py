@@ -570,6 +570,7 @@ SPEC = AnalyzerSpec(
     version="3",
     columns=COLUMNS,
     run=run,
+    passes=("frame_stats",),
     main_figure="cuts",
     timeline_label="kind",
 )

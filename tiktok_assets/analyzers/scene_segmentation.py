@@ -159,6 +159,7 @@ SPEC = AnalyzerSpec(
     version="1",
     columns=COLUMNS,
     run=run,
+    passes=("frame_stats",),
     depends_on=("cut_analysis",),
     main_figure="scenes",
     timeline_label="'scene ' || scene_index || ' (' || shot_count || CASE WHEN shot_count = 1 THEN ' shot)' ELSE ' shots)' END",

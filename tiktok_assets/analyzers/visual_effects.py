@@ -511,6 +511,7 @@ SPEC = AnalyzerSpec(
     version="2",
     columns=COLUMNS,
     run=run,
+    passes=("frame_stats", "motion"),
     depends_on=("cut_analysis",),
     main_figure="effects",
     timeline_label="'effect: ' || kind",
