@@ -218,3 +218,17 @@ def test_reading_a_pass_counts_as_reading_what_it_was_computed_from(tone_media):
     times = np.asarray(tone_media.lowres_times)
     motion.pair_motions(tracked, times, [(0, 1), (20, 21)])
     assert tracked.read_spans() == [(0.0, pytest.approx(0.2)), (pytest.approx(2.0), pytest.approx(2.2))]
+
+
+def test_pitch_of_a_segment_that_starts_between_two_pitch_frames_is_complete(tone_media, settings):
+    """speech_emotion over a transcript segment 1.002-2.49 s of the continuous 220 Hz tone: every
+    pitch frame inside is voiced. (Mapping a pYIN run that starts half a hop off the 20 ms grid onto
+    the grid used to drop every other frame: voiced_share came out near 0.5.)"""
+    import pyarrow as pa
+
+    table = pa.table({"start_s": [1.002], "end_s": [2.49], "text": ["tone"], "language": ["en"]})
+    run = run_analyzer(get_spec("speech_emotion"), tone_media,
+                       AnalyzerContext("tone", settings, inputs={"speech_transcription": table}))
+    (row,) = run.table.to_pylist()
+    assert row["voiced_share"] >= 0.95, row
+    assert row["pitch_mean_hz"] == pytest.approx(220, rel=0.02)
