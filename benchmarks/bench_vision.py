@@ -2,22 +2,18 @@
 
 Run: ``python benchmarks/bench_vision.py [--seconds 60] [--width 1080 --height 1920]``.
 cut_analysis runs first and its table is handed to the five analyzers that depend on it (as the
-Dagster assets do); a second table times them without it, when each computes the cuts itself.
+Dagster assets do; without the table they stop with an error and never compute the cuts themselves).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import prepare_clip, report, time_analyzers  # noqa: E402
-
-from tiktok_assets.analyzers import AnalyzerContext, get_spec, run_analyzer  # noqa: E402
-from tiktok_assets.config import load_settings  # noqa: E402
 
 VISION = ["cut_analysis", "scene_segmentation", "camera_analysis", "color_analysis", "content_quality",
           "visual_effects"]
@@ -33,15 +29,6 @@ def main() -> None:
     media, decode_s = prepare_clip(args.seconds, args.width, args.height, args.workdir)
     results = time_analyzers(VISION, media)
     report("vision analyzers (cut_analysis table given)", media, decode_s, results)
-
-    settings = load_settings()
-    alone = []
-    for name in VISION[1:]:
-        context = AnalyzerContext(video_id=media.video_id, settings=settings)
-        began = time.perf_counter()
-        run = run_analyzer(get_spec(name), media, context)
-        alone.append((name, time.perf_counter() - began, run.table.num_rows))
-    report("vision analyzers computing the cuts themselves", media, 0.0, alone)
 
 
 if __name__ == "__main__":

@@ -19,9 +19,17 @@ def make_media(video: Path, out_dir: Path, video_id: str = "test", sample_fps: f
 
 
 def analyze(name: str, media: MediaCache, settings, inputs=None):
-    """Run one analyzer the way the Dagster asset does; returns (rows as dicts, AnalyzerRun)."""
-    context = AnalyzerContext(video_id=media.video_id, settings=settings, inputs=inputs or {})
-    result = run_analyzer(get_spec(name), media, context)
+    """Run one analyzer the way the Dagster asset does; returns (rows as dicts, AnalyzerRun).
+
+    An analyzer that needs shots gets cut_analysis's table (run here first when not given, as the
+    CLI pulls it in) and its examined spans."""
+    spec = get_spec(name)
+    inputs, examined = dict(inputs or {}), {}
+    if "cut_analysis" in spec.depends_on and "cut_analysis" not in inputs:
+        _, upstream = analyze("cut_analysis", media, settings)
+        inputs["cut_analysis"], examined["cut_analysis"] = upstream.table, upstream.examined
+    context = AnalyzerContext(video_id=media.video_id, settings=settings, inputs=inputs, input_examined=examined)
+    result = run_analyzer(spec, media, context)
     return result.table.to_pylist(), result
 
 

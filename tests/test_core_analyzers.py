@@ -134,7 +134,8 @@ def test_fast_zoom_is_neither_dissolve_nor_cut(tmp_path, settings, picture):
         frames.append(crop(picture, 450, 600, cw))
     rows, media = _cut_rows(tmp_path, settings, "zoom", frames)
     assert rows == []
-    shots = _shots.shot_list(media, AnalyzerContext(video_id="zoom", settings=settings))
+    table = analyze("cut_analysis", media, settings)[1].table
+    shots = _shots.shot_list(media, AnalyzerContext(video_id="zoom", settings=settings, inputs={"cut_analysis": table}))
     assert len(shots.shots) == 1 and shots.transitions == []
 
 

@@ -12,8 +12,8 @@ import pytest
 from helpers import analyze, encode_frames, make_media
 from PIL import Image, ImageDraw
 
-from tiktok_assets.analyzers import _motion, _shots, get_spec
-from tiktok_assets.analyzers.base import AnalyzerContext
+from tiktok_assets.analyzers import _motion, _shots, get_spec, run_analyzer
+from tiktok_assets.analyzers.base import AnalyzerContext, AnalyzerError
 
 W, H, FPS = 180, 320, 30
 VISION = ("scene_segmentation", "camera_analysis", "color_analysis", "content_quality", "visual_effects")
@@ -143,13 +143,17 @@ def test_camera_never_measures_across_cuts(clip, pictures, settings):
     cut_rows, cut_run = analyze("cut_analysis", media, settings)
     cut_times = [r["start_s"] for r in cut_rows if r["kind"] == "hard_cut"]
     assert cut_times == pytest.approx([1.5, 3.0], abs=0.05)
-    for inputs in ({}, {"cut_analysis": cut_run.table}):  # computed here, or read from cut_analysis
-        rows, run = rows_of("camera_analysis", media, settings, inputs)
-        assert {r["motion"] for r in rows} == {"static"}, rows
-        for row in rows:
-            assert not any(row["start_s"] < c < row["end_s"] for c in cut_times), row
-        assert run.metadata["cuts_from"] == ("cut_analysis" if inputs else "computed")
-    shot_list = _shots.shot_list(media, AnalyzerContext(video_id="cuts", settings=settings))
+    rows, run = rows_of("camera_analysis", media, settings, {"cut_analysis": cut_run.table})
+    assert {r["motion"] for r in rows} == {"static"}, rows
+    for row in rows:
+        assert not any(row["start_s"] < c < row["end_s"] for c in cut_times), row
+    assert run.metadata["cuts_from"] == "cut_analysis"
+    # without cut_analysis's table the shots are not made up: a clear error names what is missing
+    with pytest.raises(AnalyzerError, match="cut_analysis table of cuts.*cut_analysis is failed"):
+        run_analyzer(get_spec("camera_analysis"), media, AnalyzerContext(
+            video_id="cuts", settings=settings, input_runs={"cut_analysis": {"status": "failed"}}))
+    shot_list = _shots.shot_list(media, AnalyzerContext(video_id="cuts", settings=settings,
+                                                        inputs={"cut_analysis": cut_run.table}))
     first_frames = {s.first for s in shot_list.shots[1:]}
     for i, j in _motion.shot_pairs(shot_list, _motion.pair_step(FPS)):
         assert not any(i < f <= j for f in first_frames)

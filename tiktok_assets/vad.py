@@ -1,27 +1,33 @@
-"""Voice activity from the Silero VAD that ships inside faster-whisper (no download)."""
+"""Voice activity from the Silero VAD that ships inside faster-whisper (no download).
+
+Given a media cache (or the TrackedMedia an analyzer gets), the spans come from the video's shared
+speech-activity track (one network pass per video, see :mod:`tiktok_assets.passes.speech_activity`);
+given a bare array, the network runs on it.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-RATE = 16_000
+from .passes import speech_activity
+
+RATE = speech_activity.RATE
 
 
 def speech_spans(
-    audio: np.ndarray, min_silence_s: float = 0.3, pad_s: float = 0.05, threshold: float = 0.5
+    audio: Any, min_silence_s: float = 0.3, pad_s: float = 0.05, threshold: float = 0.5
 ) -> list[tuple[float, float]]:
-    """Speech spans in seconds; pauses shorter than ``min_silence_s`` do not split a span."""
-    if audio.size < RATE // 10:
+    """Speech spans in seconds of a media cache's audio or of a 16 kHz array; pauses shorter than
+    ``min_silence_s`` do not split a span."""
+    if hasattr(audio, "directory") and hasattr(audio, "meta"):
+        return speech_activity.spans(audio, min_silence_s, pad_s, threshold)
+    samples = np.asarray(audio, dtype=np.float32)
+    if samples.size < speech_activity.MIN_SAMPLES:
         return []
-    from faster_whisper.vad import VadOptions, get_speech_timestamps
-
-    options = VadOptions(
-        threshold=threshold,
-        min_silence_duration_ms=int(min_silence_s * 1000),
-        speech_pad_ms=int(pad_s * 1000),
-    )
-    stamps = get_speech_timestamps(np.ascontiguousarray(audio, dtype=np.float32), options)
-    return [(s["start"] / RATE, s["end"] / RATE) for s in stamps]
+    prob = speech_activity.probabilities(samples)
+    return speech_activity.spans_from_track(prob, samples.size, min_silence_s, pad_s, threshold)
 
 
 def merge_spans(spans: list[tuple[float, float]], max_gap_s: float, max_len_s: float) -> list[tuple[float, float]]:

@@ -10,8 +10,8 @@ everything downstream of it *stale* in the UI, and the nightly backfill re-runs 
   (a value that is a local file or folder adds the size and mtime of its files: cheap, no hashing of
   weights), the installed versions of the distributions in ``spec.model_packages``, the identity of
   every registry model it uses (:func:`model_parts`: id + size and sha256 of the packaged files, or
-  the local folder's file sizes and mtimes, or the hub id + revision), and the code versions of
-  what it reads (``media`` and ``spec.depends_on``).
+  the local folder's file sizes and mtimes, or the hub id + revision), the versions of the shared
+  passes in ``spec.passes``, and the code versions of what it reads (``media`` and ``spec.depends_on``).
 * ``reconstruction_scores``: :data:`SCORES_VERSION` plus every analyzer's code version.
 
 Upstream versions are folded in because Dagster 1.13 only marks a downstream asset stale once its
@@ -30,6 +30,7 @@ from pathlib import Path
 from .analyzers.base import AnalyzerSpec
 from .config import Settings
 from .model_registry import ModelLoader, models_of
+from .passes import VERSIONS as PASS_VERSIONS
 
 SOURCE_VERSION = "1"
 MEDIA_VERSION = "1"
@@ -85,6 +86,10 @@ def _own_parts(spec: AnalyzerSpec, settings: Settings) -> list[str]:
     parts += _setting_parts(settings, spec.settings)
     parts += [f"{p}=={_package_version(p)}" for p in spec.model_packages]
     parts += model_parts(spec.name, settings)
+    unknown = [p for p in spec.passes if p not in PASS_VERSIONS]
+    if unknown:
+        raise ValueError(f"analyzer {spec.name} reads unknown shared passes {unknown}")
+    parts += [f"pass:{p}={PASS_VERSIONS[p]}" for p in spec.passes]
     return parts
 
 

@@ -1,8 +1,9 @@
 """Shots and segments shared by the vision analyzers (not an analyzer itself).
 
-Edit points come from ``cut_analysis``: its table when the analyzer declared the dependency and
-got it, otherwise they are computed here with cut_analysis's own functions, so both paths give
-the same shots. Shots partition the low-resolution full-rate stream: a hard cut starts a new shot
+Edit points come from the ``cut_analysis`` table only: an analyzer that needs shots declares
+``depends_on=("cut_analysis",)`` and gets the table in ``context.inputs``. Nothing here runs
+cut_analysis; when its table is missing (its run failed, never ran, or is not handed over), the
+analyzer stops with an :class:`~.base.AnalyzerError` that says so. Shots partition the low-resolution full-rate stream: a hard cut starts a new shot
 at its frame; a gradual transition (dissolve, fade) ends one shot and starts the next at its
 middle frame, and its frames are flagged in :attr:`ShotList.in_transition` so that motion and
 shot signatures can leave them out. (A fast zoom or pan that looks like a dissolve is rejected by
@@ -15,8 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import cut_analysis
-from .base import AnalyzerContext
+from .base import AnalyzerContext, AnalyzerError
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class ShotList:
     in_transition: np.ndarray  # bool per lowres frame
     frame_shot: np.ndarray  # shot index per lowres frame
     times: np.ndarray
-    source: str  # "cut_analysis" (its table) or "computed"
+    source: str  # "cut_analysis" (its table)
 
     def crosses_edit(self, i: int, j: int) -> bool:
         """True when frames i..j (i < j) are not inside one shot or touch a gradual transition."""
@@ -83,19 +83,21 @@ class ShotList:
 
 
 def edit_points(media, context: AnalyzerContext) -> tuple[list[Transition], str]:
-    """Hard cuts and gradual transitions, from cut_analysis's table or computed like it does."""
+    """Hard cuts and gradual transitions from cut_analysis's table (AnalyzerError when missing)."""
     times = media.lowres_times
     table = context.inputs.get("cut_analysis")
-    if table is not None:
-        found = []
-        for row in table.select(["end_s", "kind", "frame_index"]).to_pylist():
-            first = int(row["frame_index"])
-            last = first if row["kind"] == "hard_cut" else int(np.abs(times - row["end_s"]).argmin())
-            found.append(Transition(first, max(first, last), row["kind"]))
-        return sorted(found, key=lambda e: e.first), "cut_analysis"
-    fps = media.meta.fps or (len(times) / max(media.duration_s, 1e-6))
-    _, events = cut_analysis.detect(media.lowres, fps)
-    return [Transition(first, last, kind) for first, last, kind, _ in events], "computed"
+    if table is None:
+        status = (context.input_runs.get("cut_analysis") or {}).get("status", "missing")
+        raise AnalyzerError(
+            f"shots need the cut_analysis table of {context.video_id}, but it was not handed over "
+            f"(cut_analysis is {status}); run cut_analysis for this video first"
+        )
+    found = []
+    for row in table.select(["end_s", "kind", "frame_index"]).to_pylist():
+        first = int(row["frame_index"])
+        last = first if row["kind"] == "hard_cut" else int(np.abs(times - row["end_s"]).argmin())
+        found.append(Transition(first, max(first, last), row["kind"]))
+    return sorted(found, key=lambda e: e.first), "cut_analysis"
 
 
 def shot_list(media, context: AnalyzerContext) -> ShotList:

@@ -105,6 +105,9 @@ class AnalyzerSpec:
     # both go into the Dagster code version, so changing them makes the asset stale
     settings: tuple[str, ...] = ()
     model_packages: tuple[str, ...] = ()
+    # shared intermediates it reads (names in ``tiktok_assets.passes.VERSIONS``): their versions go
+    # into the code version too
+    passes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:

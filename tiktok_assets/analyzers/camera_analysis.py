@@ -36,6 +36,7 @@ from collections import Counter
 import numpy as np
 import pyarrow as pa
 
+from ..passes import motion
 from . import _motion, _shots
 from .base import AnalyzerContext, AnalyzerOutput, AnalyzerSpec
 
@@ -127,7 +128,7 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
     shots = _shots.shot_list(media, context)
     step = _motion.pair_step(media.meta.fps)
     pairs = _motion.shot_pairs(shots, step)
-    motions = [m for m in _motion.track(media.lowres, shots.times, pairs) if m is not None]
+    motions = [m for m in motion.pair_motions(media, shots.times, pairs) if m is not None]
     starts = np.array([m.i for m in motions], dtype=np.int64)
     pair_starts = np.array([i for i, _ in pairs], dtype=np.int64)
     rows = []
@@ -162,6 +163,7 @@ SPEC = AnalyzerSpec(
     version="2",
     columns=COLUMNS,
     run=run,
+    passes=("motion",),
     depends_on=("cut_analysis",),
     main_figure="dominant_motion",
     timeline_label="CASE WHEN motion NOT IN ('static', 'unknown') THEN 'camera ' || motion END",

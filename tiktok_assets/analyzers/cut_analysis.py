@@ -40,6 +40,9 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from ..passes import frame_stats
+from ..passes.frame_stats import joint_histograms as histograms
+from ..passes.frame_stats import tv_distance
 from . import _motion, _tone
 from .base import AnalyzerContext, AnalyzerOutput, AnalyzerSpec
 
@@ -82,23 +85,6 @@ COLUMNS = (
     pa.field("frame_index", pa.int64()),
     pa.field("shot_index", pa.int64()),
 )
-
-
-def histograms(frames: np.ndarray, bins: int = 8) -> np.ndarray:
-    """Normalised joint RGB histograms, shape (N, bins**3)."""
-    shift = int(np.log2(256 // bins))
-    out = np.empty((len(frames), bins**3), dtype=np.float32)
-    for i, frame in enumerate(frames):
-        q = (frame >> shift).astype(np.int32)
-        index = (q[..., 0] * bins + q[..., 1]) * bins + q[..., 2]
-        out[i] = np.bincount(index.ravel(), minlength=bins**3)
-    out /= out.sum(axis=1, keepdims=True)
-    return out
-
-
-def tv_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Total-variation distance between histograms along the last axis."""
-    return 0.5 * np.abs(a - b).sum(axis=-1)
 
 
 def frame_changes(frames: np.ndarray, hists: np.ndarray) -> np.ndarray:
@@ -306,7 +292,7 @@ def _is_blend(frames: np.ndarray, a: int, b: int) -> tuple[bool, np.ndarray]:
 
 
 def fades(frames: np.ndarray, hists: np.ndarray, cuts: list[int], fps: float = 30.0,
-          spike: np.ndarray | None = None) -> list[Event]:
+          spike: np.ndarray | None = None, luma: tuple[np.ndarray, np.ndarray] | None = None) -> list[Event]:
     """Brightness ramps into (``fade_out``) and out of (``fade_in``) black or white pictures.
 
     A ramp shorter than ``FADE_MIN_S`` and one around a black/white run inside a short spike (the
@@ -317,7 +303,7 @@ def fades(frames: np.ndarray, hists: np.ndarray, cuts: list[int], fps: float = 3
         return []
     spike = spikes(hists, fps) if spike is None else spike
     shortest = max(FADE_MIN_STEPS, int(round(FADE_MIN_S * (fps or 30.0))))
-    mean, std = _tone.luma_curve(frames)
+    mean, std = _tone.luma_curve(frames) if luma is None else luma
     cut_set = set(cuts)
     found: list[Event] = []
     for extreme, distance in (
@@ -438,7 +424,8 @@ def swept(frames: np.ndarray, first: int, last: int) -> bool:
 
 
 def dissolves(frames: np.ndarray, hists: np.ndarray, cuts: list[int], fps: float,
-              spike: np.ndarray | None = None, change: np.ndarray | None = None) -> list[Event]:
+              spike: np.ndarray | None = None, change: np.ndarray | None = None,
+              luma: tuple[np.ndarray, np.ndarray] | None = None) -> list[Event]:
     """Gradual transitions between shots: fades (see :func:`fades`) and dissolves.
 
     Dissolves are searched locally: for every frame as the middle and every span length in
@@ -453,7 +440,8 @@ def dissolves(frames: np.ndarray, hists: np.ndarray, cuts: list[int], fps: float
     Pieces less than ``MIN_SHOT_S`` apart are joined into one dissolve.
     """
     spike = spikes(hists, fps) if spike is None else spike
-    found = fades(frames, hists, cuts, fps, spike)
+    luma = _tone.luma_curve(frames) if luma is None else luma
+    found = fades(frames, hists, cuts, fps, spike, luma)
     n = len(frames)
     if n < 5:
         return found
@@ -466,7 +454,7 @@ def dissolves(frames: np.ndarray, hists: np.ndarray, cuts: list[int], fps: float
         blocked[first : last + 1] = True
     blocked_before = np.concatenate([[0], np.cumsum(blocked)])
     tiny = tiny_frames(frames)
-    mean, std = _tone.luma_curve(frames)
+    mean, std = luma
     flat_end = _tone.black(mean, std) | _tone.white(mean, std)  # a black or white end: a fade's business
     halves = sorted({max(2, int(round(span * (fps or 30.0) / 2)) + 1) for span in DISSOLVE_SPANS_S})
 
@@ -531,14 +519,18 @@ def merge_close(spans: list[tuple[int, int]], hists: np.ndarray, gap: int) -> li
     return [(a, b, "dissolve", float(tv_distance(hists[a], hists[b]))) for a, b in merged]
 
 
-def detect(frames: np.ndarray, fps: float) -> tuple[np.ndarray, list[Event]]:
-    """Frame changes and all edit points, sorted: (first, last, kind, strength) per event."""
-    hists = histograms(frames)
+def detect(
+    frames: np.ndarray, fps: float, hists: np.ndarray | None = None, luma: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[np.ndarray, list[Event]]:
+    """Frame changes and all edit points, sorted: (first, last, kind, strength) per event
+    (``hists`` and ``luma``: the frames' :func:`histograms` and grey-level mean and deviation, when
+    already at hand)."""
+    hists = histograms(frames) if hists is None else np.asarray(hists)
     change = frame_changes(frames, hists)
     spike = spikes(hists, fps)
     cuts = hard_cuts(change, hists, fps, frames, spike)
     events: list[Event] = [(i, i, "hard_cut", float(change[i])) for i in cuts]
-    events += dissolves(frames, hists, cuts, fps, spike, change)
+    events += dissolves(frames, hists, cuts, fps, spike, change, luma)
     return change, sorted(events)
 
 
@@ -546,7 +538,8 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
     frames = media.lowres
     times = media.lowres_times
     fps = media.meta.fps or (len(times) / max(media.duration_s, 1e-6))
-    _, events = detect(frames, fps)
+    stats = frame_stats.stats(media)
+    _, events = detect(frames, fps, stats.hist, (np.asarray(stats.luma_mean), np.asarray(stats.luma_std)))
     rows = []
     for shot_index, (first, last, kind, strength) in enumerate(events, start=1):
         rows.append(
@@ -583,6 +576,7 @@ SPEC = AnalyzerSpec(
     version="3",
     columns=COLUMNS,
     run=run,
+    passes=("frame_stats",),
     main_figure="cuts",
     timeline_label="kind",
 )

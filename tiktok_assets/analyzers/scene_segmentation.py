@@ -27,7 +27,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from . import _palette, _shots, cut_analysis
+from ..passes import frame_stats
+from . import _palette, _shots
 from .base import AnalyzerContext, AnalyzerOutput, AnalyzerSpec
 
 LOOK_FRAMES = 8
@@ -55,8 +56,11 @@ def coarse(hist: np.ndarray) -> np.ndarray:
     return pooled / max(float(pooled.sum()), 1e-9)
 
 
-def shot_looks(frames: np.ndarray, shots: _shots.ShotList) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """(4x4x4 histogram, mean Lab colour, picked frame indices) for every shot."""
+def shot_looks(
+    frames: np.ndarray, shots: _shots.ShotList, hists: np.ndarray | None = None
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(4x4x4 histogram, mean Lab colour, picked frame indices) for every shot (``hists``: the
+    frames' 8x8x8 histograms from the shared frame statistics; computed here when None)."""
     looks = []
     for shot in shots.shots:
         idx = np.arange(shot.first, shot.last + 1)
@@ -65,7 +69,8 @@ def shot_looks(frames: np.ndarray, shots: _shots.ShotList) -> list[tuple[np.ndar
             idx = clean
         picked = idx[np.linspace(0, idx.size - 1, min(LOOK_FRAMES, idx.size)).round().astype(int)]
         images = np.stack([np.asarray(frames[i]) for i in picked])
-        hist = coarse(cut_analysis.histograms(images).mean(axis=0))
+        picked_hists = frame_stats.joint_histograms(images) if hists is None else np.asarray(hists[picked])
+        hist = coarse(picked_hists.mean(axis=0))
         lab = _palette.to_lab(_palette.sample_pixels(images, 4000)).mean(axis=0)
         looks.append((hist, lab, picked))
     return looks
@@ -73,7 +78,7 @@ def shot_looks(frames: np.ndarray, shots: _shots.ShotList) -> list[tuple[np.ndar
 
 def distance(a: tuple, b: tuple) -> float:
     """Look distance of two shots, 0 (identical) .. 1 (see the module docstring)."""
-    tv = float(cut_analysis.tv_distance(a[0], b[0]))
+    tv = float(frame_stats.tv_distance(a[0], b[0]))
     delta_e = float(np.linalg.norm(a[1] - b[1]))
     return 0.5 * tv + 0.5 * min(1.0, delta_e / DELTA_E_SCALE)
 
@@ -109,7 +114,7 @@ def group_shots(looks: list, durations: list[float]) -> tuple[list[int], set[int
 
 def run(media, context: AnalyzerContext) -> AnalyzerOutput:
     shots = _shots.shot_list(media, context)
-    looks = shot_looks(media.lowres, shots)
+    looks = shot_looks(media.lowres, shots, frame_stats.stats(media).hist)
     scene_of, cutaways = group_shots(looks, [s.duration_s for s in shots.shots])
     rows = []
     for number in sorted(set(scene_of)):
@@ -154,6 +159,7 @@ SPEC = AnalyzerSpec(
     version="1",
     columns=COLUMNS,
     run=run,
+    passes=("frame_stats",),
     depends_on=("cut_analysis",),
     main_figure="scenes",
     timeline_label="'scene ' || scene_index || ' (' || shot_count || CASE WHEN shot_count = 1 THEN ' shot)' ELSE ' shots)' END",

@@ -30,14 +30,13 @@ import numpy as np
 import pyarrow as pa
 
 from ..audio_features import (
-    frame_db,
-    pitch_track,
     transcript_segments,
     transcript_words,
     voiced_spans,
     without_none,
 )
 from ..model_registry import ModelUnavailable, ResolvedModel
+from ..passes import prosody as prosody_pass
 from .base import AnalyzerContext, AnalyzerOutput, AnalyzerSpec
 
 RATE = 16_000
@@ -165,7 +164,7 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
     table = context.inputs.get("speech_transcription")
     segments = transcript_segments(table)
     words = transcript_words(table)
-    spans = voiced_spans(audio, 0.3)
+    spans = voiced_spans(media, 0.3)  # the shared speech-activity track
     if segments:
         source = "transcription"
     else:
@@ -179,9 +178,9 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
         classifier, status = None, f"unavailable: {exc}"
         context.log.warning(status)
 
-    db_times, db = frame_db(audio)
+    db_times, db = prosody_pass.energy(media)
     pitch_spans = [(s["start_s"], s["end_s"]) for s in segments]
-    pitch_times, f0 = pitch_track(audio, pitch_spans) if pitch_spans else (np.zeros(0), np.zeros(0))
+    pitch_times, f0 = prosody_pass.pitch_track(media, pitch_spans) if pitch_spans else (np.zeros(0), np.zeros(0))
     rows = []
     for seg in segments:
         start, end = float(seg["start_s"]), min(float(seg["end_s"]), duration)
@@ -234,6 +233,7 @@ SPEC = AnalyzerSpec(
     version="1",
     columns=COLUMNS,
     run=run,
+    passes=("speech_activity", "prosody"),
     model="speech emotion classifier (TIKTOK_ASSETS_SPEECH_EMOTION_MODEL)",
     needs_audio=True,
     depends_on=("speech_transcription",),

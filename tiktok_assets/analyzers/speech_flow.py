@@ -33,13 +33,12 @@ import pyarrow as pa
 from ..audio_features import (
     Word,
     filler_label,
-    frame_db,
-    pitch_track,
     transcript_words,
     voiced_spans,
     without_none,
     zscores,
 )
+from ..passes import prosody
 from .base import AnalyzerContext, AnalyzerOutput, AnalyzerSpec
 
 PAUSE_MIN_S = 0.3
@@ -237,12 +236,11 @@ def find_emphasis(units, times: np.ndarray, db: np.ndarray, f0: np.ndarray, pitc
 
 def run(media, context: AnalyzerContext) -> AnalyzerOutput:
     duration = media.duration_s
-    audio = media.audio
     words = transcript_words(context.inputs.get("speech_transcription"))
-    spans = voiced_spans(audio, PAUSE_MIN_S)
+    spans = voiced_spans(media, PAUSE_MIN_S)  # the shared speech-activity track
     rows: list[dict] = []
 
-    times, db = frame_db(audio)
+    times, db = prosody.energy(media)
     pauses = find_pauses(spans, words, quiet_test(times, db, spans, words))
     level = speech_level(times, db, spans, words)
     if level is not None:
@@ -276,7 +274,7 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
             }
         )
 
-    pitch_times, f0 = pitch_track(audio, spans) if spans else (np.zeros(0), np.zeros(0))
+    pitch_times, f0 = prosody.pitch_track(media, spans) if spans else (np.zeros(0), np.zeros(0))
     emphasis = find_emphasis(emphasis_units(words, times, db, spans), times, db, f0, pitch_times)
     rows.extend(emphasis)
 
@@ -334,6 +332,7 @@ SPEC = AnalyzerSpec(
     version="2",
     columns=COLUMNS,
     run=run,
+    passes=("speech_activity", "prosody"),
     needs_audio=True,
     depends_on=("speech_transcription",),
     main_figure="pauses",

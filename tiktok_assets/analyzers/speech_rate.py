@@ -84,7 +84,7 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
     duration = media.duration_s
     has_input = "speech_transcription" in context.inputs
     words = transcript_words(context.inputs.get("speech_transcription"))
-    spans = voiced_spans(media.audio, PAUSE_MIN_S)
+    spans = voiced_spans(media, PAUSE_MIN_S)  # the shared speech-activity track
     voice_source = "vad"
     if not spans and words:
         spans = union_spans([(w.start_s, w.end_s) for w in words])
@@ -147,6 +147,7 @@ SPEC = AnalyzerSpec(
     version="1",
     columns=COLUMNS,
     run=run,
+    passes=("speech_activity",),
     needs_audio=True,
     depends_on=("speech_transcription",),
     main_figure="articulation_wpm",

@@ -220,7 +220,7 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
     model = load_whisper(resolved.path, context.device)
     audio = media.audio
     duration = media.duration_s
-    spans = speech_spans(audio, min_silence_s=UTTERANCE_GAP_S)
+    spans = speech_spans(media, min_silence_s=UTTERANCE_GAP_S)
     long_enough = [(a, b) for a, b in spans if b - a >= MIN_UTTERANCE_S] or spans
     identified = []
     for start, end in long_enough:

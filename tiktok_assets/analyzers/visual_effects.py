@@ -45,6 +45,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from ..passes import frame_stats, motion
 from . import _motion, _shots, _tone
 from .base import AnalyzerContext, AnalyzerOutput, AnalyzerSpec
 
@@ -383,8 +384,6 @@ def inset_box(frame: np.ndarray, maps: tuple | None = None) -> tuple[tuple[float
     straight edges over ``BOX_COVER`` of its width, its inside textured and coloured unlike the
     band around it.
     """
-    from .cut_analysis import histograms, tv_distance
-
     grey, h_edges, v_edges = maps or _edge_maps(frame)
     h, w = grey.shape
     cols = [c for c in _segments_1d(v_edges.T, int(BOX_MIN * h)) if c[2] - c[1] + 1 <= BOX_MAX * h]
@@ -422,7 +421,8 @@ def inset_box(frame: np.ndarray, maps: tuple | None = None) -> tuple[tuple[float
             around_grey = grey[band]
             if float((np.abs(around_grey - np.median(around_grey)) <= FLAT_TOL).mean()) >= FLAT_AROUND:
                 continue  # one photo on a plain background (captions aside): no picture around it
-            colour_gap = float(tv_distance(histograms(inside[None])[0], histograms(around[None])[0]))
+            colour_gap = float(frame_stats.tv_distance(frame_stats.joint_histograms(inside[None])[0],
+                                                     frame_stats.joint_histograms(around[None])[0]))
             if colour_gap < BOX_COLOUR_MIN:
                 continue
             best, best_area = ((x0 / w, y0 / h, (x1 + 1) / w, (y1 + 1) / h), colour_gap), area
@@ -478,14 +478,15 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
     fps = media.meta.fps or (len(times) / max(media.duration_s, 1e-6))
     duration = float(media.duration_s)
     shots = _shots.shot_list(media, context)
-    y, s = luma_curve(lowres)
+    stats = frame_stats.stats(media)
+    y, s = np.asarray(stats.luma_mean), np.asarray(stats.luma_std)
     rows = flashes(y, times, fps) + fades(y, s, times, fps)
     ignore = _tone.black(y, s) | _tone.white(y, s) | shots.in_transition  # a dissolve's mix is no motion
     for row in rows:
         ignore[(times >= row["start_s"] - 1e-6) & (times <= row["end_s"] + 1e-6)] = True
     rows += speed_changes(frame_steps(lowres), shots, fps, ignore)
     step = _motion.pair_step(fps)
-    rows += strong_zooms(_motion.track(lowres, times, _motion.shot_pairs(shots, step)), shots)
+    rows += strong_zooms(motion.pair_motions(media, times, _motion.shot_pairs(shots, step)), shots)
     rows += layouts(media.frames, np.asarray(media.frame_times), duration)
     for row in rows:
         row["start_s"] = round(row["start_s"], 3)
@@ -510,6 +511,7 @@ SPEC = AnalyzerSpec(
     version="2",
     columns=COLUMNS,
     run=run,
+    passes=("frame_stats", "motion"),
     depends_on=("cut_analysis",),
     main_figure="effects",
     timeline_label="'effect: ' || kind",
