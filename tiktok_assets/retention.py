@@ -60,9 +60,9 @@ def evict_media_cache(settings: Settings, video_id: str, force: bool = False) ->
     ``force``); a version that a reader holds open is kept, as is the cache while it is being rebuilt."""
     out_dir = settings.media_dir / video_id
     folder = media_store.versions_dir(out_dir)
-    if not out_dir.is_symlink() and not folder.is_dir():
-        if out_dir.is_dir():
-            return Eviction(video_id, False, 0, "kept: a cache folder from before versions (decode it again first)")
+    if out_dir.is_dir() and not out_dir.is_symlink():
+        return Eviction(video_id, False, 0, "kept: a cache folder from before versions (decode it again first)")
+    if not out_dir.is_symlink() and not any(folder.iterdir() if folder.is_dir() else ()):
         return Eviction(video_id, False, 0, "nothing to evict: the video has no media cache")
     if not force:
         outdated = outdated_analyzers(settings, video_id)
@@ -108,6 +108,19 @@ def evict_if_done(settings: Settings, video_id: str, log: Log | None = None) -> 
     if result.evicted or result.freed_bytes:
         (log or logger.info)(f"media cache of {video_id} {result.reason}")
     return result
+
+
+def analyzed_duration_s(settings: Settings, video_id: str) -> float:
+    """The video's duration: from its media cache while that is on disk, else from its ``videos`` row."""
+    try:
+        with MediaCache(settings.media_dir / video_id) as media:
+            return media.duration_s
+    except MediaError:
+        pass
+    videos = catalog.warehouse(settings).read("videos", video_id)
+    if videos is None or videos.num_rows == 0:
+        raise MediaError(f"video {video_id} has neither a media cache nor a row in the videos table")
+    return float(videos.column("duration_s")[0].as_py())
 
 
 def ensure_media_cache(settings: Settings, video_id: str, log: Log | None = None) -> MediaCache:
