@@ -29,7 +29,9 @@ import contextlib
 import json
 import math
 import os
+import queue
 import struct
+import threading
 import wave
 from dataclasses import asdict, dataclass, fields
 from functools import cached_property
@@ -395,6 +397,52 @@ class _FrameWriter:
             self.count = 0
 
 
+class _Pictures:
+    """Turns decoded frames into the low-res stream and the sampled frames on one worker thread, in
+    order, so that scaling (swscale runs without the GIL) overlaps demuxing and decoding; at most
+    ``depth`` decoded frames wait for it."""
+
+    def __init__(self, lowres: _FrameWriter, frames: _FrameWriter, depth: int = 8):
+        self.lowres, self.frames = lowres, frames
+        self.queue: queue.Queue = queue.Queue(maxsize=depth)
+        self.error: BaseException | None = None
+        self.stopped = False
+        self.thread = threading.Thread(target=self._work, name="media-pictures", daemon=True)
+        self.thread.start()
+
+    def add(self, frame, sampled: bool) -> None:
+        """Queue ``frame`` for the low-res stream (and the sampled frames when ``sampled``)."""
+        if self.error is not None:
+            raise self.error
+        self.queue.put((frame, sampled))
+
+    def _work(self) -> None:
+        while (item := self.queue.get()) is not None:
+            if self.error is None and not self.stopped:
+                try:
+                    self.lowres.add(item[0])
+                    if item[1]:
+                        self.frames.add(item[0])
+                except BaseException as exc:  # noqa: BLE001 - handed to the decoding thread
+                    self.error = exc
+
+    def finish(self) -> None:
+        """Wait for the queued frames, write the last batches; raise what the worker met."""
+        self.queue.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        self.lowres.flush()
+        self.frames.flush()
+
+    def stop(self) -> None:
+        """Drop what is queued and end the worker (the decode failed)."""
+        if self.thread.is_alive():
+            self.stopped = True
+            self.queue.put(None)
+            self.thread.join()
+
+
 class _LimitExceeded(Exception):
     def __init__(self, seconds: float):
         super().__init__(seconds)
@@ -438,8 +486,8 @@ def _decode_streams(
     ) as lowres_out:
         vs = container.streams.video[0]
         vs.thread_type = "AUTO"
-        lowres_writer = _FrameWriter(lowres_out, (lw, lh), orient, batch=64)
-        frames_writer = _FrameWriter(frames_out, (fw, fh), orient, batch=8)
+        pictures = _Pictures(_FrameWriter(lowres_out, (lw, lh), orient, batch=64),
+                             _FrameWriter(frames_out, (fw, fh), orient, batch=8))
         streams = [vs]
         resampler = None
         resampler_key = None
@@ -490,10 +538,10 @@ def _decode_streams(
                         last_t = t
                         dur = float(frame.duration * frame.time_base) if frame.duration and frame.time_base else 0.0
                         frame_end = t + (dur or default_step)
-                        lowres_writer.add(frame)
+                        sampled = t + 1e-6 >= next_sample
+                        pictures.add(frame, sampled)
                         lowres_times.append(t)
-                        if t + 1e-6 >= next_sample:
-                            frames_writer.add(frame)
+                        if sampled:
                             frame_times.append(t)
                             next_sample = (math.floor(t / step + 1e-6) + 1) * step
                         if log is not None and t - last_logged >= 10:
@@ -513,9 +561,9 @@ def _decode_streams(
                         place_audio(resampler.resample(frame))
             if resampler is not None:
                 place_audio(resampler.resample(None))
-            lowres_writer.flush()
-            frames_writer.flush()
+            pictures.finish()
         except BaseException:
+            pictures.stop()
             if track is not None:
                 track.close()
             raise
