@@ -180,3 +180,32 @@ def test_batched_scaling_gives_exactly_the_per_frame_pixels(tmp_path):
         assert media.lowres.shape[0] == 24 and media.frames.shape[0] == 4
         assert np.array_equal(media.lowres, np.stack(expected["lowres"]))
         assert np.array_equal(media.frames, np.stack(expected["frames"]))
+
+
+def _ensure_in_process(home: str, key: str, results) -> None:
+    """A process of its own asking for the cache (what a step of the multiprocess executor does)."""
+    import os
+
+    os.environ["TIKTOK_ASSETS_HOME"] = home
+    messages: list[str] = []
+    with retention.ensure_media_cache(load_settings(), key, messages.append) as media:
+        results.put((media.directory.name, int(media.lowres.shape[0]), any("decoding" in m for m in messages)))
+
+
+def test_two_processes_needing_an_evicted_cache_decode_it_once(module_home, tmp_path):
+    import multiprocessing
+
+    settings = load_settings()
+    key = register_source(settings, str(_tiny_clip(tmp_path / "shared.mp4")))
+    steps.ingest_video(settings, key)
+    version = steps.decode_media(settings, key).version
+    assert retention.evict_media_cache(settings, key, force=True).evicted
+    ctx = multiprocessing.get_context("spawn")
+    results = ctx.Queue()
+    workers = [ctx.Process(target=_ensure_in_process, args=(str(settings.home), key, results)) for _ in range(2)]
+    for p in workers:
+        p.start()
+    outcome = sorted(results.get(timeout=120) for _ in workers)
+    for p in workers:
+        p.join()
+    assert outcome == [(version, 30, False), (version, 30, True)]  # one decoded, the other waited and read it

@@ -277,7 +277,7 @@ def evict(out_dir: Path) -> tuple[int, list[str]]:
         else:
             try:
                 out_dir.unlink()  # from here on, readers find no cache and a rebuild starts
-                if current.is_dir() and current.parent == folder:
+                if current.is_dir() and current.parent == folder.resolve():
                     size = disk_usage(current)
                     trash = current.with_name(f".trash-{secrets.token_hex(4)}")
                     os.rename(current, trash)
