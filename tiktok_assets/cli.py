@@ -290,10 +290,9 @@ def demo(settings: Settings) -> int:
     began = time.perf_counter()
     key, ok = analyze(settings, str(sample))
     elapsed = time.perf_counter() - began
-    from .media import MediaCache
+    from .retention import analyzed_duration_s
 
-    with MediaCache(settings.media_dir / key) as media:
-        duration = media.duration_s
+    duration = analyzed_duration_s(settings, key)  # the media cache is evicted after scoring
     for title, query in DEMO_QUERIES:
         print(f"\n{title}:")
         run_sql(settings, query.format(key=key))

@@ -15,6 +15,7 @@ from pathlib import Path
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = PACKAGE_DIR.parent
 RESOURCES_DIR = PROJECT_DIR / "resources"
+MEDIA_RETENTION_POLICIES = ("evict", "keep")
 
 
 def _env(name: str, default: str) -> str:
@@ -94,6 +95,7 @@ class Settings:
     device_override: str | None = None
     speech_emotion_model: str | None = None
     max_nightly_failures: int = 3
+    media_retention: str = "evict"  # evict a video's media cache once its analyzers are up to date, or keep
 
     @property
     def videos_dir(self) -> Path:
@@ -144,7 +146,11 @@ def load_settings() -> Settings:
         device_override=os.environ.get("TIKTOK_ASSETS_DEVICE", "").strip() or None,
         speech_emotion_model=os.environ.get("TIKTOK_ASSETS_SPEECH_EMOTION_MODEL", "").strip() or None,
         max_nightly_failures=int(_env_float("TIKTOK_ASSETS_MAX_NIGHTLY_FAILURES", 3)),
+        media_retention=_env("TIKTOK_ASSETS_MEDIA_RETENTION", "evict").lower(),
     )
+    if settings.media_retention not in MEDIA_RETENTION_POLICIES:
+        raise ValueError(f"TIKTOK_ASSETS_MEDIA_RETENTION must be one of {', '.join(MEDIA_RETENTION_POLICIES)}, "
+                         f"got {os.environ.get('TIKTOK_ASSETS_MEDIA_RETENTION')!r}")
     if not 0.1 <= settings.sample_fps <= 30:
         raise ValueError("TIKTOK_ASSETS_SAMPLE_FPS must be between 0.1 and 30")
     if settings.max_nightly_failures < 1:

@@ -29,7 +29,9 @@ import contextlib
 import json
 import math
 import os
+import queue
 import struct
+import threading
 import wave
 from dataclasses import asdict, dataclass, fields
 from functools import cached_property
@@ -87,6 +89,16 @@ class Orientation:
         if self.flip_cols:
             img = img[:, ::-1]
         return np.ascontiguousarray(img)
+
+    def apply_batch(self, imgs: np.ndarray) -> np.ndarray:
+        """The displayed pictures of stored (N, H, W, C) arrays (a view; contiguous only when upright)."""
+        if self.transpose:
+            imgs = imgs.transpose(0, 2, 1, 3)
+        if self.flip_rows:
+            imgs = imgs[:, ::-1]
+        if self.flip_cols:
+            imgs = imgs[:, :, ::-1]
+        return imgs
 
     def stored_size(self, width: int, height: int) -> tuple[int, int]:
         """The stored (width, height) of a displayed size."""
@@ -351,6 +363,86 @@ class _AudioTrack:
         self.path.unlink(missing_ok=True)
 
 
+class _FrameWriter:
+    """Scales decoded frames to one displayed size and appends them to a raw RGB file.
+
+    One swscale context serves every frame (a context per frame, as ``VideoFrame.to_ndarray`` makes,
+    costs more than the scaling itself); the pictures are collected in a batch, turned upright
+    together and written with one call. The pixels are exactly those of ``to_ndarray``.
+    """
+
+    def __init__(self, out, size: tuple[int, int], orient: Orientation, batch: int):
+        from av.video.reformatter import VideoReformatter
+
+        self.out = out
+        self.orient = orient
+        self.width, self.height = orient.stored_size(*size)
+        self.buffer = np.empty((batch, self.height, self.width, 3), np.uint8)
+        self.count = 0
+        self.reformatter = VideoReformatter()
+
+    def add(self, frame) -> None:
+        """Scale ``frame`` into the batch (swscale in this thread, which decoding threads overlap)."""
+        rgb = self.reformatter.reformat(frame, width=self.width, height=self.height, format="rgb24", threads=1)
+        self.buffer[self.count] = rgb.to_ndarray()
+        self.count += 1
+        if self.count == len(self.buffer):
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the collected pictures upright."""
+        if self.count:
+            upright = self.orient.apply_batch(self.buffer[: self.count])
+            self.out.write(upright.data if upright.flags.c_contiguous else np.ascontiguousarray(upright).data)
+            self.count = 0
+
+
+class _Pictures:
+    """Turns decoded frames into the low-res stream and the sampled frames on one worker thread, in
+    order, so that scaling (swscale runs without the GIL) overlaps demuxing and decoding; at most
+    ``depth`` decoded frames wait for it."""
+
+    def __init__(self, lowres: _FrameWriter, frames: _FrameWriter, depth: int = 8):
+        self.lowres, self.frames = lowres, frames
+        self.queue: queue.Queue = queue.Queue(maxsize=depth)
+        self.error: BaseException | None = None
+        self.stopped = False
+        self.thread = threading.Thread(target=self._work, name="media-pictures", daemon=True)
+        self.thread.start()
+
+    def add(self, frame, sampled: bool) -> None:
+        """Queue ``frame`` for the low-res stream (and the sampled frames when ``sampled``)."""
+        if self.error is not None:
+            raise self.error
+        self.queue.put((frame, sampled))
+
+    def _work(self) -> None:
+        while (item := self.queue.get()) is not None:
+            if self.error is None and not self.stopped:
+                try:
+                    self.lowres.add(item[0])
+                    if item[1]:
+                        self.frames.add(item[0])
+                except BaseException as exc:  # noqa: BLE001 - handed to the decoding thread
+                    self.error = exc
+
+    def finish(self) -> None:
+        """Wait for the queued frames, write the last batches; raise what the worker met."""
+        self.queue.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        self.lowres.flush()
+        self.frames.flush()
+
+    def stop(self) -> None:
+        """Drop what is queued and end the worker (the decode failed)."""
+        if self.thread.is_alive():
+            self.stopped = True
+            self.queue.put(None)
+            self.thread.join()
+
+
 class _LimitExceeded(Exception):
     def __init__(self, seconds: float):
         super().__init__(seconds)
@@ -394,6 +486,8 @@ def _decode_streams(
     ) as lowres_out:
         vs = container.streams.video[0]
         vs.thread_type = "AUTO"
+        pictures = _Pictures(_FrameWriter(lowres_out, (lw, lh), orient, batch=64),
+                             _FrameWriter(frames_out, (fw, fh), orient, batch=8))
         streams = [vs]
         resampler = None
         resampler_key = None
@@ -444,14 +538,10 @@ def _decode_streams(
                         last_t = t
                         dur = float(frame.duration * frame.time_base) if frame.duration and frame.time_base else 0.0
                         frame_end = t + (dur or default_step)
-                        sw, sh = orient.stored_size(lw, lh)
-                        small = orient.apply(frame.to_ndarray(width=sw, height=sh, format="rgb24"))
-                        lowres_out.write(small.tobytes())
+                        sampled = t + 1e-6 >= next_sample
+                        pictures.add(frame, sampled)
                         lowres_times.append(t)
-                        if t + 1e-6 >= next_sample:
-                            sw, sh = orient.stored_size(fw, fh)
-                            img = orient.apply(frame.to_ndarray(width=sw, height=sh, format="rgb24"))
-                            frames_out.write(img.tobytes())
+                        if sampled:
                             frame_times.append(t)
                             next_sample = (math.floor(t / step + 1e-6) + 1) * step
                         if log is not None and t - last_logged >= 10:
@@ -471,7 +561,9 @@ def _decode_streams(
                         place_audio(resampler.resample(frame))
             if resampler is not None:
                 place_audio(resampler.resample(None))
+            pictures.finish()
         except BaseException:
+            pictures.stop()
             if track is not None:
                 track.close()
             raise

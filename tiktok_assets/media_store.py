@@ -12,6 +12,10 @@ same input is never decoded twice. A reader takes a shared ``flock`` on the vers
 as long as it reads; an old version is deleted only when an exclusive lock can be taken, otherwise
 the next decode of that partition tries again. Temporaries of killed decodes are removed the same
 way (their lock died with their process).
+
+Retention (:mod:`tiktok_assets.retention`) deletes a partition's cache altogether with :func:`evict`
+under :func:`partition_lock`, a lock on the versions folder that a rebuild holds as well; a version
+a reader pins survives an eviction like it survives a re-decode.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import os
 import re
 import secrets
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 DECODER_VERSION = "2"  # bump when the decoder's output changes for the same input
@@ -131,7 +136,7 @@ def _remove(path: Path) -> None:
         trash = path.with_name(f".trash-{secrets.token_hex(4)}")
         with contextlib.suppress(FileNotFoundError):
             os.rename(path, trash)
-            shutil.rmtree(trash, ignore_errors=True)
+            _delete_tree(trash)
     finally:
         if fd is not None:
             os.close(fd)
@@ -148,7 +153,7 @@ def collect(out_dir: Path) -> list[str]:
             if current is not None and path.resolve() == current:
                 continue
             if path.name.startswith(".trash-"):
-                shutil.rmtree(path, ignore_errors=True)
+                _delete_tree(path)
                 removed.append(path.name)
                 continue
             _remove(path)
@@ -213,3 +218,87 @@ def release(fd: int | None) -> None:
     if fd is not None:
         with contextlib.suppress(OSError):
             os.close(fd)
+
+
+@contextlib.contextmanager
+def partition_lock(out_dir: Path, blocking: bool = True) -> Iterator[bool]:
+    """Hold the partition's lock (an exclusive ``flock`` on its versions folder) while its cache is
+    checked and rebuilt, or evicted; yields False instead of waiting when not ``blocking`` and busy."""
+    folder = versions_dir(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+        else:
+            yield True
+    finally:
+        os.close(fd)
+
+
+def disk_usage(path: Path) -> int:
+    """Bytes that the files under ``path`` occupy on disk (links not followed)."""
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(FileNotFoundError):
+                total += os.lstat(os.path.join(root, name)).st_blocks * 512
+    return total
+
+
+def _delete_tree(path: Path) -> None:
+    """Remove a folder that may hold read-only parts (published files, subfolders written by others)."""
+
+    def writable_then_retry(func, name, _exc) -> None:
+        with contextlib.suppress(OSError):
+            os.chmod(os.path.dirname(name), 0o755)
+            if os.path.isdir(name) and not os.path.islink(name):
+                os.chmod(name, 0o755)
+                shutil.rmtree(name, ignore_errors=True)
+            else:
+                func(name)
+
+    shutil.rmtree(path, onerror=writable_then_retry)
+
+
+def evict(out_dir: Path) -> tuple[int, list[str]]:
+    """Delete the partition's cache: every version that no reader or decode holds, the current one
+    included (then the link to it goes too); return the bytes freed and the names of the versions
+    kept because they are in use. Call it under :func:`partition_lock`."""
+    freed, kept = 0, []
+    folder = versions_dir(out_dir)
+    if out_dir.is_symlink():
+        current = out_dir.resolve()
+        fd = _try_lock(current / LOCK_NAME, fcntl.LOCK_EX)
+        if fd is None and (current / LOCK_NAME).exists():
+            kept.append(current.name)  # pinned by a reader: it stays current, nothing is lost
+        else:
+            try:
+                out_dir.unlink()  # from here on, readers find no cache and a rebuild starts
+                if current.is_dir() and current.parent == folder.resolve():
+                    size = disk_usage(current)
+                    trash = current.with_name(f".trash-{secrets.token_hex(4)}")
+                    os.rename(current, trash)
+                    _delete_tree(trash)
+                    freed += size
+            finally:
+                if fd is not None:
+                    os.close(fd)
+    if folder.is_dir():
+        current = _current(out_dir)
+        for path in folder.iterdir():
+            if current is not None and path.resolve() == current:
+                continue
+            size = disk_usage(path)
+            if path.name.startswith(".trash-"):
+                _delete_tree(path)
+            else:
+                _remove(path)
+            if path.exists():
+                if not path.name.startswith(".tmp-"):
+                    kept.append(path.name)
+            else:
+                freed += size
+    return freed, kept

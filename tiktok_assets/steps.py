@@ -23,6 +23,7 @@ from .config import Settings
 from .ingest import ingest, video_file
 from .media import MediaCache, MediaMeta, build_media_cache
 from .reconstruction import COVERAGE_SCHEMA, SCORES_SCHEMA, coverage_markdown, score_video, timeline_markdown
+from .retention import ensure_media_cache, evict_if_done
 from .versions import analyzer_code_version, code_versions
 from .warehouse import ANALYZER_RUNS_SCHEMA, VIDEOS_SCHEMA
 
@@ -116,6 +117,7 @@ def run_analyzer_step(
     """Run one analyzer on one video, write its table and its run record (also on failure)."""
     store = catalog.warehouse(settings)
     began = time.perf_counter()
+    media = ensure_media_cache(settings, video_id, (logger or log).info)  # decoded again if evicted
     try:
         inputs, input_runs = upstream_inputs(settings, spec, video_id, logger or log)
         context = AnalyzerContext(
@@ -125,9 +127,10 @@ def run_analyzer_step(
             log=logger or log,
         )
         # the cache version is pinned only while the analyzer runs (a re-decode may then delete it)
-        with MediaCache(settings.media_dir / video_id) as media:
+        with media:
             result = run_analyzer(spec, media, context)
     except Exception as exc:
+        media.close()
         _record_run(
             settings, spec, video_id, status="failed", rows=0, seconds=time.perf_counter() - began,
             examined=[], model=spec.model, error=f"{type(exc).__name__}: {exc}",
@@ -169,6 +172,7 @@ def score_reconstruction(settings: Settings, video_id: str) -> tuple[dict[str, A
     tmp = report.with_suffix(f".tmp-{os.getpid()}")
     tmp.write_text(timeline)
     os.replace(tmp, report)
+    evict_if_done(settings, video_id)  # retention: the media cache goes once every analyzer is up to date
     return scores, coverage_markdown(scores, coverage), timeline
 
 
