@@ -94,6 +94,8 @@ class Settings:
     device_override: str | None = None
     speech_emotion_model: str | None = None
     max_nightly_failures: int = 3
+    # videos per Dagster run of a backfill (BackfillPolicy.multi_run on every partitioned asset)
+    partitions_per_run: int = 10
 
     @property
     def videos_dir(self) -> Path:
@@ -144,6 +146,7 @@ def load_settings() -> Settings:
         device_override=os.environ.get("TIKTOK_ASSETS_DEVICE", "").strip() or None,
         speech_emotion_model=os.environ.get("TIKTOK_ASSETS_SPEECH_EMOTION_MODEL", "").strip() or None,
         max_nightly_failures=int(_env_float("TIKTOK_ASSETS_MAX_NIGHTLY_FAILURES", 3)),
+        partitions_per_run=_env_int("TIKTOK_ASSETS_PARTITIONS_PER_RUN", 10, minimum=1),
     )
     if not 0.1 <= settings.sample_fps <= 30:
         raise ValueError("TIKTOK_ASSETS_SAMPLE_FPS must be between 0.1 and 30")
