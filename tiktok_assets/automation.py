@@ -21,6 +21,7 @@
 
 import json
 import os
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -292,15 +293,23 @@ def nightly_failure_streak(
     return streak
 
 
-def park_reason(instance: dg.DagsterInstance, streak: list[dg.DagsterRun]) -> str:
-    """One sentence: how often and where the video failed, and how to unpark it."""
+def park_reason(instance: dg.DagsterInstance, streak: list[dg.DagsterRun], video_id: str | None = None) -> str:
+    """One sentence: how often and where the video failed (the steps, and the analyzers they
+    named for this video), and how to unpark it."""
     last = streak[0]
-    steps = sorted({
-        r.dagster_event.step_key
-        for r in instance.all_logs(last.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
-        if r.dagster_event and r.dagster_event.step_key
-    })
-    where = f" (last run {last.run_id[:8]}, failed: {', '.join(steps) or 'run'})"
+    steps, analyzers = set(), set()
+    for record in instance.all_logs(last.run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
+        event = record.dagster_event
+        if not (event and event.step_key):
+            continue
+        steps.add(event.step_key)
+        data = event.step_failure_data.user_failure_data
+        text = data.description or "" if data else ""
+        if video_id and f"{video_id}: " in text:  # a range run: this video's part of the message
+            text = text.split(f"{video_id}: ", 1)[1].split("; ")[0]
+        analyzers.update(re.findall(r"(?:^|[,;] |\()([a-z_]+): ", text))
+    named = f" ({', '.join(sorted(analyzers))})" if analyzers else ""
+    where = f" (last run {last.run_id[:8]}, failed: {', '.join(sorted(steps)) or 'run'}{named})"
     return (f"parked after {len(streak)} failed nightly runs in a row{where}; "
             "a successful manual run (UI or `tiktok-assets analyze`) unparks it")
 
@@ -341,7 +350,7 @@ def backfill_requests(
             continue
         streak = nightly_failure_streak(instance, job_name, video_id, runs)
         if len(streak) >= settings.max_nightly_failures:
-            reason = park_reason(instance, streak)
+            reason = park_reason(instance, streak, video_id)
             if log:
                 log(f"video {video_id} {reason}")
             _mark_parked(instance, video_id, reason)

@@ -176,9 +176,13 @@ class PartitionEvents:
         for video, why in (skipped or {}).items():
             self.context.log.warning(f"video {video}: skipped ({'; '.join(why)})")
         if failed:
-            listed = "; ".join(f"{video}: {', '.join(what)}" for video, what in failed.items())
+            if len(self.videos) == 1:
+                description = "; ".join(next(iter(failed.values())))
+            else:
+                listed = "; ".join(f"{video}: {', '.join(what)}" for video, what in failed.items())
+                description = f"{len(failed)} of {len(self.videos)} videos failed ({listed})"
             raise dg.Failure(
-                description=f"{len(failed)} of {len(self.videos)} video(s) failed ({listed})",
+                description=description,
                 metadata={"failed_videos": ", ".join(failed)},
                 allow_retries=False,
             )
