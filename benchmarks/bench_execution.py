@@ -49,20 +49,22 @@ def make_small_videos(folder: Path, count: int) -> list[Path]:
     return paths
 
 
-def _job_run(paths: list[str], score: bool) -> dict:
-    """One analyze_video run over ``paths`` (one video or a range) with the UI's executor."""
+def _job_run(paths: list[str], score: bool, in_process: bool = False) -> dict:
+    """One analyze_video run over ``paths`` (one video or a range) with the UI's executor (or, with
+    ``in_process``, every step in this process)."""
     import dagster as dg
 
     from tiktok_assets.automation import score_request
     from tiktok_assets.cli import add_sources, ensure_instance, partition_tags
     from tiktok_assets.config import load_settings
-    from tiktok_assets.definitions import analyze_job, score_job_in_process
+    from tiktok_assets.definitions import analyze_job, analyze_job_in_process, score_job_in_process
 
     settings = load_settings()
     instance = ensure_instance(settings)
     keys = add_sources(settings, paths, instance)
     began = time.perf_counter()
-    with dg.execute_job(dg.reconstructable(analyze_job), instance, tags=partition_tags(keys),
+    job = analyze_job_in_process if in_process else analyze_job
+    with dg.execute_job(dg.reconstructable(job), instance, tags=partition_tags(keys),
                         raise_on_error=False) as result:
         ok, run_id = result.success, result.run_id
     if score:
@@ -91,6 +93,8 @@ def part(name: str, args: list[str]) -> dict:
 def run_part(name: str, paths: list[str]) -> dict:
     if name == "job":  # (a) UI-like job run of one video, then its score run
         return _job_run(paths, score=True)
+    if name == "job_in_process":  # (a) the same with the in-process executor
+        return _job_run(paths, score=True, in_process=True)
     if name == "cli":  # (a) the CLI, in this (fresh) process
         from tiktok_assets.cli import main
 
@@ -103,10 +107,9 @@ def run_part(name: str, paths: list[str]) -> dict:
         runs = [_job_run([p], score=False) for p in paths]
         return {"seconds": sum(r["seconds"] for r in runs), "ok": all(r["ok"] for r in runs)}
     if name == "many":  # (c) first video alone, then the rest in one call, same process
+        import tiktok_assets.definitions  # noqa: F401 - imports and code location: start-up, not analysis
         from tiktok_assets.cli import analyze_many
         from tiktok_assets.config import load_settings
-
-        import tiktok_assets.definitions  # noqa: F401 - imports and code location: start-up, not analysis
 
         settings = load_settings()
         began = time.perf_counter()
@@ -143,10 +146,13 @@ def main() -> None:
     print(f"{os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f} at start")
 
     job, cli = part("job", [str(sample)]), part("cli", [str(sample)])
+    inproc = part("job_in_process", [str(sample)])
     print("\n(a) one video (the 11 s sample), wall time of a fresh process each")
     print(f"  job run (multiprocess, as in the UI) + score run: {job['process_s']:6.1f}s  ok={job['ok']}")
+    print(f"  job run (in-process executor) + score run:       {inproc['process_s']:6.1f}s  ok={inproc['ok']}")
     print(f"  tiktok-assets analyze:                           {cli['process_s']:6.1f}s  ok={cli['ok']}")
-    print(f"  ratio job / CLI: {job['process_s'] / cli['process_s']:.2f}  (target <= 1.5)")
+    print(f"  ratio job / CLI: {job['process_s'] / cli['process_s']:.2f}  (target <= 1.5); "
+          f"in-process job / CLI: {inproc['process_s'] / cli['process_s']:.2f}")
 
     videos = small[:args.videos]
     ranged, singles = part("range", videos), part("singles", videos)
