@@ -126,6 +126,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=10)
     parser.add_argument("--cli-videos", type=int, default=4)
+    parser.add_argument("--parts", default="abc", help="which of (a), (b), (c) to run, e.g. 'a'")
     parser.add_argument("--part")
     parser.add_argument("paths", nargs="*")
     args = parser.parse_args()
@@ -145,6 +146,16 @@ def main() -> None:
     small = [str(p) for p in make_small_videos(work / "small", max(args.videos, args.cli_videos))]
     print(f"{os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f} at start")
 
+    if "a" in args.parts:
+        report_a(sample)
+    if "b" in args.parts:
+        report_b(small[:args.videos])
+    if "c" in args.parts:
+        report_c(small[:args.cli_videos])
+    print(f"\nload average {os.getloadavg()[0]:.1f} at the end")
+
+
+def report_a(sample: Path) -> None:
     job, cli = part("job", [str(sample)]), part("cli", [str(sample)])
     inproc = part("job_in_process", [str(sample)])
     print("\n(a) one video (the 11 s sample), wall time of a fresh process each")
@@ -154,21 +165,25 @@ def main() -> None:
     print(f"  ratio job / CLI: {job['process_s'] / cli['process_s']:.2f}  (target <= 1.5); "
           f"in-process job / CLI: {inproc['process_s'] / cli['process_s']:.2f}")
 
-    videos = small[:args.videos]
+
+
+def report_b(videos: list[str]) -> None:
     ranged, singles = part("range", videos), part("singles", videos)
     print(f"\n(b) backfill of {len(videos)} small videos through Dagster (runs only, imports excluded)")
     print(f"  one multi-video run:  {ranged['seconds']:6.1f}s  ok={ranged['ok']}")
     print(f"  {len(videos)} one-video runs:    {singles['seconds']:6.1f}s  ok={singles['ok']}")
     print(f"  speed-up: {singles['seconds'] / ranged['seconds']:.2f}x  (target >= 3)")
 
-    many = part("many", small[:args.cli_videos])
-    per_video = many["rest_s"] / (args.cli_videos - 1)
-    print(f"\n(c) analyze {args.cli_videos} small videos in one process")
+
+
+def report_c(videos: list[str]) -> None:
+    many = part("many", videos)
+    per_video = many["rest_s"] / (len(videos) - 1)
+    print(f"\n(c) analyze {len(videos)} small videos in one process")
     print(f"  first video (models loaded): {many['first_s']:6.1f}s")
-    print(f"  per video from the second:   {per_video:6.1f}s  ({args.cli_videos - 1} videos in "
+    print(f"  per video from the second:   {per_video:6.1f}s  ({len(videos) - 1} videos in "
           f"{many['rest_s']:.1f}s)  ok={many['ok']}")
     print(f"  ratio: {per_video / many['first_s']:.2f}  (target <= 1.2)")
-    print(f"\nload average {os.getloadavg()[0]:.1f} at the end")
 
 
 if __name__ == "__main__":

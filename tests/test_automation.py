@@ -45,10 +45,14 @@ def test_sensor_adds_partitions_and_requests_runs_once(module_home, sample):
     with dg.build_sensor_context(instance=instance, definitions=defs) as context:
         result = sensor(context)
     assert isinstance(result, dg.SensorResult)
-    keys = {r.partition_key for r in result.run_requests}
-    assert len(keys) == 2  # the empty file is still registered; its run will fail with a clear message
     (add,) = result.dynamic_partitions_requests
-    assert set(add.partition_keys) == keys
+    keys = set(add.partition_keys)
+    assert len(keys) == 2  # the empty file is still registered; its run will fail with a clear message
+    # both registered in this tick, so neighbours in the partition list: one run over the range
+    (request,) = result.run_requests
+    first, last = add.partition_keys[0], add.partition_keys[-1]
+    assert request.tags["dagster/asset_partition_range_start"] == first
+    assert request.tags["dagster/asset_partition_range_end"] == last and request.run_key == f"inbox-{first}..{last}"
     instance.add_dynamic_partitions("videos", list(keys))
     with dg.build_sensor_context(instance=instance, definitions=defs) as context:
         again = sensor(context)

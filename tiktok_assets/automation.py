@@ -2,7 +2,8 @@
 
 * ``inbox_sensor`` watches ``$TIKTOK_ASSETS_HOME/inbox/``: every video file dropped there and every
   URL line in ``inbox/urls.txt`` becomes a partition, and a run of ``analyze_video`` is requested for
-  it (once: the run key is the video ID). A registered file is moved to ``inbox/processed/`` (the
+  it (once: the run key names the video IDs); videos registered in the same tick share runs of up to
+  ``TIKTOK_ASSETS_PARTITIONS_PER_RUN``. A registered file is moved to ``inbox/processed/`` (the
   registry points there); where it cannot be moved it is marked in the sensor's cursor instead.
   The cursor (JSON: ``files``: path -> [size, mtime_ns, key]; ``urls``: line -> key) means an
   unchanged file is never hashed twice and a URL line is resolved once. Symlinks are not followed.
@@ -270,27 +271,39 @@ def failed_videos_of_run(instance: dg.DagsterInstance, run: dg.DagsterRun, video
 
 
 def nightly_failure_streak(
-    instance: dg.DagsterInstance, job_name: str, video_id: str, runs: list[dg.DagsterRun] | None = None,
+    instance: dg.DagsterInstance, job_name: str, video_id: str,
+    runs: list[tuple[dg.DagsterRun, list[str]]] | None = None, failed_cache: dict[str, set[str]] | None = None,
 ) -> list[dg.DagsterRun]:
     """The failed nightly runs of ``video_id`` (alone or in a range, failed for this video) since
-    its last successful run, newest first. ``runs``: the job's recent runs, newest first."""
-    from .execution import run_partition_keys
-
-    if runs is None:
-        runs = instance.get_runs(filters=dg.RunsFilter(job_name=job_name), limit=500)
+    its last successful run, newest first. ``runs``: the job's recent runs with the videos each
+    covers, newest first (see :func:`runs_with_videos`)."""
+    runs = runs_with_videos(instance, job_name) if runs is None else runs
+    failed_cache = {} if failed_cache is None else failed_cache
     streak = []
-    for run in runs:
-        videos = run_partition_keys(instance, run, videos_partitions.name)
+    for run, videos in runs:
         if video_id not in videos:
             continue
         if run.status == dg.DagsterRunStatus.SUCCESS:
             break
-        if NIGHTLY_TAG in run.tags and video_id in failed_videos_of_run(instance, run, videos):
-            streak.append(run)
-        elif run.status == dg.DagsterRunStatus.FAILURE and NIGHTLY_TAG not in run.tags and len(videos) > 1 \
-                and video_id not in failed_videos_of_run(instance, run, videos):
-            break  # a manual range run in which this video succeeded
+        if run.status != dg.DagsterRunStatus.FAILURE:
+            continue
+        if run.run_id not in failed_cache:
+            failed_cache[run.run_id] = failed_videos_of_run(instance, run, videos)
+        if video_id in failed_cache[run.run_id]:
+            if NIGHTLY_TAG in run.tags:
+                streak.append(run)
+        else:
+            break  # a range run in which this video succeeded
     return streak
+
+
+def runs_with_videos(instance: dg.DagsterInstance, job_name: str, limit: int = 500) -> list[tuple[dg.DagsterRun, list[str]]]:
+    """The job's recent runs, newest first, each with the videos it covers."""
+    from .execution import run_partition_keys
+
+    order = list(instance.get_dynamic_partitions(videos_partitions.name))
+    return [(run, run_partition_keys(instance, run, videos_partitions.name, order))
+            for run in instance.get_runs(filters=dg.RunsFilter(job_name=job_name), limit=limit)]
 
 
 def park_reason(instance: dg.DagsterInstance, streak: list[dg.DagsterRun], video_id: str | None = None) -> str:
@@ -342,13 +355,14 @@ def backfill_requests(
 
     job_keys = [k for k in job_keys if k != SCORES_KEY]
     todo_by_video = outdated_assets(instance, asset_graph, video_ids, job_keys)
-    runs = instance.get_runs(filters=dg.RunsFilter(job_name=job_name), limit=500) if todo_by_video else []
+    runs = runs_with_videos(instance, job_name) if todo_by_video else []
+    failed_cache: dict[str, set[str]] = {}
     wanted: dict[str, tuple[tuple[dg.AssetKey, ...], str]] = {}
     for video_id in video_ids:
         reasons = todo_by_video.get(video_id)
         if not reasons:
             continue
-        streak = nightly_failure_streak(instance, job_name, video_id, runs)
+        streak = nightly_failure_streak(instance, job_name, video_id, runs, failed_cache)
         if len(streak) >= settings.max_nightly_failures:
             reason = park_reason(instance, streak, video_id)
             if log:
@@ -417,6 +431,24 @@ def score_request(instance: dg.DagsterInstance, settings: Settings, run: dg.Dags
     )
 
 
+def inbox_requests(new: list[str], per_run: int) -> list[dg.RunRequest]:
+    """Runs for videos registered in one tick: they are added to the partition list together, in
+    this order, so each block of up to ``per_run`` of them is a contiguous range (one run)."""
+    from .execution import RANGE_END_TAG, RANGE_START_TAG
+
+    requests = []
+    for i in range(0, len(new), per_run):
+        block = new[i:i + per_run]
+        if len(block) == 1:
+            requests.append(dg.RunRequest(run_key=f"inbox-{block[0]}", partition_key=block[0]))
+        else:
+            requests.append(dg.RunRequest(
+                run_key=f"inbox-{block[0]}..{block[-1]}",
+                tags={RANGE_START_TAG: block[0], RANGE_END_TAG: block[-1]},
+            ))
+    return requests
+
+
 def build_automation(job_name: str, partitions: dg.DynamicPartitionsDefinition, score_job):
     """The sensors (inbox, scoring after runs) and the nightly schedule."""
     @dg.sensor(
@@ -434,7 +466,7 @@ def build_automation(job_name: str, partitions: dg.DynamicPartitionsDefinition, 
         new = [k for k in tick.keys if k not in known]
         if new:
             return dg.SensorResult(
-                run_requests=[dg.RunRequest(run_key=f"inbox-{k}", partition_key=k) for k in new],
+                run_requests=inbox_requests(new, settings.partitions_per_run),
                 dynamic_partitions_requests=[partitions.build_add_request(new)],
                 cursor=cursor,
             )

@@ -51,14 +51,17 @@ RANGE_END_TAG = "dagster/asset_partition_range_end"
 PARTITION_TAG = "dagster/partition"
 
 
-def run_partition_keys(instance: dg.DagsterInstance, run: dg.DagsterRun, partitions_name: str) -> list[str]:
-    """The videos a run covers: its partition, or every partition of its range (in added order)."""
+def run_partition_keys(
+    instance: dg.DagsterInstance, run: dg.DagsterRun, partitions_name: str, order: list[str] | None = None,
+) -> list[str]:
+    """The videos a run covers: its partition, or every partition of its range (in added order;
+    ``order``: the partition list, when the caller has it already)."""
     if run.tags.get(PARTITION_TAG):
         return [run.tags[PARTITION_TAG]]
     start, end = run.tags.get(RANGE_START_TAG), run.tags.get(RANGE_END_TAG)
     if not (start and end):
         return []
-    keys = list(instance.get_dynamic_partitions(partitions_name))
+    keys = order if order is not None else list(instance.get_dynamic_partitions(partitions_name))
     if start not in keys or end not in keys:
         return []
     a, b = keys.index(start), keys.index(end)
