@@ -49,9 +49,21 @@ def make_small_videos(folder: Path, count: int) -> list[Path]:
     return paths
 
 
-def _job_run(paths: list[str], score: bool, in_process: bool = False) -> dict:
+def analyze_job_spawn():
+    """The job with the multiprocess executor's default start method (spawn: every step process
+    imports everything anew), for comparison with the forkserver the project configures."""
+    import dagster as dg
+
+    from tiktok_assets.definitions import STEP_DEPENDENCIES, analyze_job, load_gpu_groups
+
+    return analyze_job().with_executor_def(dg.multiprocess_executor.configured({
+        "tag_concurrency_limits": load_gpu_groups().executor_tag_limits(), "step_dependency_config": STEP_DEPENDENCIES,
+    }))
+
+
+def _job_run(paths: list[str], score: bool, in_process: bool = False, spawn: bool = False) -> dict:
     """One analyze_video run over ``paths`` (one video or a range) with the UI's executor (or, with
-    ``in_process``, every step in this process)."""
+    ``in_process``, every step in this process; with ``spawn``, the default start method)."""
     import dagster as dg
 
     from tiktok_assets.automation import score_request
@@ -64,6 +76,9 @@ def _job_run(paths: list[str], score: bool, in_process: bool = False) -> dict:
     keys = add_sources(settings, paths, instance)
     began = time.perf_counter()
     job = analyze_job_in_process if in_process else analyze_job
+    if spawn:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from bench_execution import analyze_job_spawn as job
     with dg.execute_job(dg.reconstructable(job), instance, tags=partition_tags(keys),
                         raise_on_error=False) as result:
         ok, run_id = result.success, result.run_id
@@ -95,6 +110,8 @@ def run_part(name: str, paths: list[str]) -> dict:
         return _job_run(paths, score=True)
     if name == "job_in_process":  # (a) the same with the in-process executor
         return _job_run(paths, score=True, in_process=True)
+    if name == "job_spawn":  # (a) the same with spawned step processes
+        return _job_run(paths, score=True, spawn=True)
     if name == "cli":  # (a) the CLI, in this (fresh) process
         from tiktok_assets.cli import main
 
@@ -158,8 +175,10 @@ def main() -> None:
 def report_a(sample: Path) -> None:
     job, cli = part("job", [str(sample)]), part("cli", [str(sample)])
     inproc = part("job_in_process", [str(sample)])
+    spawn = part("job_spawn", [str(sample)])
     print("\n(a) one video (the 11 s sample), wall time of a fresh process each")
-    print(f"  job run (multiprocess, as in the UI) + score run: {job['process_s']:6.1f}s  ok={job['ok']}")
+    print(f"  job run (multiprocess, forkserver, as in the UI) + score run: {job['process_s']:6.1f}s  ok={job['ok']}")
+    print(f"  job run (multiprocess, spawned steps) + score:   {spawn['process_s']:6.1f}s  ok={spawn['ok']}")
     print(f"  job run (in-process executor) + score run:       {inproc['process_s']:6.1f}s  ok={inproc['ok']}")
     print(f"  tiktok-assets analyze:                           {cli['process_s']:6.1f}s  ok={cli['ok']}")
     print(f"  ratio job / CLI: {job['process_s'] / cli['process_s']:.2f}  (target <= 1.5); "

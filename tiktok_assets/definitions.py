@@ -28,6 +28,11 @@ from .gpu_groups import GpuGroups, load_groups
 ANALYZE_JOB = "analyze_video"
 # downstream steps run on the outputs a partly failed step handed on (execution.py)
 STEP_DEPENDENCIES = {"require_upstream_step_success": False}
+# Step processes fork from a server that has imported these once per run (instead of each step
+# importing Dagster, the project and its libraries anew). Nothing here touches CUDA (a forked CUDA
+# context breaks): the code location itself, whose load may ask the driver for GPUs, is not listed.
+FORKSERVER_PRELOAD = ["dagster", "tiktok_assets.assets", "pyarrow.parquet", "duckdb", "av", "cv2", "scipy.signal",
+                      "librosa"]
 log = logging.getLogger("tiktok_assets")
 
 
@@ -67,7 +72,8 @@ def _pool_limits_on_load(groups: GpuGroups) -> None:
 def build_definitions() -> dg.Definitions:
     groups = load_gpu_groups()
     executor = dg.multiprocess_executor.configured(
-        {"tag_concurrency_limits": groups.executor_tag_limits(), "step_dependency_config": STEP_DEPENDENCIES}
+        {"tag_concurrency_limits": groups.executor_tag_limits(), "step_dependency_config": STEP_DEPENDENCIES,
+         "start_method": {"forkserver": {"preload_modules": FORKSERVER_PRELOAD}}}
     )
     assets = build_assets(groups)
     analyze_job = dg.define_asset_job(
