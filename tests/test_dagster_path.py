@@ -106,7 +106,8 @@ def test_failed_analyzer_run_is_scored_by_the_failure_sensor(video, broken_audio
     run = job_run(video, ["audio_analysis"])
     assert run.status == dg.DagsterRunStatus.FAILURE and run.job_name == "analyze_video"
     failures = [r.dagster_event for r in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)]
-    assert [e.step_key for e in failures] == ["audio_analysis"]
+    assert [e.step_key for e in failures] == ["audio_analyzers"]
+    assert failures[0].step_failure_data.user_failure_data.description.startswith("audio_analysis: ")
     run_failure = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)[0].dagster_event
     sensor = defs.resolve_sensor_def("score_after_failure")
     context = dg.build_run_status_sensor_context(

@@ -19,7 +19,10 @@ def test_project_file_covers_every_analyzer_once():
     groups = parse_groups(data, all_specs(), cuda=False)
     listed = [a for g in groups.groups.values() for a in g.analyzers]
     assert sorted(listed) == sorted(all_specs())
-    assert {"vlm", "vision", "audio", "cpu"} <= set(groups.groups)
+    assert {"vlm", "frames", "audio", "cpu"} <= set(groups.groups)
+    # signal processing on frames (numpy/OpenCV, no model) never waits for a GPU slot
+    assert groups.groups["frames"].device == "cpu" and "cut_analysis" in groups.groups["frames"].analyzers
+    assert groups.groups["audio"].device == "cuda" and "speech_transcription" in groups.groups["audio"].analyzers
 
 
 def test_pools_tags_and_devices_follow_the_file():

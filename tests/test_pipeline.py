@@ -116,7 +116,7 @@ def test_bad_video_fails_clearly_and_leaves_other_videos_alone(analyzed, tmp_pat
     broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(4000))
     assert cli.main(["analyze", str(broken)]) == 1
     out = capsys.readouterr().out
-    assert "FAILED source_video: broken.mp4 is not a readable video file" in out
+    assert "FAILED ingest: source_video: broken.mp4 is not a readable video file" in out
     assert "1 failed step(s)" in out
     assert sql("SELECT video_id, count(*) FROM cut_analysis GROUP BY ALL ORDER BY 1") == before
     assert cli.main(["sql", "SELEC nonsense"]) == 2
@@ -128,7 +128,7 @@ def test_failed_analyzer_lowers_the_score_but_does_not_block_it(analyzed, monkey
     monkeypatch.setenv("TIKTOK_ASSETS_WHISPER_MODEL", "/nonexistent/whisper-model")
     source = load_settings().home.joinpath("videos", key, "source.mp4").as_posix()
     assert cli.main(["analyze", source, "--only", "speech_transcription"]) == 1
-    assert "FAILED speech_transcription" in capsys.readouterr().out
+    assert "FAILED audio_analyzers: speech_transcription: " in capsys.readouterr().out
     (score, failed, speech), = sql(
         f"SELECT score, analyzers_failed, speech_score FROM reconstruction_scores WHERE video_id = '{key}'")
     assert "speech_transcription" in failed and score < full
@@ -145,19 +145,22 @@ RUN_JOB = textwrap.dedent(
     from tiktok_assets.cli import add_sources, ensure_instance
     from tiktok_assets.config import load_settings
     from tiktok_assets.definitions import analyze_job
-    settings = load_settings()
-    instance = ensure_instance(settings)
-    key = add_sources(settings, [sys.argv[1]], instance)[0]
-    keys = [dg.AssetKey(k) for k in ("source_video", "media", "cut_analysis", "audio_analysis")]
-    with dg.execute_job(dg.reconstructable(analyze_job), instance, tags={"dagster/partition": key},
-                        asset_selection=keys) as result:
-        print("RUN", result.run_id, result.success)
+    if __name__ == "__main__":
+        settings = load_settings()
+        instance = ensure_instance(settings)
+        key = add_sources(settings, [sys.argv[1]], instance)[0]
+        keys = [dg.AssetKey(k) for k in ("source_video", "media", "cut_analysis", "audio_analysis")]
+        with dg.execute_job(dg.reconstructable(analyze_job), instance, tags={"dagster/partition": key},
+                            asset_selection=keys) as result:
+            print("RUN", result.run_id, result.success)
     """
 )
 
 
-def test_group_limit_one_never_overlaps_in_a_multiprocess_run(home, sample, tmp_path):
-    """Two analyzers in a group with limit 1 run one after the other under the multiprocess executor."""
+def test_a_group_runs_as_one_step_in_its_pool_in_a_multiprocess_run(home, sample, tmp_path):
+    """The analyzers of a group run back to back in one step (one process) of the group's pool, so
+    a limit-1 group never runs two of its analyzers at once, within a run (one step) or across runs
+    (the pool)."""
     import dagster as dg
 
     solo = ["cut_analysis", "audio_analysis"]
@@ -176,17 +179,20 @@ def test_group_limit_one_never_overlaps_in_a_multiprocess_run(home, sample, tmp_
     instance = dg.DagsterInstance.get()
     run = instance.get_run_by_id(run_id)
     assert run.tags["dagster/partition"]
-    spans = {}
+    materialized_by = {}
+    starts = []
     for record in instance.all_logs(run_id):
         event = record.dagster_event
-        if event is None or event.step_key not in solo:
+        if event is None:
             continue
-        if event.event_type == dg.DagsterEventType.STEP_START:
-            spans.setdefault(event.step_key, [None, None])[0] = record.timestamp
-        elif event.event_type == dg.DagsterEventType.STEP_SUCCESS:
-            spans.setdefault(event.step_key, [None, None])[1] = record.timestamp
-    (a0, a1), (b0, b1) = spans["cut_analysis"], spans["audio_analysis"]
-    assert a1 <= b0 or b1 <= a0, spans
+        if event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
+            materialized_by[event.asset_key.to_user_string()] = event.step_key
+        elif event.event_type == dg.DagsterEventType.STEP_START:
+            starts.append(event.step_key)
+    assert {materialized_by[n] for n in solo} == {"solo_analyzers"} and starts.count("solo_analyzers") == 1
+    snapshot = instance.get_job_snapshot(run.job_snapshot_id)
+    node = next(n for n in snapshot.node_defs_snapshot.op_def_snaps if n.name == "solo_analyzers")
+    assert node.pool == "tiktok_solo"
 
 
 def test_coverage_check_reports_the_examined_share(analyzed):

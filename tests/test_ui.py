@@ -87,7 +87,7 @@ def test_plain_dagster_dev_sees_the_cli_data_and_a_failed_analyzer_lowers_the_sc
     assert entry["locationOrLoadError"]["__typename"] == "RepositoryLocation", entry
     nodes = graphql(url, "{ assetNodes { assetKey { path } groupName } }")["assetNodes"]
     groups = {n["assetKey"]["path"][0]: n["groupName"] for n in nodes}
-    assert groups["cut_analysis"] == "vision_analyzers" and groups["speech_transcription"] == "audio_analyzers"
+    assert groups["cut_analysis"] == "frames_analyzers" and groups["speech_transcription"] == "audio_analyzers"
     assert groups["source_video"] == "ingest" and groups["reconstruction_scores"] == "reconstruction"
 
     # the same instance as the CLI: its partition and its runs (as analyze_video / score_video)
@@ -122,7 +122,7 @@ def test_plain_dagster_dev_sees_the_cli_data_and_a_failed_analyzer_lowers_the_sc
     run = run_status(url, launched["run"]["runId"])
     assert run["status"] == "FAILURE"
     steps = {s["stepKey"]: s["status"] for s in run["stepStats"]}
-    assert steps == {"cut_analysis": "SUCCESS", "audio_analysis": "FAILURE"}
+    assert steps == {"frames_analyzers": "SUCCESS", "audio_analyzers": "FAILURE"}  # one step per GPU group
     deadline = run["endTime"] + 60
     while time.time() < deadline:
         (score, failed), = sql(f"SELECT score, analyzers_failed FROM reconstruction_scores WHERE video_id = '{key}'")

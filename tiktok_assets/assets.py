@@ -1,20 +1,25 @@
-"""Dagster assets: ingest, decode, one asset per analyzer (from one factory), reconstruction.
+"""Dagster assets: ingest + decode in one step, one step per GPU group that yields one asset per
+analyzer (from one factory), reconstruction. Every step handles a range of videos (partitions),
+video by video, and records each video's outcome on its own (``execution.PartitionEvents``).
 
 Assets pass nothing through Dagster's IO managers: each step reads and writes the data root
 (source registry, media cache, Parquet warehouse), so the UI, the CLI and SQL see the same files.
 """
 
+import time
 from collections.abc import Sequence
 
 import dagster as dg
 
-from . import steps
+from . import catalog, steps
 from .analyzers import AnalyzerSpec, all_specs
 from .config import Settings, load_settings
-from .gpu_groups import GROUP_TAG, GpuGroups
+from .execution import PartitionEvents
+from .gpu_groups import GROUP_TAG, GpuGroup, GpuGroups
 from .ids import InvalidVideoKey, validate_key
 from .ingest import IngestError
 from .media import MediaError
+from .model_loads import model_loads
 from .terminal import user_message
 from .versions import code_versions
 
@@ -26,76 +31,84 @@ MEDIA_KEY = dg.AssetKey("media")
 SCORES_KEY = dg.AssetKey("reconstruction_scores")
 
 
-def _fail(exc: Exception) -> dg.Failure:
-    """A step failure that shows one sentence (a full disk names the place) and is not retried."""
-    return dg.Failure(description=user_message(exc), allow_retries=False)
+def backfill_policy(settings: Settings | None = None) -> dg.BackfillPolicy:
+    """The same policy on every partitioned asset (a run uses the smallest among its assets):
+    ``TIKTOK_ASSETS_PARTITIONS_PER_RUN`` videos per run."""
+    return dg.BackfillPolicy.multi_run(max_partitions_per_run=(settings or load_settings()).partitions_per_run)
 
 
-def pipeline_assets(groups: GpuGroups, versions: dict[str, str]) -> list[dg.AssetsDefinition]:
-    group = groups.groups[groups.pipeline_group]
-    common = dict(
-        partitions_def=videos_partitions,
-        pool=group.pool,
-        op_tags={GROUP_TAG: group.name},
-        group_name="ingest",
-    )
-
-    @dg.asset(
-        key=SOURCE_KEY,
-        description="The video file (downloaded with yt-dlp or copied) and its `videos` row.",
-        code_version=versions["source_video"],
-        retry_policy=dg.RetryPolicy(max_retries=2, delay=5),
-        kinds={"python", "parquet"},
-        **common,
-    )
-    def source_video(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        settings = load_settings()
+def _ingest_one(settings: Settings, video_id: str, log_fn, attempts: int = 3, delay_s: float = 5.0) -> dict:
+    """Ingest one video; a download that failed is tried again (``attempts`` in all)."""
+    validate_key(video_id)  # keys added to Dagster directly: refused
+    for attempt in range(1, attempts + 1):
         try:
-            validate_key(context.partition_key)  # keys added to Dagster directly: refused, not retried
-            row = steps.ingest_video(settings, context.partition_key, log_fn=context.log.info)
-        except InvalidVideoKey as exc:
-            raise dg.Failure(description=str(exc), allow_retries=False) from exc
+            return steps.ingest_video(settings, video_id, log_fn=log_fn, refresh=False)
         except IngestError as exc:
-            local = not str(exc).startswith("could not download")
-            raise dg.Failure(description=str(exc), allow_retries=not local) from exc
-        except OSError as exc:  # e.g. a full disk: one sentence naming the place
-            raise dg.Failure(description=user_message(exc), allow_retries=False) from exc
-        return dg.MaterializeResult(
-            metadata={
-                "source": row["source"],
-                "duration_s": row["duration_s"],
-                "size": f"{row['width']}x{row['height']} @ {row['fps']} fps",
-                "has_audio": row["has_audio"],
-                "creator": row["creator"] or "",
-            }
-        )
+            if not str(exc).startswith("could not download") or attempt == attempts:
+                raise
+            log_fn(f"video {video_id}: {exc}; trying again in {delay_s:.0f}s ({attempt}/{attempts - 1})")
+            time.sleep(delay_s)
+    raise AssertionError("unreachable")
 
-    @dg.asset(
-        key=MEDIA_KEY,
-        deps=[SOURCE_KEY],
-        description="One decoding pass: sampled frames, a low-res full-rate stream, 16 kHz mono audio.",
-        code_version=versions["media"],
-        kinds={"python", "numpy"},
-        **common,
+
+def pipeline_assets(groups: GpuGroups, versions: dict[str, str], policy: dg.BackfillPolicy) -> dg.AssetsDefinition:
+    """One step for ingest and decoding: ``source_video`` then ``media``, video by video."""
+    group = groups.groups[groups.pipeline_group]
+    specs = [
+        dg.AssetSpec(
+            SOURCE_KEY, description="The video file (downloaded with yt-dlp or copied) and its `videos` row.",
+            code_version=versions["source_video"], kinds={"python", "parquet"}, group_name="ingest",
+            skippable=True,
+        ),
+        dg.AssetSpec(
+            MEDIA_KEY, deps=[SOURCE_KEY],
+            description="One decoding pass: sampled frames, a low-res full-rate stream, 16 kHz mono audio.",
+            code_version=versions["media"], kinds={"python", "numpy"}, group_name="ingest", skippable=True,
+        ),
+    ]
+
+    @dg.multi_asset(
+        name="ingest", specs=specs, partitions_def=videos_partitions, can_subset=True, pool=group.pool,
+        op_tags={GROUP_TAG: group.name}, backfill_policy=policy,
     )
-    def media(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    def ingest(context: dg.AssetExecutionContext):
         settings = load_settings()
-        try:
-            meta = steps.decode_media(settings, context.partition_key, log_fn=context.log.info)
-        except (MediaError, IngestError, OSError) as exc:
-            raise _fail(exc) from exc
-        return dg.MaterializeResult(
-            metadata={
-                "duration_s": meta.duration_s,
-                "sampled_frames": meta.frame_shape[0],
-                "sample_fps": meta.sample_fps,
-                "frame_size": f"{meta.frame_shape[2]}x{meta.frame_shape[1]}",
-                "lowres_frames": meta.lowres_shape[0],
-                "has_audio": meta.has_audio,
-            }
-        )
+        keys = [k for k in (SOURCE_KEY, MEDIA_KEY) if k in context.selected_asset_keys]
+        events = PartitionEvents(context, keys, {SOURCE_KEY: versions["source_video"], MEDIA_KEY: versions["media"]})
+        events.plan()
+        failed: dict[str, list[str]] = {}
+        skipped: dict[str, list[str]] = {}
+        for video in events.videos:
+            if SOURCE_KEY in keys:
+                try:
+                    row = _ingest_one(settings, video, context.log.info)
+                except (InvalidVideoKey, IngestError, OSError) as exc:
+                    failed[video] = [f"source_video: {user_message(exc)}"]
+                    context.log.error(f"video {video}: source_video failed: {user_message(exc)}")
+                    continue
+                yield from events.success(SOURCE_KEY, video, {
+                    "source": row["source"], "duration_s": row["duration_s"],
+                    "size": f"{row['width']}x{row['height']} @ {row['fps']} fps",
+                    "has_audio": row["has_audio"], "creator": row["creator"] or "",
+                })
+            if MEDIA_KEY not in keys:
+                continue
+            try:
+                meta = steps.decode_media(settings, video, log_fn=context.log.info)
+            except (MediaError, IngestError, OSError) as exc:
+                failed[video] = [f"media: {user_message(exc)}"]
+                context.log.error(f"video {video}: media failed: {user_message(exc)}")
+                continue
+            yield from events.success(MEDIA_KEY, video, {
+                "duration_s": meta.duration_s, "sampled_frames": meta.frame_shape[0],
+                "sample_fps": meta.sample_fps, "frame_size": f"{meta.frame_shape[2]}x{meta.frame_shape[1]}",
+                "lowres_frames": meta.lowres_shape[0], "has_audio": meta.has_audio,
+            })
+        if SOURCE_KEY in keys:
+            catalog.refresh_catalog(settings)  # once per step: the new `videos` rows
+        yield from events.finish(failed, skipped)
 
-    return [source_video, media]
+    return ingest
 
 
 def _preview(rows: list[dict], limit: int = 8) -> str:
@@ -109,109 +122,188 @@ def _preview(rows: list[dict], limit: int = 8) -> str:
     return "\n".join(lines)
 
 
-def analyzer_asset(spec: AnalyzerSpec, groups: GpuGroups, code_version: str) -> dg.AssetsDefinition:
-    """The factory: one partitioned asset per analyzer spec, placed in its GPU group."""
-    group = groups.group_of(spec.name)
+def _metadata(run, device: str) -> dict:
+    metadata: dict = {
+        "rows": run.table.num_rows,
+        "seconds": round(run.seconds, 2),
+        "device": device,
+        "examined_s": round(sum(b - a for a, b in run.examined), 2),
+        "preview": dg.MetadataValue.md(_preview(run.table.slice(0, 8).to_pylist())),
+    }
+    for key, value in run.metadata.items():
+        if isinstance(value, (str, int, float, bool)) and key not in metadata:
+            metadata[key] = value
+    return metadata
+
+
+def in_dependency_order(specs: list[AnalyzerSpec]) -> list[AnalyzerSpec]:
+    """``specs`` with every analyzer after those of ``specs`` it reads (stable otherwise)."""
+    names = {s.name for s in specs}
+    done: list[AnalyzerSpec] = []
+    todo = list(specs)
+    while todo:
+        ready = [s for s in todo if all(d not in names or d in {x.name for x in done} for d in s.depends_on)]
+        if not ready:
+            raise ValueError(f"analyzers {[s.name for s in todo]} depend on each other in a cycle")
+        done.append(ready[0])
+        todo.remove(ready[0])
+    return done
+
+
+def group_asset(
+    group: GpuGroup, specs: list[AnalyzerSpec], groups: GpuGroups, versions: dict[str, str],
+    policy: dg.BackfillPolicy,
+) -> dg.AssetsDefinition | None:
+    """The factory: one step per GPU group, yielding one asset per analyzer of the group (with its
+    code version, deps and coverage check). The step runs the selected analyzers back to back in
+    dependency order, video by video, in one process, so each model loads once per step. None for
+    a group without analyzers."""
+    if not specs:
+        return None
+    ordered = in_dependency_order(specs)
     device = group.resolved_device(groups.cuda)
-
-    @dg.asset(
-        name=spec.name,
-        deps=[MEDIA_KEY, *[dg.AssetKey(d) for d in spec.depends_on]],
-        description=spec.description,
-        partitions_def=videos_partitions,
-        pool=group.pool,
-        op_tags={GROUP_TAG: group.name},
-        tags={"modality": spec.modality},
-        group_name=f"{group.name}_analyzers",
-        code_version=code_version,
-        kinds={"python", "parquet"},
-        metadata={"gpu_group": group.name, "device": device, "model": spec.model or "none"},
-        check_specs=[
-            dg.AssetCheckSpec(
-                COVERAGE_CHECK, asset=spec.name,
-                description="The analyzer examined at least 95% of the video (no silent caps).",
-            )
-        ],
-    )
-    def _asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        settings = load_settings()
-        try:
-            result = steps.run_analyzer_step(
-                settings, spec, context.partition_key, device, group.batch_size, logger=context.log
-            )
-        except Exception as exc:  # noqa: BLE001 - recorded in analyzer_runs, shown as one sentence
-            raise _fail(exc) from exc
-        run = result.run
-        context.log.info(f"{spec.name}: {run.table.num_rows} rows in {run.seconds:.1f}s on {device}")
-        metadata: dict = {
-            "rows": run.table.num_rows,
-            "seconds": round(run.seconds, 2),
-            "device": device,
-            "examined_s": round(sum(b - a for a, b in run.examined), 2),
-            "preview": dg.MetadataValue.md(_preview(run.table.slice(0, 8).to_pylist())),
-        }
-        for key, value in run.metadata.items():
-            if isinstance(value, (str, int, float, bool)) and key not in metadata:
-                metadata[key] = value
-        no_input = spec.needs_audio and not result.has_audio
-        share = result.examined_share
-        check = dg.AssetCheckResult(
-            check_name=COVERAGE_CHECK,
-            passed=no_input or share >= 0.95,
-            severity=dg.AssetCheckSeverity.WARN,
-            metadata={"examined_share": round(share, 3), "no_audio_track": no_input},
+    asset_specs = [
+        dg.AssetSpec(
+            spec.name,
+            deps=[MEDIA_KEY, *[dg.AssetKey(d) for d in spec.depends_on]],
+            description=spec.description,
+            tags={"modality": spec.modality},
+            group_name=f"{group.name}_analyzers",
+            code_version=versions[spec.name],
+            kinds={"python", "parquet"},
+            metadata={"gpu_group": group.name, "device": device, "model": spec.model or "none"},
+            skippable=True,
         )
-        return dg.MaterializeResult(metadata=metadata, check_results=[check])
+        for spec in ordered
+    ]
+    check_specs = [
+        dg.AssetCheckSpec(
+            COVERAGE_CHECK, asset=spec.name,
+            description="The analyzer examined at least 95% of the video (no silent caps).",
+        )
+        for spec in ordered
+    ]
+    own = {spec.name for spec in ordered}
 
-    return _asset
+    @dg.multi_asset(
+        name=f"{group.name}_analyzers", specs=asset_specs, check_specs=check_specs, partitions_def=videos_partitions,
+        can_subset=True, pool=group.pool, op_tags={GROUP_TAG: group.name}, backfill_policy=policy,
+        description=f"GPU group `{group.name}` ({device}): {', '.join(own)}",
+    )
+    def _group(context: dg.AssetExecutionContext):
+        settings = load_settings()
+        selected = [s for s in ordered if dg.AssetKey(s.name) in context.selected_asset_keys]
+        keys = [dg.AssetKey(s.name) for s in selected]
+        events = PartitionEvents(context, keys, {dg.AssetKey(s.name): versions[s.name] for s in selected})
+        events.plan()
+        in_run = set(context.run.asset_selection or context.job_def.asset_layer.executable_asset_keys)
+        failed: dict[str, list[str]] = {}
+        skipped: dict[str, list[str]] = {}
+        for video in events.videos:
+            bad: set[str] = set()  # analyzers of this step that failed or were skipped on this video
+            for spec in selected:
+                upstream = [MEDIA_KEY, *[dg.AssetKey(d) for d in spec.depends_on]]
+                missing = [
+                    k.to_user_string() for k in upstream
+                    if (k.to_user_string() in bad)
+                    or (k in in_run and k.to_user_string() not in own and not events.materialized_in_run(k, video))
+                ]
+                if missing:  # an upstream failed in this run: this analyzer is not run on the video
+                    bad.add(spec.name)
+                    skipped.setdefault(video, []).append(f"{spec.name}: upstream {', '.join(missing)} failed")
+                    continue
+                try:
+                    result = steps.run_analyzer_step(
+                        settings, spec, video, device, group.batch_size, logger=context.log, refresh=False
+                    )
+                except Exception as exc:  # noqa: BLE001 - recorded in analyzer_runs, one sentence here
+                    bad.add(spec.name)
+                    failed.setdefault(video, []).append(f"{spec.name}: {user_message(exc)}")
+                    context.log.error(f"video {video}: {spec.name} failed: {user_message(exc)}")
+                    continue
+                run = result.run
+                context.log.info(
+                    f"video {video}: {spec.name}: {run.table.num_rows} rows in {run.seconds:.1f}s on {device}"
+                )
+                key = dg.AssetKey(spec.name)
+                yield from events.success(key, video, _metadata(run, device))
+                no_input = spec.needs_audio and not result.has_audio
+                share = result.examined_share
+                yield from events.check(
+                    key, video, COVERAGE_CHECK, no_input or share >= 0.95,
+                    {"examined_share": round(share, 3), "no_audio_track": no_input},
+                )
+        loads = model_loads()
+        if loads:
+            context.log.info("model loads in this process: " + ", ".join(f"{k}={v}" for k, v in sorted(loads.items())))
+        catalog.refresh_catalog(settings)  # once per step, for every video and analyzer it wrote
+        yield from events.finish(failed, skipped)
+
+    return _group
 
 
 def reconstruction_asset(
-    groups: GpuGroups, analyzer_keys: Sequence[dg.AssetKey], code_version: str
+    groups: GpuGroups, analyzer_keys: Sequence[dg.AssetKey], code_version: str, policy: dg.BackfillPolicy
 ) -> dg.AssetsDefinition:
     """The score. Its deps on the analyzers are lineage (staleness propagates to it); it reads the
     warehouse, is not part of ``analyze_video`` and runs in its own ``score_video`` run after every
-    run of a video ends, whatever its outcome (``score_after_success`` / ``score_after_failure`` in
+    run of videos ends, whatever its outcome (``score_after_success`` / ``score_after_failure`` in
     automation.py), so a failed analyzer lowers the score instead of blocking it."""
     group = groups.groups[groups.pipeline_group]
-
-    @dg.asset(
-        key=SCORES_KEY,
-        deps=list(analyzer_keys),
+    spec = dg.AssetSpec(
+        SCORES_KEY, deps=list(analyzer_keys),
         description="Per-second coverage by modality and an overall score, computed from the warehouse "
                     "after each analysis run (also after failed ones).",
-        partitions_def=videos_partitions,
-        pool=group.pool,
-        op_tags={GROUP_TAG: group.name},
-        group_name="reconstruction",
-        code_version=code_version,
-        kinds={"python", "parquet"},
+        group_name="reconstruction", code_version=code_version, kinds={"python", "parquet"}, skippable=True,
     )
-    def reconstruction_scores(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+
+    @dg.multi_asset(
+        name="reconstruction_scores", specs=[spec], partitions_def=videos_partitions, pool=group.pool,
+        op_tags={GROUP_TAG: group.name}, backfill_policy=policy,
+    )
+    def reconstruction_scores(context: dg.AssetExecutionContext):
         settings = load_settings()
-        scores, markdown, timeline = steps.score_reconstruction(settings, context.partition_key)
-        return dg.MaterializeResult(
-            metadata={
+        events = PartitionEvents(context, [SCORES_KEY], {SCORES_KEY: code_version})
+        events.plan()
+        failed: dict[str, list[str]] = {}
+        skipped: dict[str, list[str]] = {}
+        store = catalog.warehouse(settings)
+        for video in events.videos:
+            if store.read("videos", video) is None:  # never ingested (e.g. its source failed): no score
+                skipped[video] = ["not ingested"]
+                continue
+            try:
+                scores, markdown, timeline = steps.score_reconstruction(settings, video, refresh=False)
+            except Exception as exc:  # noqa: BLE001 - one sentence per video
+                failed[video] = [f"reconstruction_scores: {user_message(exc)}"]
+                continue
+            yield from events.success(SCORES_KEY, video, {
                 "score": dg.MetadataValue.float(scores["score"]),
                 "analyzers_succeeded": scores["analyzers_succeeded"],
                 "analyzers_expected": scores["analyzers_expected"],
                 "coverage": dg.MetadataValue.md(markdown),
                 "timeline": dg.MetadataValue.md(timeline),
-                "timeline_file": dg.MetadataValue.path(
-                    str(settings.home / "reports" / context.partition_key / "timeline.md")
-                ),
-            }
-        )
+                "timeline_file": dg.MetadataValue.path(str(settings.home / "reports" / video / "timeline.md")),
+            })
+        catalog.refresh_catalog(settings)
+        yield from events.finish(failed, skipped)
 
     return reconstruction_scores
 
 
 def build_assets(groups: GpuGroups, settings: Settings | None = None) -> list[dg.AssetsDefinition]:
+    """Every asset: the ingest step, one step per GPU group with analyzers, the score."""
+    settings = settings or load_settings()
     specs = all_specs()
-    versions = code_versions(settings or load_settings(), specs)
-    analyzers = [analyzer_asset(spec, groups, versions[spec.name]) for spec in specs.values()]
-    keys = [a.key for a in analyzers]
+    versions = code_versions(settings, specs)
+    policy = backfill_policy(settings)
+    steps_ = []
+    for group in groups.groups.values():
+        made = group_asset(group, [specs[n] for n in group.analyzers], groups, versions, policy)
+        if made is not None:
+            steps_.append(made)
+    keys = [dg.AssetKey(name) for name in specs]
     return [
-        *pipeline_assets(groups, versions), *analyzers,
-        reconstruction_asset(groups, keys, versions["reconstruction_scores"]),
+        pipeline_assets(groups, versions, policy), *steps_,
+        reconstruction_asset(groups, keys, versions["reconstruction_scores"], policy),
     ]

@@ -2,22 +2,27 @@
 
 * ``inbox_sensor`` watches ``$TIKTOK_ASSETS_HOME/inbox/``: every video file dropped there and every
   URL line in ``inbox/urls.txt`` becomes a partition, and a run of ``analyze_video`` is requested for
-  it (once: the run key is the video ID). A registered file is moved to ``inbox/processed/`` (the
+  it (once: the run key names the video IDs); videos registered in the same tick share runs of up to
+  ``TIKTOK_ASSETS_PARTITIONS_PER_RUN``. A registered file is moved to ``inbox/processed/`` (the
   registry points there); where it cannot be moved it is marked in the sensor's cursor instead.
   The cursor (JSON: ``files``: path -> [size, mtime_ns, key]; ``urls``: line -> key) means an
   unchanged file is never hashed twice and a URL line is resolved once. Symlinks are not followed.
   A tick that starts nothing says why: the inbox is missing, a file is still being written, or
   there is nothing new.
 * ``nightly_backfill`` (03:00) asks, per registered video, for the assets Dagster reports stale
-  (code version, model or setting changed upstream), missing or failed, plus their dependents. A video
+  (code version, model or setting changed upstream), missing or failed, plus their dependents;
+  neighbouring videos that need the same assets share a run (a partition range of up to
+  ``TIKTOK_ASSETS_PARTITIONS_PER_RUN`` videos). A video
   whose nightly run failed ``TIKTOK_ASSETS_MAX_NIGHTLY_FAILURES`` times in a row is parked: the tick
   log names it with the reason and its ``source_video`` partition gets an observation ``parked``.
-* ``score_after_success`` / ``score_after_failure`` request a ``score_video`` run when a run of a
-  video ends, whatever its outcome, so a failed analyzer lowers the score instead of blocking it.
+* ``score_after_success`` / ``score_after_failure`` request a ``score_video`` run of the same videos
+  when a run of one video or a range ends, whatever its outcome, so a failed analyzer lowers the
+  score instead of blocking it.
 """
 
 import json
 import os
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -247,27 +252,77 @@ def outdated_assets(
     return out
 
 
-def nightly_failure_streak(instance: dg.DagsterInstance, job_name: str, video_id: str) -> list[dg.DagsterRun]:
-    """The failed nightly runs of ``video_id`` since its last successful run, newest first."""
-    runs = instance.get_runs(filters=dg.RunsFilter(job_name=job_name, tags={"dagster/partition": video_id}), limit=50)
+def failed_videos_of_run(instance: dg.DagsterInstance, run: dg.DagsterRun, videos: list[str]) -> set[str]:
+    """The videos of ``videos`` (those ``run`` covers) that failed in it: every one for a failed
+    one-video run or a step that crashed, else those its steps named (``failed_videos``)."""
+    if run.status != dg.DagsterRunStatus.FAILURE:
+        return set()
+    if len(videos) <= 1:
+        return set(videos)
+    named: set[str] = set()
+    for record in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
+        data = record.dagster_event.step_failure_data if record.dagster_event else None
+        meta = data.user_failure_data.metadata if data and data.user_failure_data else {}
+        listed = getattr(meta.get("failed_videos"), "value", None)
+        if not listed:
+            return set(videos)  # a crash, not a per-video failure
+        named.update(v.strip() for v in str(listed).split(","))
+    return named & set(videos) if named else set(videos)
+
+
+def nightly_failure_streak(
+    instance: dg.DagsterInstance, job_name: str, video_id: str,
+    runs: list[tuple[dg.DagsterRun, list[str]]] | None = None, failed_cache: dict[str, set[str]] | None = None,
+) -> list[dg.DagsterRun]:
+    """The failed nightly runs of ``video_id`` (alone or in a range, failed for this video) since
+    its last successful run, newest first. ``runs``: the job's recent runs with the videos each
+    covers, newest first (see :func:`runs_with_videos`)."""
+    runs = runs_with_videos(instance, job_name) if runs is None else runs
+    failed_cache = {} if failed_cache is None else failed_cache
     streak = []
-    for run in runs:
+    for run, videos in runs:
+        if video_id not in videos:
+            continue
         if run.status == dg.DagsterRunStatus.SUCCESS:
             break
-        if run.status == dg.DagsterRunStatus.FAILURE and NIGHTLY_TAG in run.tags:
-            streak.append(run)
+        if run.status != dg.DagsterRunStatus.FAILURE:
+            continue
+        if run.run_id not in failed_cache:
+            failed_cache[run.run_id] = failed_videos_of_run(instance, run, videos)
+        if video_id in failed_cache[run.run_id]:
+            if NIGHTLY_TAG in run.tags:
+                streak.append(run)
+        else:
+            break  # a range run in which this video succeeded
     return streak
 
 
-def park_reason(instance: dg.DagsterInstance, streak: list[dg.DagsterRun]) -> str:
-    """One sentence: how often and where the video failed, and how to unpark it."""
+def runs_with_videos(instance: dg.DagsterInstance, job_name: str, limit: int = 500) -> list[tuple[dg.DagsterRun, list[str]]]:
+    """The job's recent runs, newest first, each with the videos it covers."""
+    from .execution import run_partition_keys
+
+    order = list(instance.get_dynamic_partitions(videos_partitions.name))
+    return [(run, run_partition_keys(instance, run, videos_partitions.name, order))
+            for run in instance.get_runs(filters=dg.RunsFilter(job_name=job_name), limit=limit)]
+
+
+def park_reason(instance: dg.DagsterInstance, streak: list[dg.DagsterRun], video_id: str | None = None) -> str:
+    """One sentence: how often and where the video failed (the steps, and the analyzers they
+    named for this video), and how to unpark it."""
     last = streak[0]
-    steps = sorted({
-        r.dagster_event.step_key
-        for r in instance.all_logs(last.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
-        if r.dagster_event and r.dagster_event.step_key
-    })
-    where = f" (last run {last.run_id[:8]}, failed: {', '.join(steps) or 'run'})"
+    steps, analyzers = set(), set()
+    for record in instance.all_logs(last.run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
+        event = record.dagster_event
+        if not (event and event.step_key):
+            continue
+        steps.add(event.step_key)
+        data = event.step_failure_data.user_failure_data
+        text = data.description or "" if data else ""
+        if video_id and f"{video_id}: " in text:  # a range run: this video's part of the message
+            text = text.split(f"{video_id}: ", 1)[1].split("; ")[0]
+        analyzers.update(re.findall(r"(?:^|[,;] |\()([a-z_]+): ", text))
+    named = f" ({', '.join(sorted(analyzers))})" if analyzers else ""
+    where = f" (last run {last.run_id[:8]}, failed: {', '.join(sorted(steps)) or 'run'}{named})"
     return (f"parked after {len(streak)} failed nightly runs in a row{where}; "
             "a successful manual run (UI or `tiktok-assets analyze`) unparks it")
 
@@ -291,16 +346,25 @@ def backfill_requests(
     instance: dg.DagsterInstance, settings: Settings, asset_graph, job_name: str, job_keys: Iterable[dg.AssetKey],
     video_ids: list[str], stamp: str, log=None,
 ) -> list[dg.RunRequest]:
-    """One run request per video with stale, missing or failed assets (and their dependents),
+    """Run requests for the videos with stale, missing or failed assets (and their dependents),
     except videos parked after ``settings.max_nightly_failures`` failed nightly runs in a row.
-    The score follows in its own run (the scoring sensors)."""
+    Neighbouring videos (in the order they were added) that need the same assets share a run, a
+    partition range of up to ``settings.partitions_per_run`` videos. The scores follow in their own
+    run (the scoring sensors)."""
+    from .execution import RANGE_END_TAG, RANGE_START_TAG
+
     job_keys = [k for k in job_keys if k != SCORES_KEY]
     todo_by_video = outdated_assets(instance, asset_graph, video_ids, job_keys)
-    requests = []
-    for video_id, reasons in todo_by_video.items():
-        streak = nightly_failure_streak(instance, job_name, video_id)
+    runs = runs_with_videos(instance, job_name) if todo_by_video else []
+    failed_cache: dict[str, set[str]] = {}
+    wanted: dict[str, tuple[tuple[dg.AssetKey, ...], str]] = {}
+    for video_id in video_ids:
+        reasons = todo_by_video.get(video_id)
+        if not reasons:
+            continue
+        streak = nightly_failure_streak(instance, job_name, video_id, runs, failed_cache)
         if len(streak) >= settings.max_nightly_failures:
-            reason = park_reason(instance, streak)
+            reason = park_reason(instance, streak, video_id)
             if log:
                 log(f"video {video_id} {reason}")
             _mark_parked(instance, video_id, reason)
@@ -308,39 +372,81 @@ def backfill_requests(
         if not (settings.media_dir / video_id / "meta.json").is_file():  # the cache was deleted
             for key in (SOURCE_KEY, MEDIA_KEY):
                 reasons.setdefault(key, "media cache missing")
-        selection = [k for k in job_keys if k in reasons]
-        summary = ", ".join(f"{k.to_user_string()} ({reasons[k]})" for k in selection)
-        requests.append(
-            dg.RunRequest(
-                run_key=f"nightly-{stamp}-{video_id}",
-                partition_key=video_id,
-                asset_selection=selection,
-                tags={REASON_TAG: ("nightly backfill: " + summary)[:4000], NIGHTLY_TAG: stamp},
-            )
-        )
+        selection = tuple(k for k in job_keys if k in reasons)
+        wanted[video_id] = (selection, ", ".join(f"{k.to_user_string()} ({reasons[k]})" for k in selection))
+    blocks: list[list[str]] = []
+    previous: str | None = None
+    for video_id in video_ids:  # contiguous neighbours with the same selection, at most K per run
+        if video_id in wanted:
+            block = blocks[-1] if blocks else None
+            if (block and previous == block[-1] and wanted[block[0]][0] == wanted[video_id][0]
+                    and len(block) < settings.partitions_per_run):
+                block.append(video_id)
+            else:
+                blocks.append([video_id])
+        previous = video_id
+    requests = []
+    for block in blocks:
+        selection, summary = wanted[block[0]]
+        tags = {REASON_TAG: ("nightly backfill: " + summary)[:4000], NIGHTLY_TAG: stamp}
+        if len(block) == 1:
+            requests.append(dg.RunRequest(
+                run_key=f"nightly-{stamp}-{block[0]}", partition_key=block[0], asset_selection=list(selection),
+                tags=tags,
+            ))
+        else:
+            requests.append(dg.RunRequest(
+                run_key=f"nightly-{stamp}-{block[0]}..{block[-1]}", asset_selection=list(selection),
+                tags={**tags, RANGE_START_TAG: block[0], RANGE_END_TAG: block[-1],
+                      REASON_TAG: (f"nightly backfill of {len(block)} videos: " + summary)[:4000]},
+            ))
     return requests
 
 
 def score_request(instance: dg.DagsterInstance, settings: Settings, run: dg.DagsterRun) -> dg.RunRequest | None:
-    """The ``score_video`` run to follow a finished run of one video, or None when the run was
-    itself scoring, the video was never ingested, or the score was already written (in the run or
-    by the CLI after it)."""
-    video_id = run.tags.get("dagster/partition")
-    if not video_id or run.job_name == SCORE_JOB or SCORES_AFTER_TAG in run.tags:
+    """The ``score_video`` run to follow a finished run of videos (one, or a range: the score run
+    covers the same videos), or None when the run was itself scoring, none of its videos was ever
+    ingested, or the scores were already written (in the run or by the CLI after it)."""
+    from .execution import RANGE_END_TAG, RANGE_START_TAG, run_partition_keys
+
+    videos = run_partition_keys(instance, run, videos_partitions.name)
+    if not videos or run.job_name == SCORE_JOB or SCORES_AFTER_TAG in run.tags:
         return None
-    if warehouse(settings).read("videos", video_id) is None:
+    store = warehouse(settings)
+    if not any(store.read("videos", v) is not None for v in videos):
         return None
     if instance.get_runs(filters=dg.RunsFilter(tags={SCORES_AFTER_TAG: run.run_id}), limit=1):
         return None
     latest = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=SCORES_KEY, asset_partitions=[video_id]), limit=1
+        dg.AssetRecordsFilter(asset_key=SCORES_KEY, asset_partitions=[videos[-1]]), limit=1
     ).records
     if latest and latest[0].run_id == run.run_id:
         return None
+    tags = {SCORES_AFTER_TAG: run.run_id, REASON_TAG: f"score after run {run.run_id[:8]} ({run.status.value})"}
+    if len(videos) == 1:
+        return dg.RunRequest(run_key=f"score-{run.run_id}", partition_key=videos[0], tags=tags)
     return dg.RunRequest(
-        run_key=f"score-{run.run_id}", partition_key=video_id,
-        tags={SCORES_AFTER_TAG: run.run_id, REASON_TAG: f"score after run {run.run_id[:8]} ({run.status.value})"},
+        run_key=f"score-{run.run_id}",
+        tags={**tags, RANGE_START_TAG: run.tags[RANGE_START_TAG], RANGE_END_TAG: run.tags[RANGE_END_TAG]},
     )
+
+
+def inbox_requests(new: list[str], per_run: int) -> list[dg.RunRequest]:
+    """Runs for videos registered in one tick: they are added to the partition list together, in
+    this order, so each block of up to ``per_run`` of them is a contiguous range (one run)."""
+    from .execution import RANGE_END_TAG, RANGE_START_TAG
+
+    requests = []
+    for i in range(0, len(new), per_run):
+        block = new[i:i + per_run]
+        if len(block) == 1:
+            requests.append(dg.RunRequest(run_key=f"inbox-{block[0]}", partition_key=block[0]))
+        else:
+            requests.append(dg.RunRequest(
+                run_key=f"inbox-{block[0]}..{block[-1]}",
+                tags={RANGE_START_TAG: block[0], RANGE_END_TAG: block[-1]},
+            ))
+    return requests
 
 
 def build_automation(job_name: str, partitions: dg.DynamicPartitionsDefinition, score_job):
@@ -360,7 +466,7 @@ def build_automation(job_name: str, partitions: dg.DynamicPartitionsDefinition, 
         new = [k for k in tick.keys if k not in known]
         if new:
             return dg.SensorResult(
-                run_requests=[dg.RunRequest(run_key=f"inbox-{k}", partition_key=k) for k in new],
+                run_requests=inbox_requests(new, settings.partitions_per_run),
                 dynamic_partitions_requests=[partitions.build_add_request(new)],
                 cursor=cursor,
             )

@@ -99,37 +99,33 @@ def _selection(only: list[str] | None, decoded: bool) -> list[str]:
     return [*pipeline, *[n for n in specs if n in chosen]]
 
 
-def analyze(settings: Settings, source: str, only: list[str] | None = None) -> tuple[str, bool]:
-    """Run the ``analyze_video`` job for one video in this process, then its ``score_video`` run
-    (what the scoring sensors do after a UI, sensor or nightly run); returns (video ID, all succeeded)."""
-    import dagster as dg
+def contiguous_blocks(order: list[str], keys: list[str]) -> list[list[str]]:
+    """``keys`` cut into runs of neighbours in ``order`` (the partition list): a Dagster run covers a
+    contiguous range of partitions, so videos that are not neighbours go to separate runs."""
+    wanted = set(keys)
+    blocks: list[list[str]] = []
+    previous = None
+    for i, key in enumerate(order):
+        if key not in wanted:
+            continue
+        if blocks and previous == i - 1:
+            blocks[-1].append(key)
+        else:
+            blocks.append([key])
+        previous = i
+    return blocks
 
-    from .automation import SCORE_JOB, SCORES_AFTER_TAG, score_request
-    from .definitions import ANALYZE_JOB, defs
-    from .run_guard import run_tags
 
-    _selection(only, decoded=False)  # reject unknown analyzer names before any work
-    instance = ensure_instance(settings)
-    key = add_sources(settings, [source], instance)[0]
-    print(f"video {key}: analyzing {source}", flush=True)
-    run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
-    began = time.perf_counter()
-    selection = [dg.AssetKey(n) for n in _selection(only, (settings.media_dir / key / "meta.json").is_file())]
-    result = defs.resolve_job_def(ANALYZE_JOB).execute_in_process(
-        partition_key=key, asset_selection=selection, instance=instance, raise_on_error=False,
-        run_config=run_config, tags={"tiktok_assets/launched_by": "cli", **run_tags()},
-    )
-    events = list(result.all_events)
-    scored_ok = True
-    request = score_request(instance, settings, instance.get_run_by_id(result.run_id))
-    if request is not None:  # a video that was never ingested has nothing to score
-        scored = defs.resolve_job_def(SCORE_JOB).execute_in_process(
-            partition_key=key, instance=instance, raise_on_error=False, run_config=run_config,
-            tags={SCORES_AFTER_TAG: result.run_id, **run_tags()},
-        )
-        events += scored.all_events
-        scored_ok = scored.success
-    elapsed = time.perf_counter() - began
+def partition_tags(block: list[str]) -> dict[str, str]:
+    """Run tags for one video or a contiguous range of videos."""
+    from .execution import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
+
+    if len(block) == 1:
+        return {PARTITION_TAG: block[0]}
+    return {RANGE_START_TAG: block[0], RANGE_END_TAG: block[-1]}
+
+
+def _report(events) -> list[tuple[str, str]]:
     failures = []
     for event in events:
         if event.is_step_success:
@@ -139,8 +135,59 @@ def analyze(settings: Settings, source: str, only: list[str] | None = None) -> t
             message = data.user_failure_data.description if data.user_failure_data else None
             failures.append((event.step_key, message or (data.error.message.strip() if data.error else "")))
             print(f"  FAILED {event.step_key}: {failures[-1][1]}", flush=True)
-    print(f"video {key}: done in {elapsed:.1f}s, {len(failures)} failed step(s)", flush=True)
-    return key, result.success and scored_ok
+    return failures
+
+
+def analyze_many(settings: Settings, sources: list[str], only: list[str] | None = None) -> tuple[list[str], bool]:
+    """Analyze several videos in this process: one ``analyze_video`` run per contiguous block of
+    them in the partition list (all steps in this process, so every model loads once for all
+    videos), each followed by its ``score_video`` run (what the scoring sensors do after a UI,
+    sensor or nightly run); returns (video IDs, all succeeded)."""
+    import dagster as dg
+
+    from .assets import videos_partitions
+    from .automation import SCORES_AFTER_TAG, score_request
+    from .definitions import analyze_job_in_process, score_job_in_process
+    from .run_guard import run_tags
+
+    _selection(only, decoded=False)  # reject unknown analyzer names before any work
+    instance = ensure_instance(settings)
+    keys = add_sources(settings, sources, instance)
+    for key, source in zip(keys, sources):
+        print(f"video {key}: analyzing {source}", flush=True)
+    unique = list(dict.fromkeys(keys))
+    run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+    ok = True
+    for block in contiguous_blocks(list(instance.get_dynamic_partitions(videos_partitions.name)), unique):
+        began = time.perf_counter()
+        decoded = all((settings.media_dir / k / "meta.json").is_file() for k in block)
+        selection = [dg.AssetKey(n) for n in _selection(only, decoded)]
+        tags = {"tiktok_assets/launched_by": "cli", **run_tags(), **partition_tags(block)}
+        with dg.execute_job(
+            dg.reconstructable(analyze_job_in_process), instance, run_config=run_config, tags=tags,
+            asset_selection=selection, raise_on_error=False,
+        ) as result:
+            events = list(result.all_events)
+            run_id, success = result.run_id, result.success
+        request = score_request(instance, settings, instance.get_run_by_id(run_id))
+        if request is not None:  # videos that were never ingested have nothing to score
+            with dg.execute_job(
+                dg.reconstructable(score_job_in_process), instance, run_config=run_config, raise_on_error=False,
+                tags={**request.tags, SCORES_AFTER_TAG: run_id, **run_tags(), **partition_tags(block)},
+            ) as scored:
+                events += list(scored.all_events)
+                success = success and scored.success
+        failures = _report(events)
+        names = block[0] if len(block) == 1 else f"{block[0]}..{block[-1]} ({len(block)} videos)"
+        print(f"video {names}: done in {time.perf_counter() - began:.1f}s, {len(failures)} failed step(s)", flush=True)
+        ok = ok and success
+    return keys, ok
+
+
+def analyze(settings: Settings, source: str, only: list[str] | None = None) -> tuple[str, bool]:
+    """Analyze one video in this process (see :func:`analyze_many`); returns (video ID, all succeeded)."""
+    keys, ok = analyze_many(settings, [source], only)
+    return keys[0], ok
 
 
 def run_sql(settings: Settings, query: str, fmt: str = "table", out=None) -> int:
@@ -358,7 +405,7 @@ DESCRIPTION = """Turn short vertical videos into timestamped, SQL-queryable anal
 EPILOG = """examples:
   tiktok-assets demo                          analyze the generated sample video end to end
   tiktok-assets add clip.mp4 https://...      register videos as partitions (all or nothing)
-  tiktok-assets analyze clip.mp4              analyze one video now, in this process
+  tiktok-assets analyze a.mp4 b.mp4           analyze videos now, in this process
   tiktok-assets sql "SELECT * FROM timeline"  query the warehouse
   tiktok-assets ui                            open the Dagster UI on http://127.0.0.1:3000
 
@@ -377,8 +424,10 @@ def main(argv: list[str] | None = None) -> int:
         "used, nothing is added and each bad source is named.",
     )
     p_add.add_argument("sources", nargs="+", metavar="URL_OR_PATH")
-    p_an = sub.add_parser("analyze", help="analyze one video now, in this process")
-    p_an.add_argument("source", metavar="URL_OR_PATH")
+    p_an = sub.add_parser(
+        "analyze", help="analyze videos now, in this process (models load once for all of them)"
+    )
+    p_an.add_argument("sources", nargs="+", metavar="URL_OR_PATH")
     p_an.add_argument("--only", help="comma-separated analyzers (default: all)")
     p_sql = sub.add_parser("sql", help="run read-only SQL against the warehouse (no query: interactive shell)")
     p_sql.add_argument("query", nargs="?")
@@ -403,8 +452,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "analyze":
             only = [x.strip() for x in args.only.split(",") if x.strip()] if args.only else None
-            key, ok = _run_guarded(settings, "analyze", lambda: analyze(settings, args.source, only))
-            print(key)
+            keys, ok = _run_guarded(settings, "analyze", lambda: analyze_many(settings, args.sources, only))
+            print("\n".join(keys))
             return 0 if ok else 1
         if args.command == "sql":
             if args.query is None:

@@ -96,6 +96,8 @@ class Settings:
     speech_emotion_model: str | None = None
     max_nightly_failures: int = 3
     media_retention: str = "evict"  # evict a video's media cache once its analyzers are up to date, or keep
+    # videos per Dagster run of a backfill (BackfillPolicy.multi_run on every partitioned asset)
+    partitions_per_run: int = 10
 
     @property
     def videos_dir(self) -> Path:
@@ -147,6 +149,7 @@ def load_settings() -> Settings:
         speech_emotion_model=os.environ.get("TIKTOK_ASSETS_SPEECH_EMOTION_MODEL", "").strip() or None,
         max_nightly_failures=int(_env_float("TIKTOK_ASSETS_MAX_NIGHTLY_FAILURES", 3)),
         media_retention=_env("TIKTOK_ASSETS_MEDIA_RETENTION", "evict").lower(),
+        partitions_per_run=_env_int("TIKTOK_ASSETS_PARTITIONS_PER_RUN", 10, minimum=1),
     )
     if settings.media_retention not in MEDIA_RETENTION_POLICIES:
         raise ValueError(f"TIKTOK_ASSETS_MEDIA_RETENTION must be one of {', '.join(MEDIA_RETENTION_POLICIES)}, "

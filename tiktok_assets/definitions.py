@@ -1,7 +1,15 @@
-"""The Dagster code location: assets, the per-video job, scoring, the executor from GPU groups.
+"""The Dagster code location: assets, the analysis job, scoring, the executor from GPU groups.
+
+A run of ``analyze_video`` covers one video or a contiguous range of videos (backfills: up to
+``TIKTOK_ASSETS_PARTITIONS_PER_RUN`` per run) and has a handful of steps: ingest, one per GPU group
+with analyzers. Steps run under the multiprocess executor (one process per step, GPU-group tag
+limits within the run, pools across runs) with ``require_upstream_step_success: false``: a step
+that failed for some videos still hands its outputs on, and the steps after it analyze the
+videos that succeeded (``execution.py``). The CLI runs the same job with the in-process executor
+(``analyze_job_in_process``): one process, every model loaded once for all its videos.
 
 Loading it also sets the instance's pool slot counts from ``gpu_groups.yaml`` (under ``dagster dev``,
-the daemon and the CLI alike), guarded so that a problem there never fails the load.
+the daemon and the CLI alike) when they differ, guarded so that a problem there never fails the load.
 """
 
 from __future__ import annotations
@@ -14,9 +22,17 @@ from .analyzers import all_specs
 from .assets import SCORES_KEY, build_assets, videos_partitions
 from .automation import SCORE_JOB, build_automation
 from .config import load_settings
+from .execution import PER_VIDEO_EVENTS_TAGS
 from .gpu_groups import GpuGroups, load_groups
 
 ANALYZE_JOB = "analyze_video"
+# downstream steps run on the outputs a partly failed step handed on (execution.py)
+STEP_DEPENDENCIES = {"require_upstream_step_success": False}
+# Step processes fork from a server that has imported these once per run (instead of each step
+# importing Dagster, the project and its libraries anew). Nothing here touches CUDA (a forked CUDA
+# context breaks): the code location itself, whose load may ask the driver for GPUs, is not listed.
+FORKSERVER_PRELOAD = ["dagster", "tiktok_assets.assets", "pyarrow.parquet", "duckdb", "av", "cv2", "scipy.signal",
+                      "librosa"]
 log = logging.getLogger("tiktok_assets")
 
 
@@ -28,8 +44,15 @@ def load_gpu_groups() -> GpuGroups:
 def apply_pool_limits(instance: dg.DagsterInstance, groups: GpuGroups) -> dict[str, int]:
     """Set each GPU group's pool slot count on ``instance``; returns what was set."""
     limits = groups.pool_limits()
+    storage = instance.event_log_storage
     for pool, limit in limits.items():
-        instance.event_log_storage.set_concurrency_slots(pool, limit)
+        try:
+            info = storage.get_concurrency_info(pool)
+            current = None if info.using_default_limit else info.slot_count
+        except Exception:  # noqa: BLE001 - unreadable: set it
+            current = None
+        if current != limit:  # rewriting equal counts costs a write transaction per pool and call
+            storage.set_concurrency_slots(pool, limit)
     return limits
 
 
@@ -48,20 +71,26 @@ def _pool_limits_on_load(groups: GpuGroups) -> None:
 
 def build_definitions() -> dg.Definitions:
     groups = load_gpu_groups()
-    executor = dg.multiprocess_executor.configured({"tag_concurrency_limits": groups.executor_tag_limits()})
+    executor = dg.multiprocess_executor.configured(
+        {"tag_concurrency_limits": groups.executor_tag_limits(), "step_dependency_config": STEP_DEPENDENCIES,
+         "start_method": {"forkserver": {"preload_modules": FORKSERVER_PRELOAD}}}
+    )
     assets = build_assets(groups)
     analyze_job = dg.define_asset_job(
         ANALYZE_JOB,
         selection=dg.AssetSelection.all() - dg.AssetSelection.assets(SCORES_KEY),
         partitions_def=videos_partitions,
-        description="Ingest, decode and analyze one video; its score follows in a `score_video` run "
-                    "when this run ends, whatever its outcome.",
+        run_tags=PER_VIDEO_EVENTS_TAGS,
+        description="Ingest, decode and analyze one video or a range of videos (one step per GPU group, "
+                    "each video on its own); their scores follow in a `score_video` run when this run "
+                    "ends, whatever its outcome.",
     )
     score_job = dg.define_asset_job(
         SCORE_JOB,
         selection=dg.AssetSelection.assets(SCORES_KEY),
         partitions_def=videos_partitions,
-        description="Score one video's reconstruction from the warehouse (after each run of the video).",
+        run_tags=PER_VIDEO_EVENTS_TAGS,
+        description="Score the reconstruction of the videos of a run from the warehouse (after each run).",
     )
     sensors, nightly_backfill = build_automation(ANALYZE_JOB, videos_partitions, score_job)
     _pool_limits_on_load(groups)
@@ -75,5 +104,18 @@ defs = build_definitions()
 
 
 def analyze_job() -> dg.JobDefinition:
-    """The per-video job, resolved; ``dg.reconstructable(analyze_job)`` runs it out of process."""
+    """The analysis job, resolved; ``dg.reconstructable(analyze_job)`` runs it out of process."""
     return defs.resolve_job_def(ANALYZE_JOB)
+
+
+def analyze_job_in_process() -> dg.JobDefinition:
+    """The same job with every step in the calling process (the CLI: models load once for all
+    videos of the call); run it with ``dg.execute_job(dg.reconstructable(analyze_job_in_process))``."""
+    return analyze_job().with_executor_def(
+        dg.in_process_executor.configured({"step_dependency_config": STEP_DEPENDENCIES})
+    )
+
+
+def score_job_in_process() -> dg.JobDefinition:
+    """The score job in the calling process (the CLI)."""
+    return defs.resolve_job_def(SCORE_JOB).with_executor_def(dg.in_process_executor)

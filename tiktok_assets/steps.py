@@ -30,11 +30,13 @@ from .warehouse import ANALYZER_RUNS_SCHEMA, VIDEOS_SCHEMA
 log = logging.getLogger("tiktok_assets")
 
 
-def ingest_video(settings: Settings, video_id: str, log_fn=None) -> dict[str, Any]:
-    """Fetch the source and write the ``videos`` row."""
+def ingest_video(settings: Settings, video_id: str, log_fn=None, refresh: bool = True) -> dict[str, Any]:
+    """Fetch the source and write the ``videos`` row (``refresh=False``: the caller refreshes the
+    DuckDB catalog once for many videos)."""
     row = ingest(settings, video_id, log=log_fn)
     catalog.warehouse(settings).write("videos", video_id, pa.Table.from_pylist([row], schema=VIDEOS_SCHEMA))
-    catalog.refresh_catalog(settings)
+    if refresh:
+        catalog.refresh_catalog(settings)
     return row
 
 
@@ -112,9 +114,13 @@ def upstream_inputs(
 
 
 def run_analyzer_step(
-    settings: Settings, spec: AnalyzerSpec, video_id: str, device: str, batch_size: int, logger=None
+    settings: Settings, spec: AnalyzerSpec, video_id: str, device: str, batch_size: int, logger=None,
+    refresh: bool = True, **_extra: Any,
 ) -> AnalyzerStepResult:
-    """Run one analyzer on one video, write its table and its run record (also on failure)."""
+    """Run one analyzer on one video, write its table and its run record (also on failure).
+
+    ``refresh=False`` leaves the DuckDB catalog refresh to the caller (once per step, not per
+    analyzer and video); extra keyword arguments are accepted for resources passed by newer callers."""
     store = catalog.warehouse(settings)
     began = time.perf_counter()
     media = ensure_media_cache(settings, video_id, (logger or log).info)  # decoded again if evicted
@@ -135,7 +141,8 @@ def run_analyzer_step(
             settings, spec, video_id, status="failed", rows=0, seconds=time.perf_counter() - began,
             examined=[], model=spec.model, error=f"{type(exc).__name__}: {exc}",
         )
-        catalog.refresh_catalog(settings)
+        if refresh:
+            catalog.refresh_catalog(settings)
         raise
     store.write(spec.name, video_id, result.table)
     _record_run(
@@ -143,11 +150,14 @@ def run_analyzer_step(
         examined=[{"start_s": a, "end_s": b} for a, b in result.examined],
         model=str(result.metadata.get("model") or spec.model or ""), error=None,
     )
-    catalog.refresh_catalog(settings)
+    if refresh:
+        catalog.refresh_catalog(settings)
     return AnalyzerStepResult(result, media.duration_s, media.has_audio)
 
 
-def score_reconstruction(settings: Settings, video_id: str) -> tuple[dict[str, Any], str, str]:
+def score_reconstruction(
+    settings: Settings, video_id: str, refresh: bool = True
+) -> tuple[dict[str, Any], str, str]:
     """Score the video from the warehouse; write ``reconstruction_scores``, ``coverage_seconds`` and
     ``reports/<id>/timeline.md``; return the scores and the coverage and timeline markdown."""
     store = catalog.warehouse(settings)
@@ -165,7 +175,8 @@ def score_reconstruction(settings: Settings, video_id: str) -> tuple[dict[str, A
     scores, coverage = score_video(video, runs, all_specs())
     store.write("reconstruction_scores", video_id, pa.Table.from_pylist([scores], schema=SCORES_SCHEMA))
     store.write("coverage_seconds", video_id, pa.Table.from_pylist(coverage, schema=COVERAGE_SCHEMA))
-    catalog.refresh_catalog(settings)
+    if refresh:
+        catalog.refresh_catalog(settings)
     timeline = timeline_markdown(video_id, readable_timeline(settings, video_id))
     report = settings.home / "reports" / video_id / "timeline.md"
     report.parent.mkdir(parents=True, exist_ok=True)

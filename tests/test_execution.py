@@ -1,0 +1,230 @@
+"""The execution layer: one step per GPU group, many videos per run with per-video outcomes,
+models loaded once per group process, score and nightly runs over partition ranges.
+
+The videos are generated here (3 s, 96x160, two flat colours cut at 1.5 s, espeak-ng speech), so
+every value asserted is known: the words spoken and the two colours of each video.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from datetime import UTC, datetime
+
+import dagster as dg
+import pytest
+
+from tiktok_assets.analyzers import all_specs
+from tiktok_assets.config import load_settings
+
+SPEECH = "hello world, this is a test"
+COLOURS = {"red": (255, 0, 0), "blue": (0, 0, 255), "green": (0, 128, 0), "yellow": (255, 255, 0)}
+
+
+def make_video(path, first: str, second: str, speech_wav) -> None:
+    """3 s at 96x160: ``first`` colour, a hard cut at 1.5 s, ``second`` colour; the speech as audio."""
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-y",
+         "-f", "lavfi", "-i", f"color=c={first}:s=96x160:r=25:d=1.5",
+         "-f", "lavfi", "-i", f"color=c={second}:s=96x160:r=25:d=1.5", "-i", str(speech_wav),
+         "-filter_complex", "[0:v][1:v]concat=n=2:v=1[v];[2:a]apad[a]", "-map", "[v]", "-map", "[a]",
+         "-t", "3", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(path)],
+        check=True,
+    )
+
+
+def _rgb(hex_colour: str) -> tuple[int, int, int]:
+    return tuple(int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+
+
+def _near(hex_colour: str, name: str, tolerance: int = 12) -> bool:
+    return all(abs(a - b) <= tolerance for a, b in zip(_rgb(hex_colour), COLOURS[name]))
+
+
+@pytest.fixture(scope="module")
+def videos(module_home, tmp_path_factory):
+    """Two good videos and a truncated one (no moov atom) registered as three neighbouring partitions."""
+    from tiktok_assets.cli import add_sources, ensure_instance
+
+    folder = tmp_path_factory.mktemp("exec-videos")
+    speech = folder / "speech.wav"
+    subprocess.run(["espeak-ng", "-w", str(speech), SPEECH], check=True)
+    make_video(folder / "red.mp4", "red", "blue", speech)
+    make_video(folder / "green.mp4", "green", "yellow", speech)
+    (folder / "broken.mp4").write_bytes((folder / "red.mp4").read_bytes()[:8000])
+    settings = load_settings()
+    instance = ensure_instance(settings)
+    keys = add_sources(settings, [str(folder / n) for n in ("red.mp4", "broken.mp4", "green.mp4")], instance)
+    return dict(zip(("red", "broken", "green"), keys))
+
+
+@pytest.fixture(scope="module")
+def range_run(videos):
+    """One run of `analyze_video` over the three videos, with the executor the UI uses."""
+    from tiktok_assets.cli import ensure_instance, partition_tags
+    from tiktok_assets.definitions import analyze_job
+
+    instance = ensure_instance(load_settings())
+    tags = partition_tags([videos["red"], videos["broken"], videos["green"]])
+    with dg.execute_job(dg.reconstructable(analyze_job), instance, tags=tags, raise_on_error=False) as result:
+        run_id = result.run_id
+    return instance.get_run_by_id(run_id)
+
+
+def test_one_step_per_group_with_one_asset_per_analyzer():
+    from tiktok_assets.definitions import defs, load_gpu_groups
+
+    groups = load_gpu_groups()
+    job = defs.resolve_job_def("analyze_video")
+    with_analyzers = [g.name for g in groups.groups.values() if g.analyzers]
+    assert sorted(n.name for n in job.nodes) == sorted(["ingest", *(f"{g}_analyzers" for g in with_analyzers)])
+    assert "vlm_analyzers" not in {n.name for n in job.nodes}  # an empty group makes no step
+    graph = defs.resolve_asset_graph()
+    for name, spec in all_specs().items():
+        node = graph.get(dg.AssetKey(name))
+        assert {dg.AssetKey(d) for d in spec.depends_on} | {dg.AssetKey("media")} == set(node.parent_keys)
+        assert node.backfill_policy == dg.BackfillPolicy.multi_run(load_settings().partitions_per_run)
+        assert dg.AssetCheckKey(dg.AssetKey(name), "examined_whole_video") in node.check_keys
+
+
+def test_dependency_order_inside_a_group():
+    from tiktok_assets.assets import in_dependency_order
+
+    specs = all_specs()
+    order = [s.name for s in in_dependency_order([specs["camera_analysis"], specs["cut_analysis"],
+                                                   specs["color_analysis"]])]
+    assert order.index("cut_analysis") < order.index("camera_analysis")
+    assert order.index("cut_analysis") < order.index("color_analysis")
+
+
+def test_a_broken_video_fails_alone_in_a_multi_video_run(videos, range_run):
+    from tiktok_assets.assets import videos_partitions
+    from tiktok_assets.catalog import connect
+    from tiktok_assets.cli import ensure_instance
+
+    instance = ensure_instance(load_settings())
+    assert range_run.status == dg.DagsterRunStatus.FAILURE
+    good, bad = [videos["red"], videos["green"]], videos["broken"]
+    for name in ("source_video", "media", *all_specs()):
+        status = instance.get_status_by_partition(dg.AssetKey(name), [*good, bad], videos_partitions)
+        assert {v: status[v].value for v in good} == {v: "MATERIALIZED" for v in good}, name
+        assert status[bad] is not None and status[bad].value == "FAILED", name
+    # the failure names the broken video and says why in one sentence
+    failures = [r.dagster_event for r in instance.all_logs(range_run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)]
+    assert [e.step_key for e in failures] == ["ingest"]
+    description = failures[0].step_failure_data.user_failure_data.description
+    assert bad in description and "not a readable video" in description
+    assert videos["red"] not in description
+    con = connect(load_settings())
+    try:
+        words = dict(con.execute("SELECT video_id, lower(string_agg(text, ' ')) FROM speech_transcription "
+                                 "GROUP BY video_id").fetchall())
+        palettes = dict(con.execute("SELECT video_id, palette_hex FROM color_analysis WHERE level = 'video'").fetchall())
+    finally:
+        con.close()
+    assert set(words) == set(good)
+    for video in good:
+        assert "hello" in words[video] and "world" in words[video], words[video]
+    red, green = palettes[videos["red"]], palettes[videos["green"]]
+    assert any(_near(c, "red") for c in red) and any(_near(c, "blue") for c in red), red
+    assert any(_near(c, "green") for c in green) and any(_near(c, "yellow") for c in green), green
+
+
+def test_models_load_once_per_group_process(range_run):
+    from tiktok_assets.cli import ensure_instance
+
+    instance = ensure_instance(load_settings())
+    loads = {}
+    for record in instance.all_logs(range_run.run_id):
+        match = re.match(r"model loads in this process: (.*)", record.user_message or "")
+        if match:
+            loads[record.step_key] = dict(kv.split("=") for kv in match.group(1).split(", "))
+    # whisper and YAMNet served both videos from one load in the audio group's process
+    assert loads["audio_analyzers"]["whisper"] == "1" and loads["audio_analyzers"]["yamnet"] == "1", loads
+    assert all("whisper" not in counts for step, counts in loads.items() if step != "audio_analyzers")
+
+
+def test_successful_videos_are_fresh_and_only_the_broken_one_is_asked_for_again(videos, range_run):
+    from tiktok_assets.automation import backfill_requests
+    from tiktok_assets.cli import ensure_instance
+    from tiktok_assets.definitions import ANALYZE_JOB, defs
+
+    settings = load_settings()
+    instance = ensure_instance(settings)
+    job = defs.resolve_job_def(ANALYZE_JOB)
+    keys = sorted(job.asset_layer.selected_asset_keys)
+    requests = backfill_requests(instance, settings, defs.resolve_asset_graph(), ANALYZE_JOB, keys,
+                                 list(videos.values()), "20261203")
+    assert [r.partition_key for r in requests] == [videos["broken"]]
+    assert "source_video (failed)" in requests[0].tags["tiktok_assets/reason"]
+
+
+def test_the_score_run_covers_every_video_of_the_range(videos, range_run):
+    from tiktok_assets.automation import score_request
+    from tiktok_assets.catalog import connect
+    from tiktok_assets.cli import ensure_instance
+    from tiktok_assets.definitions import defs
+
+    settings = load_settings()
+    instance = ensure_instance(settings)
+    request = score_request(instance, settings, range_run)
+    assert request is not None and request.partition_key is None
+    assert request.tags["dagster/asset_partition_range_start"] == videos["red"]
+    assert request.tags["dagster/asset_partition_range_end"] == videos["green"]
+    scored = defs.resolve_job_def("score_video").execute_in_process(instance=instance, tags=request.tags)
+    assert scored.success  # the broken video was never ingested: nothing to score, not a failure
+    con = connect(settings)
+    try:
+        scores = dict(con.execute("SELECT video_id, analyzers_succeeded FROM reconstruction_scores").fetchall())
+    finally:
+        con.close()
+    assert scores == {videos["red"]: len(all_specs()), videos["green"]: len(all_specs())}
+
+
+def test_nightly_requests_ranges_of_neighbouring_videos(module_home, monkeypatch):
+    """Five never-analyzed videos, two per run: ranges of 2, 2 and one single video, in added order."""
+    from tiktok_assets.cli import ensure_instance
+    from tiktok_assets.definitions import defs
+
+    monkeypatch.setenv("TIKTOK_ASSETS_PARTITIONS_PER_RUN", "2")
+    instance = ensure_instance(load_settings())
+    night = [f"n-{i}" for i in range(5)]
+    instance.add_dynamic_partitions("videos", night)
+    schedule = defs.resolve_schedule_def("nightly_backfill")
+    with dg.build_schedule_context(instance=instance, scheduled_execution_time=datetime(2026, 12, 3, 3, tzinfo=UTC),
+                                   repository_def=defs.get_repository_def()) as context:
+        result = schedule.evaluate_tick(context)
+    ours = [r for r in result.run_requests if (r.partition_key or r.tags.get("dagster/asset_partition_range_start",
+                                                                            "")).startswith("n-")]
+    spans = [(r.tags.get("dagster/asset_partition_range_start", r.partition_key),
+              r.tags.get("dagster/asset_partition_range_end", r.partition_key)) for r in ours]
+    assert spans == [("n-0", "n-1"), ("n-2", "n-3"), ("n-4", "n-4")]
+    assert ours[0].run_key == "nightly-20261203-n-0..n-1" and ours[2].partition_key == "n-4"
+
+
+def test_cli_cuts_videos_into_contiguous_runs():
+    from tiktok_assets.cli import contiguous_blocks, partition_tags
+
+    order = ["a", "b", "c", "d", "e"]
+    assert contiguous_blocks(order, ["d", "a", "b", "e"]) == [["a", "b"], ["d", "e"]]
+    assert partition_tags(["c"]) == {"dagster/partition": "c"}
+    assert partition_tags(["a", "b"]) == {"dagster/asset_partition_range_start": "a",
+                                          "dagster/asset_partition_range_end": "b"}
+
+
+def test_pool_slots_are_written_only_when_they_differ(module_home, monkeypatch):
+    from tiktok_assets.cli import ensure_instance
+    from tiktok_assets.definitions import apply_pool_limits, load_gpu_groups
+
+    instance = ensure_instance(load_settings())  # sets the slots
+    storage = instance.event_log_storage
+    writes = []
+    original = type(storage).set_concurrency_slots
+    monkeypatch.setattr(type(storage), "set_concurrency_slots",
+                        lambda self, pool, n: (writes.append(pool), original(self, pool, n))[1])
+    limits = apply_pool_limits(instance, load_gpu_groups())
+    assert writes == []
+    pool = next(iter(limits))
+    original(storage, pool, limits[pool] + 1)
+    apply_pool_limits(instance, load_gpu_groups())
+    assert writes == [pool] and storage.get_concurrency_info(pool).slot_count == limits[pool]
