@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import speech_corpus as corpus  # noqa: E402
@@ -59,7 +61,70 @@ def analyzer(audio) -> tuple[list[dict], float]:
     return out.rows, time.perf_counter() - began
 
 
-def main(n_clips: int = 6) -> None:
+class TimedWhisper:
+    """Wraps a WhisperModel's CTranslate2 model and sums the seconds spent in its encoder,
+    decoder (generate), language ID and word alignment calls."""
+
+    def __init__(self, ct2_model) -> None:
+        self.inner = ct2_model
+        self.seconds: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+
+    def __getattr__(self, name: str):
+        attr = getattr(self.inner, name)
+        if name not in {"encode", "generate", "detect_language", "align"}:
+            return attr
+
+        def timed(*args, **kwargs):
+            began = time.perf_counter()
+            try:
+                return attr(*args, **kwargs)
+            finally:
+                self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - began
+                self.calls[name] = self.calls.get(name, 0) + 1
+
+        return timed
+
+
+def speed(model) -> None:
+    """Realtime factor of the analyzer (and of plain faster-whisper, one call with the language
+    detected) on a dense 60 s code-switching clip and on the audio of the pipeline benchmark's
+    60 s sample clip, each beside the whisper encoder + decoder time measured in the same run."""
+    import json
+
+    from tiktok_assets.sample_video import speak
+
+    items = corpus.mixed_items(7, 16, "en") + corpus.mixed_items(8, 6, "de")
+    dense = corpus.build_clip(items, seed=7).audio
+    recipe = json.loads((Path(__file__).resolve().parents[1] / "resources" / "sample_video.json").read_text())
+    sample = np.zeros(60 * RATE, np.float32)
+    for item in recipe["speech"]:
+        voice = speak(item["text"], item["voice"], item.get("wpm", 150))
+        i = int(item["start_s"] * RATE)
+        sample[i : i + voice.size] += 0.9 * voice[: sample.size - i]
+    timed = TimedWhisper(model.model)
+    model.model = timed
+    try:
+        for name, audio in (("dense code-switching", dense), ("pipeline sample clip", sample)):
+            seconds = audio.size / RATE
+            for method in ("analyzer", "plain auto"):
+                timed.seconds.clear()
+                timed.calls.clear()
+                began = time.perf_counter()
+                if method == "analyzer":
+                    analyzer(audio)
+                else:
+                    plain(model, audio, None)
+                took = time.perf_counter() - began
+                inside = sum(timed.seconds.values())
+                parts = ", ".join(f"{k} {v:.1f}s/{timed.calls[k]}" for k, v in sorted(timed.seconds.items()))
+                print(f"{name:<22} {seconds:4.0f}s {method:<11} {took:6.1f}s = {took / seconds:.2f}x realtime; "
+                      f"whisper {inside:.1f}s ({parts})")
+    finally:
+        model.model = timed.inner
+
+
+def main(n_clips: int = 6, first: int = 0) -> None:
     settings = load_settings()
     resolved = resolve_whisper(settings.whisper_model, settings.model_store)
     model = speech_transcription.load_whisper(resolved.path, "cpu")
@@ -73,7 +138,7 @@ def main(n_clips: int = 6) -> None:
         entry[3] += words
 
     seconds = audio_s = 0.0
-    for k in range(n_clips):
+    for k in range(first, first + n_clips):
         mixed = corpus.build_clip(corpus.mixed_items(k, 4, "en" if k % 2 == 0 else "de"), seed=k,
                                   music_level=0.03 if k % 2 else 0.0)
         kinds = [("mixed", mixed)]
@@ -106,4 +171,9 @@ def main(n_clips: int = 6) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 6)
+    if sys.argv[1:2] == ["speed"]:
+        settings = load_settings()
+        resolved = resolve_whisper(settings.whisper_model, settings.model_store)
+        speed(speech_transcription.load_whisper(resolved.path, "cpu"))
+    else:
+        main(*(int(a) for a in sys.argv[1:3]))

@@ -9,7 +9,7 @@ unsure (best language below ``SURE_PROBABILITY`` or not ``SURE_RATIO`` times the
 same encoder output is decoded in both candidates and the better supported one is kept: mean
 token log probability plus word evidence (German function words, umlauts, endings; a German
 decode that reads as English, or an English one that reads as German, tells which language was
-spoken). A close call in a clip whose other utterances all share one language takes theirs.
+spoken), the language ID's probability and a clip prior (the other utterances' languages).
 Each language's earlier text is the prompt for its next utterance, as one call over a
 one-language clip would carry it. ``speech_rate``, ``speech_flow`` and others read this table
 instead of re-running Whisper. Times are clamped to the clip.
@@ -42,12 +42,14 @@ MAX_WINDOW_S = 28.0
 # the runner-up's (among the allowed languages); otherwise both are decoded and compared.
 SURE_PROBABILITY = 0.8
 SURE_RATIO = 10.0
-# Weight of the word evidence (-1..1, see language_words) against the mean token log probability.
+# An unsure window is decoded in both candidate languages; each decoding's support is its mean
+# token log probability, plus PRIOR_WEIGHT times the log of the language ID's probability for
+# it, plus PRIOR_WEIGHT times the log of the clip prior (the other windows' share of that
+# language, kept within [PRIOR_FLOOR, 1 - PRIOR_FLOOR]), less EVIDENCE_WEIGHT times how much the
+# text reads as the other language (an English decoding that reads as German: German was spoken).
+PRIOR_WEIGHT = 0.25
+PRIOR_FLOOR = 0.1
 EVIDENCE_WEIGHT = 0.5
-# An unsure window whose two decodings' support differs by less than this, in a clip whose
-# other windows (more than MIN_CLIP_UTTERANCES of them) all share one language, takes that one.
-CLIP_MARGIN = 0.3
-MIN_CLIP_UTTERANCES = 2
 # A comparison decoding (temperature 0 only) that wins with a mean token log probability below
 # this is decoded again with the temperature fallback (faster-whisper's log_prob_threshold).
 FALLBACK_SCORE = -1.0
@@ -104,8 +106,8 @@ class Decoding:
 class Window:
     """An utterance (short ones joined to a neighbour) that the encoder sees once: its language
     ranking, its decoding(s) and the chosen one. ``how``: ``detected`` (the language ID was sure),
-    ``decoded`` (unsure: both candidates decoded, the better one kept) or ``clip`` (unsure and
-    close, set to the one language of all other windows)."""
+    ``decoded`` (unsure: both candidates decoded, the better supported one kept) or ``prior`` (a
+    close call that the clip prior, from all other windows, turned round)."""
 
     start_s: float
     end_s: float
@@ -193,12 +195,30 @@ def unsure(ranked: list[tuple[str, float]]) -> bool:
     return ranked[0][1] < SURE_PROBABILITY or ranked[0][1] < SURE_RATIO * ranked[1][1]
 
 
-def support(decoding: Decoding) -> float:
-    """How well a decoding supports its own language: its mean token log probability plus
-    ``EVIDENCE_WEIGHT`` times how much its text reads as that language (German evidence for a
-    German decoding, English evidence for an English one, 0 for other languages)."""
+def support(decoding: Decoding, probability: float, prior: float = 1.0) -> float:
+    """How well a decoding supports its language: its mean token log probability, plus
+    ``PRIOR_WEIGHT`` times the log of the language ID's ``probability`` and of the clip ``prior``,
+    less ``EVIDENCE_WEIGHT`` times how much its text reads as the other one of German/English."""
     sign = {"de": 1.0, "en": -1.0}.get(decoding.language, 0.0)
-    return decoding.score + EVIDENCE_WEIGHT * sign * decoding.evidence
+    against = max(0.0, -sign * decoding.evidence)
+    return (decoding.score - EVIDENCE_WEIGHT * against
+            + PRIOR_WEIGHT * (np.log(max(probability, 1e-4)) + np.log(prior)))
+
+
+def clip_prior(window: Window, others: list[Window]) -> dict[str, float]:
+    """Per candidate of ``window``: the other windows' mean language ID share of it (among
+    ``window``'s candidates), kept within [PRIOR_FLOOR, 1 - PRIOR_FLOOR]; 0.5 each without others."""
+    codes = list(window.decodings)
+    shares = []
+    for other in others:
+        ranked = dict(other.ranked)
+        total = sum(ranked.get(code, 0.0) for code in codes)
+        if total > 0:
+            shares.append({code: ranked.get(code, 0.0) / total for code in codes})
+    return {
+        code: min(1 - PRIOR_FLOOR, max(PRIOR_FLOOR, float(np.mean([s[code] for s in shares])) if shares else 0.5))
+        for code in codes
+    }
 
 
 def identify_and_decode(model, audio: np.ndarray, windows, allowed: tuple[str, ...]) -> list[Window]:
@@ -207,7 +227,7 @@ def identify_and_decode(model, audio: np.ndarray, windows, allowed: tuple[str, .
     wins). Each language's earlier text is the prompt for its next window (as one call over a
     one-language clip would carry it)."""
     previous: dict[str, str] = {}
-    out, kept = [], {}  # kept: encoder outputs of close calls, in case the clip overrules them
+    out, kept = [], {}  # kept: encoder outputs of close calls, in case the clip prior overrules them
     for start, end in windows:
         features, encoded = encode_window(model, audio[int(start * RATE) : int(end * RATE)])
         window = Window(start, end, language_ranking(model, encoded, allowed))
@@ -217,31 +237,43 @@ def identify_and_decode(model, audio: np.ndarray, windows, allowed: tuple[str, .
                                             fallback=len(candidates) == 1)
         window.language = candidates[0]
         if len(candidates) > 1:
-            supports = {code: support(window.decodings[code]) for code in candidates}
-            window.language = max(supports, key=supports.get)
-            window.margin = supports[window.language] - min(supports.values())
             window.how = "decoded"
+            choose(window)
             refine(model, features, encoded, window)
-            if window.margin < CLIP_MARGIN:
-                kept[id(window)] = features, encoded
+            if window.margin < PRIOR_WEIGHT * np.log((1 - PRIOR_FLOOR) / PRIOR_FLOOR):
+                kept[id(window)] = features, encoded  # the clip prior could still overrule it
         text = window.decodings[window.language].text
         previous[window.language] = f"{previous.get(window.language, '')} {text}".strip()
         out.append(window)
-    for window in out:  # a close call in a clip whose other windows all share one language follows the clip
-        others = {w.language for w in out if w is not window}
-        if (id(window) in kept and len(out) > MIN_CLIP_UTTERANCES and len(others) == 1
-                and window.language not in others and others <= set(window.decodings)):
-            window.language, window.how = others.pop(), "clip"
-            refine(model, *kept[id(window)], window)
+    for window in out:  # close calls again, with the clip prior from all other windows
+        if id(window) in kept:
+            first = window.language
+            choose(window, clip_prior(window, [w for w in out if w is not window]))
+            if window.language != first:
+                window.how = "prior"
+                refine(model, *kept[id(window)], window)
     return out
+
+
+def choose(window: Window, prior: dict[str, float] | None = None) -> None:
+    """Set ``window``'s language to its best supported decoding and ``margin`` to the lead."""
+    probability = dict(window.ranked)
+    supports = {
+        code: support(d, probability.get(code, 0.0), (prior or {}).get(code, 1.0))
+        for code, d in window.decodings.items()
+    }
+    window.language = max(supports, key=supports.get)
+    window.margin = supports[window.language] - min(supports.values())
 
 
 def refine(model, features, encoder_output, window: Window) -> None:
     """Decode the chosen comparison decoding again with the temperature fallback when it scored
-    below ``FALLBACK_SCORE`` (as ``transcribe`` would have), from the same encoder output."""
+    below ``FALLBACK_SCORE`` (as ``transcribe`` would have), from the same encoder output; its
+    segments are replaced, its comparison score is kept."""
     chosen = window.decodings[window.language]
     if chosen.score < FALLBACK_SCORE:
-        window.decodings[window.language] = decode(model, features, encoder_output, chosen.language, chosen.prompt)
+        again = decode(model, features, encoder_output, chosen.language, chosen.prompt)
+        window.decodings[window.language] = dataclasses.replace(chosen, segments=again.segments)
 
 
 def run(media, context: AnalyzerContext) -> AnalyzerOutput:

@@ -1,0 +1,79 @@
+"""The pieces of per-utterance language ID in ``speech_transcription`` that need no model: German/
+English word evidence, how utterances become encoder windows, and how two decodings of an unsure
+window are weighed (log probability, language ID, clip prior, word evidence)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tiktok_assets.analyzers.speech_transcription import Decoding, Window, choose, clip_prior, utterance_windows
+from tiktok_assets.language_words import german_evidence
+
+
+@pytest.mark.parametrize(
+    ("text", "sign"),
+    [
+        ("Ich habe heute leider keine Zeit für dich.", 1),
+        ("Wir fahren morgen früh mit dem Zug nach München.", 1),
+        ("Die Bedienung war wirklich freundlich.", 1),
+        ("I don't have time for you today.", -1),
+        ("We are taking the early train to Munich tomorrow.", -1),
+        ("The waiter was really friendly and the food was amazing.", -1),
+    ],
+)
+def test_word_evidence_reads_german_and_english(text, sign):
+    assert sign * german_evidence(text) >= 0.3, german_evidence(text)
+
+
+def test_word_evidence_is_zero_without_words():
+    assert german_evidence("") == 0.0 and german_evidence("... 42 !") == 0.0
+
+
+def test_short_utterances_join_their_nearer_neighbour():
+    spans = [(0.5, 3.0), (3.1, 3.4), (4.0, 7.0), (7.5, 7.8), (9.5, 12.0), (40.0, 40.3), (41.0, 70.0)]
+    # 3.1-3.4 is 0.1 s from the first and 0.6 s from the next; 7.5-7.8 is nearer the one before;
+    # 40.0-40.3 would make a window over MAX_WINDOW_S with its neighbour and stays alone
+    assert utterance_windows(spans) == [(0.5, 3.4), (4.0, 7.8), (9.5, 12.0), (40.0, 40.3), (41.0, 70.0)]
+    assert utterance_windows([(1.0, 1.2)]) == [(1.0, 1.2)]
+    assert utterance_windows([]) == []
+
+
+def window(de: tuple[float, str], en: tuple[float, str], p_de: float, p_en: float) -> Window:
+    w = Window(0.0, 3.0, sorted([("de", p_de), ("en", p_en)], key=lambda c: -c[1]), how="decoded")
+    w.decodings = {
+        "de": Decoding("de", [], de[0], german_evidence(de[1])),
+        "en": Decoding("en", [], en[0], german_evidence(en[1])),
+    }
+    return w
+
+
+def test_a_german_decoding_that_reads_as_english_means_english():
+    """Whisper told "German" on English speech often writes the English words: that decoding
+    reads as English, so English wins although the scores are close."""
+    w = window((-0.45, "Please leave a comment if you like this video"),
+               (-0.50, "Please leave a comment if you liked this video"), 0.55, 0.30)
+    choose(w)
+    assert w.language == "en"
+
+
+def test_language_id_breaks_a_tie_between_two_fluent_decodings():
+    """German speech decoded as English often comes out as a fluent translation: with the scores
+    level, the language ID's clear preference decides."""
+    w = window((-0.90, "Wir brauchen noch etwas Salz und Pfeffer"),
+               (-0.88, "We still need some salt and pepper"), 0.60, 0.05)
+    choose(w)
+    assert w.language == "de"
+
+
+def test_clip_prior_turns_a_close_call_to_the_clip_language():
+    sure = [Window(i, i + 2.0, [("de", 0.97), ("en", 0.01)], language="de") for i in range(4)]
+    prior = clip_prior(window((-1.0, "x"), (-1.0, "x"), 0.3, 0.3), sure)
+    assert prior == pytest.approx({"de": 0.9, "en": 0.1})  # kept within PRIOR_FLOOR
+    w = window((-1.20, "Am Wochenende fahren wir"), (-0.95, "At the weekend we drive"), 0.11, 0.19)
+    choose(w)
+    assert w.language == "en"  # alone it would be English
+    choose(w, prior)
+    assert w.language == "de"
+    mixed = sure[:2] + [Window(9.0, 11.0, [("en", 0.97), ("de", 0.01)], language="en")] * 2
+    choose(w, clip_prior(w, mixed))
+    assert w.language == "en"  # a mixed clip gives no prior to speak of
