@@ -6,7 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from tiktok_assets.analyzers.speech_transcription import Decoding, Window, choose, clip_prior, utterance_windows
+from tiktok_assets.analyzers.speech_transcription import (
+    Decoding,
+    Window,
+    choose,
+    clip_prior,
+    utterance_windows,
+)
 from tiktok_assets.language_words import german_evidence
 
 
