@@ -10,8 +10,7 @@ same encoder output is decoded in both candidates and the better supported one i
 token log probability plus word evidence (German function words, umlauts, endings; a German
 decode that reads as English, or an English one that reads as German, tells which language was
 spoken), the language ID's probability and a clip prior (the other utterances' languages).
-Each language's earlier text is the prompt for its next utterance, as one call over a
-one-language clip would carry it. ``speech_rate``, ``speech_flow`` and others read this table
+``speech_rate``, ``speech_flow`` and others read this table
 instead of re-running Whisper. Times are clamped to the clip.
 """
 
@@ -40,7 +39,7 @@ MIN_UTTERANCE_S = 0.6
 MAX_WINDOW_S = 28.0
 # A language guess is sure when its probability reaches SURE_PROBABILITY and is SURE_RATIO times
 # the runner-up's (among the allowed languages); otherwise both are decoded and compared.
-SURE_PROBABILITY = 0.8
+SURE_PROBABILITY = 0.5
 SURE_RATIO = 10.0
 # An unsure window is decoded in both candidate languages; each decoding's support is its mean
 # token log probability, plus PRIOR_WEIGHT times the log of the language ID's probability for
@@ -53,10 +52,6 @@ EVIDENCE_WEIGHT = 0.5
 # A comparison decoding (temperature 0 only) that wins with a mean token log probability below
 # this is decoded again with the temperature fallback (faster-whisper's log_prob_threshold).
 FALLBACK_SCORE = -1.0
-# Prompt for a language's first window (later windows get that language's earlier text, at most
-# PROMPT_TOKENS tokens of it).
-PROMPTS: dict[str, str] = {}
-PROMPT_TOKENS = 200
 
 WORD = pa.struct(
     [("word", pa.string()), ("start_s", pa.float64()), ("end_s", pa.float64()), ("probability", pa.float64())]
@@ -88,14 +83,12 @@ def load_whisper(path: str, device: str):
 @dataclass
 class Decoding:
     """Whisper's segments for one window decoded in ``language``, their mean token log
-    probability (``score``), how German the text reads (``evidence``, -1..1) and the earlier text
-    it was prompted with."""
+    probability (``score``) and how German the text reads (``evidence``, -1..1)."""
 
     language: str
     segments: list
     score: float
     evidence: float
-    prompt: str = ""
 
     @property
     def text(self) -> str:
@@ -159,21 +152,20 @@ def language_ranking(model, encoder_output, allowed: tuple[str, ...]) -> list[tu
     return sorted(kept or ranked, key=lambda c: -c[1])
 
 
-def decode(model, features, encoder_output, language: str, previous: str, fallback: bool = True) -> Decoding:
+def decode(model, features, encoder_output, language: str, fallback: bool = True) -> Decoding:
     """Decode a window from its encoder output in ``language`` (beam search, word timestamps and,
-    with ``fallback``, the temperature fallback of ``transcribe``), with ``previous`` text of that
-    language as prompt."""
+    with ``fallback``, the temperature fallback of ``transcribe``), without a prompt: earlier
+    windows' text as prompt makes Whisper base repeat it into short windows."""
     from faster_whisper.tokenizer import Tokenizer
     from faster_whisper.transcribe import TranscriptionOptions, get_suppressed_tokens
 
     tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=language)
-    prompt = previous or PROMPTS.get(language, "")
     options = TranscriptionOptions(
         beam_size=5, best_of=5, patience=1, length_penalty=1, repetition_penalty=1, no_repeat_ngram_size=0,
         log_prob_threshold=-1.0, no_speech_threshold=0.6, compression_ratio_threshold=2.4,
         condition_on_previous_text=True, prompt_reset_on_temperature=0.5,
         temperatures=[0.0, 0.2, 0.4, 0.6, 0.8, 1.0] if fallback else [0.0],
-        initial_prompt=tokenizer.encode(" " + prompt.strip())[-PROMPT_TOKENS:] if prompt else None,
+        initial_prompt=None,
         prefix=None, suppress_blank=True, suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
         without_timestamps=False, max_initial_timestamp=1.0, word_timestamps=True,
         prepend_punctuations="\"'“¿([{-", append_punctuations="\"'.。,，!！?？:：”)]}、", multilingual=False,
@@ -182,7 +174,7 @@ def decode(model, features, encoder_output, language: str, previous: str, fallba
     segments = list(model.generate_segments(features, tokenizer, options, False, encoder_output))
     tokens = sum(len(s.tokens) for s in segments)
     score = sum(s.avg_logprob * len(s.tokens) for s in segments) / tokens if tokens else -10.0
-    decoding = Decoding(language, segments, score, 0.0, previous)
+    decoding = Decoding(language, segments, score, 0.0)
     decoding.evidence = german_evidence(decoding.text)
     return decoding
 
@@ -224,17 +216,14 @@ def clip_prior(window: Window, others: list[Window]) -> dict[str, float]:
 def identify_and_decode(model, audio: np.ndarray, windows, allowed: tuple[str, ...]) -> list[Window]:
     """Encode each window once; take its language from that encoder output and decode it from the
     same output, in both candidate languages when the ID is unsure (the better supported decode
-    wins). Each language's earlier text is the prompt for its next window (as one call over a
-    one-language clip would carry it)."""
-    previous: dict[str, str] = {}
+    wins, see :func:`choose`; close calls are weighed again with the clip prior at the end)."""
     out, kept = [], {}  # kept: encoder outputs of close calls, in case the clip prior overrules them
     for start, end in windows:
         features, encoded = encode_window(model, audio[int(start * RATE) : int(end * RATE)])
         window = Window(start, end, language_ranking(model, encoded, allowed))
         candidates = [code for code, _p in window.ranked[: 2 if unsure(window.ranked) else 1]]
         for code in candidates:  # comparison decodes: temperature 0 only
-            window.decodings[code] = decode(model, features, encoded, code, previous.get(code, ""),
-                                            fallback=len(candidates) == 1)
+            window.decodings[code] = decode(model, features, encoded, code, fallback=len(candidates) == 1)
         window.language = candidates[0]
         if len(candidates) > 1:
             window.how = "decoded"
@@ -242,8 +231,6 @@ def identify_and_decode(model, audio: np.ndarray, windows, allowed: tuple[str, .
             refine(model, features, encoded, window)
             if window.margin < PRIOR_WEIGHT * np.log((1 - PRIOR_FLOOR) / PRIOR_FLOOR):
                 kept[id(window)] = features, encoded  # the clip prior could still overrule it
-        text = window.decodings[window.language].text
-        previous[window.language] = f"{previous.get(window.language, '')} {text}".strip()
         out.append(window)
     for window in out:  # close calls again, with the clip prior from all other windows
         if id(window) in kept:
@@ -272,7 +259,7 @@ def refine(model, features, encoder_output, window: Window) -> None:
     segments are replaced, its comparison score is kept."""
     chosen = window.decodings[window.language]
     if chosen.score < FALLBACK_SCORE:
-        again = decode(model, features, encoder_output, chosen.language, chosen.prompt)
+        again = decode(model, features, encoder_output, chosen.language)
         window.decodings[window.language] = dataclasses.replace(chosen, segments=again.segments)
 
 
@@ -284,8 +271,9 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
     spans = speech_spans(audio, min_silence_s=UTTERANCE_GAP_S)
     windows = identify_and_decode(model, audio, utterance_windows(spans), context.settings.languages)
     rows = []
-    for w in windows:
-        rows += segment_rows(w.decodings[w.language].segments, w.start_s, duration, w.language, w.probability)
+    for w in windows:  # a window's audio ends at its end: times past it are padding
+        rows += segment_rows(w.decodings[w.language].segments, w.start_s, min(duration, w.end_s), w.language,
+                             w.probability)
     rows.sort(key=lambda r: (r["start_s"], r["end_s"]))
     languages = sorted({r["language"] for r in rows})
     n_words = sum(len(r["words"]) for r in rows)
