@@ -83,3 +83,21 @@ def test_clip_prior_turns_a_close_call_to_the_clip_language():
     mixed = sure[:2] + [Window(9.0, 11.0, [("en", 0.97), ("de", 0.01)], language="en")] * 2
     choose(w, clip_prior(w, mixed))
     assert w.language == "en"  # a mixed clip gives no prior to speak of
+
+
+def test_an_unsure_english_guess_counts_less():
+    """Whisper's ID leans to English: German it is unsure about often comes out as English first;
+    with level decodings the discounted English guess loses."""
+    w = window((-0.98, "Meine Schwester kauft jeden Morgen frisches Brot"),
+               (-1.02, "My wish is to come to you even more than for the court"), 0.15, 0.54)
+    choose(w)
+    assert w.language == "de"
+
+
+def test_a_decoding_in_a_repetition_loop_loses():
+    w = window((-1.30, "Am Wochenende fahren wir in die Berge"), (-0.90, "I'm looking to find a beer"), 0.14, 0.26)
+    choose(w)
+    assert w.language == "en"  # the better score wins ...
+    w.decodings["en"].failed = True  # ... unless it failed Whisper's compression check
+    choose(w)
+    assert w.language == "de"

@@ -48,7 +48,15 @@ SURE_RATIO = 10.0
 # text reads as the other language (an English decoding that reads as German: German was spoken).
 PRIOR_WEIGHT = 0.25
 PRIOR_FLOOR = 0.1
-EVIDENCE_WEIGHT = 0.5
+EVIDENCE_WEIGHT = 1.0
+# Whisper's language ID leans to English (about two thirds of its training audio): German that it
+# is unsure about often gets English as its best guess, while English speech is nearly always
+# identified surely. For an unsure window the ID's English probability is divided by this.
+ENGLISH_ID_BIAS = 4.0
+# A decoding that fails Whisper's own check (a segment's gzip compression ratio above this:
+# repetition loops) loses FAILED_PENALTY of support.
+COMPRESSION_LIMIT = 2.4
+FAILED_PENALTY = 1.0
 # A comparison decoding (temperature 0 only) that wins with a mean token log probability below
 # this is decoded again with the temperature fallback (faster-whisper's log_prob_threshold).
 FALLBACK_SCORE = -1.0
@@ -89,6 +97,7 @@ class Decoding:
     segments: list
     score: float
     evidence: float
+    failed: bool = False
 
     @property
     def text(self) -> str:
@@ -174,7 +183,8 @@ def decode(model, features, encoder_output, language: str, fallback: bool = True
     segments = list(model.generate_segments(features, tokenizer, options, False, encoder_output))
     tokens = sum(len(s.tokens) for s in segments)
     score = sum(s.avg_logprob * len(s.tokens) for s in segments) / tokens if tokens else -10.0
-    decoding = Decoding(language, segments, score, 0.0)
+    failed = any(s.compression_ratio > COMPRESSION_LIMIT for s in segments)
+    decoding = Decoding(language, segments, score, 0.0, failed)
     decoding.evidence = german_evidence(decoding.text)
     return decoding
 
@@ -189,11 +199,14 @@ def unsure(ranked: list[tuple[str, float]]) -> bool:
 
 def support(decoding: Decoding, probability: float, prior: float = 1.0) -> float:
     """How well a decoding supports its language: its mean token log probability, plus
-    ``PRIOR_WEIGHT`` times the log of the language ID's ``probability`` and of the clip ``prior``,
-    less ``EVIDENCE_WEIGHT`` times how much its text reads as the other one of German/English."""
+    ``PRIOR_WEIGHT`` times the log of the language ID's ``probability`` (English's divided by
+    ``ENGLISH_ID_BIAS``) and of the clip ``prior``, less ``EVIDENCE_WEIGHT`` times how much its
+    text reads as the other one of German/English, less ``FAILED_PENALTY`` for a repetition loop."""
     sign = {"de": 1.0, "en": -1.0}.get(decoding.language, 0.0)
     against = max(0.0, -sign * decoding.evidence)
-    return (decoding.score - EVIDENCE_WEIGHT * against
+    if decoding.language == "en":
+        probability /= ENGLISH_ID_BIAS
+    return (decoding.score - EVIDENCE_WEIGHT * against - FAILED_PENALTY * decoding.failed
             + PRIOR_WEIGHT * (np.log(max(probability, 1e-4)) + np.log(prior)))
 
 
