@@ -60,9 +60,9 @@ def mixed_run(tmp_path, monkeypatch, settings, whisper, seed: int, first: str, m
     media = media_of(tmp_path, f"mixed{seed}", clip.audio)
     encoded = count_encoder_calls(monkeypatch, whisper)
     rows, run = analyze("speech_transcription", media, settings)
-    # one encoder pass per sentence (each is one utterance window), shared by language ID and
-    # decoding, the second-language decoding of an unsure one included
-    assert len(encoded) == len(clip.sentences) == run.metadata["encoder_windows"], run.metadata
+    # one encoder pass per window (the whole clip, then each doubtful sentence on its own), shared
+    # by language ID and decoding, the second-language decoding of an unsure one included
+    assert len(encoded) == run.metadata["encoder_windows"] <= 1 + len(clip.sentences), run.metadata
     assert run.metadata["languages"] == "de, en"
     # the reference: the same sentences, one language at a time, plain faster-whisper told the language
     monkeypatch.undo()

@@ -57,6 +57,11 @@ ENGLISH_ID_BIAS = 4.0
 # repetition loops) loses FAILED_PENALTY of support.
 COMPRESSION_LIMIT = 2.4
 FAILED_PENALTY = 1.0
+# An utterance of a whole-window decoding is doubtful (identified and decoded on its own) when its
+# text reads as the other language (|german_evidence| >= READS_AS) or, decoded as English, its
+# words' mean log probability is below DOUBTFUL_ENGLISH (clear English decodes above -0.45).
+READS_AS = 0.3
+DOUBTFUL_ENGLISH = -0.55
 # A comparison decoding (temperature 0 only) that wins with a mean token log probability below
 # this is decoded again with the temperature fallback (faster-whisper's log_prob_threshold).
 FALLBACK_SCORE = -1.0
@@ -276,15 +281,109 @@ def refine(model, features, encoder_output, window: Window) -> None:
         window.decodings[window.language] = dataclasses.replace(chosen, segments=again.segments)
 
 
+def long_windows(utterances: list[tuple[float, float]]) -> list[list[tuple[float, float]]]:
+    """Consecutive utterances grouped into windows of at most ``MAX_WINDOW_S`` (Whisper's 30 s)."""
+    groups: list[list[tuple[float, float]]] = []
+    for start, end in utterances:
+        if groups and end - groups[-1][0][0] <= MAX_WINDOW_S:
+            groups[-1].append((start, end))
+        else:
+            groups.append([(start, end)])
+    return groups
+
+
+@dataclass
+class Heard:
+    """One utterance as a whole-window decoding heard it: its words (and their segments)."""
+
+    start_s: float
+    end_s: float
+    parts: list = dataclasses.field(default_factory=list)  # (segment, its words in this utterance)
+
+    @property
+    def words(self) -> list:
+        return [w for _seg, words in self.parts for w in words]
+
+    @property
+    def text(self) -> str:
+        return "".join(w.word for w in self.words)
+
+    def log_probability(self) -> float:
+        """Mean log probability of its words (-inf without words)."""
+        words = self.words
+        return float(np.mean([np.log(max(w.probability, 1e-4)) for w in words])) if words else -np.inf
+
+
+def split_by_utterance(decoding: Decoding, offset_s: float, utterances: list[tuple[float, float]]) -> list[Heard]:
+    """The decoding's words given to the utterance (clip time) nearest to each word's middle."""
+    heard = [Heard(a, b) for a, b in utterances]
+
+    def nearest(t: float) -> int:
+        return min(range(len(utterances)), key=lambda i: max(utterances[i][0] - t, t - utterances[i][1], 0.0))
+
+    for seg in decoding.segments:
+        groups: dict[int, list] = {}
+        for w in seg.words or []:
+            groups.setdefault(nearest(offset_s + (w.start + w.end) / 2), []).append(w)
+        if not seg.words:
+            groups[nearest(offset_s + (seg.start + seg.end) / 2)] = []
+        for i, words in groups.items():
+            heard[i].parts.append((seg, words))
+    return heard
+
+
+def doubtful(heard: Heard, language: str) -> bool:
+    """Whether an utterance heard in a whole-window decoding in ``language`` may be in another
+    language: no words, text that reads as the other one of German/English, or, decoded as
+    English (Whisper's best language, where clear English scores high), words whose mean log
+    probability is below ``DOUBTFUL_ENGLISH``."""
+    if not heard.words:
+        return True
+    evidence = german_evidence(heard.text)
+    if (language == "de" and evidence <= -READS_AS) or (language == "en" and evidence >= READS_AS):
+        return True
+    return language == "en" and heard.log_probability() < DOUBTFUL_ENGLISH
+
+
+def heard_rows(heard: Heard, offset_s: float, end_s: float, language: str, probability: float) -> list[dict]:
+    """Rows of one utterance's share of whole-window segments (a segment spanning two utterances
+    is split at the utterance boundary; its text is then its words)."""
+    rows = []
+    for seg, words in heard.parts:
+        if words:
+            part = dataclasses.replace(seg, start=words[0].start, end=words[-1].end, words=words,
+                                       text="".join(w.word for w in words) if len(words) < len(seg.words) else seg.text)
+        else:
+            part = seg
+        rows += segment_rows([part], offset_s, end_s, language, probability)
+    return rows
+
+
 def run(media, context: AnalyzerContext) -> AnalyzerOutput:
     resolved = resolve_whisper(context.settings.whisper_model, context.settings.model_store)
     model = load_whisper(resolved.path, context.device)
     audio = media.audio
     duration = media.duration_s
     spans = speech_spans(audio, min_silence_s=UTTERANCE_GAP_S)
-    windows = identify_and_decode(model, audio, utterance_windows(spans), context.settings.languages)
-    rows = []
-    for w in windows:  # a window's audio ends at its end: times past it are padding
+    allowed = context.settings.languages
+    rows, doubts = [], []
+    windows = long_windows(utterance_windows(spans))
+    for group in windows:
+        # whole windows first: one encoder pass gives the language ID and the decoding
+        start, end = group[0][0], group[-1][1]
+        features, encoded = encode_window(model, audio[int(start * RATE) : int(end * RATE)])
+        ranked = language_ranking(model, encoded, allowed)
+        language = ranked[0][0]
+        heard = split_by_utterance(decode(model, features, encoded, language), start, group)
+        for h in heard:
+            if unsure(ranked) or doubtful(h, language):
+                doubts.append((h.start_s, h.end_s))
+            else:
+                rows += heard_rows(h, start, min(duration, end), language, ranked[0][1])
+    # utterances that may be in another language: each encoded on its own, once, for its
+    # language ID and its decoding(s)
+    utterances = identify_and_decode(model, audio, doubts, allowed)
+    for w in utterances:  # a window's audio ends at its end: times past it are padding
         rows += segment_rows(w.decodings[w.language].segments, w.start_s, min(duration, w.end_s), w.language,
                              w.probability)
     rows.sort(key=lambda r: (r["start_s"], r["end_s"]))
@@ -299,9 +398,9 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
             "languages": ", ".join(languages) or "none",
             "words": n_words,
             "utterances": len(spans),
-            "encoder_windows": len(windows),
-            "utterances_decoded_twice": sum(len(w.decodings) > 1 for w in windows),
-            "language_changes": sum(a.language != b.language for a, b in zip(windows, windows[1:])),
+            "encoder_windows": len(windows) + len(utterances),
+            "utterances_identified_alone": len(utterances),
+            "utterances_decoded_twice": sum(len(w.decodings) > 1 for w in utterances),
             "note": "" if rows else "no speech found",
         },
     )
