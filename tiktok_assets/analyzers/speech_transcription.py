@@ -1,17 +1,24 @@
 """Speech transcription with faster-whisper: segments with words, language per utterance.
 
 Code-switching speech (an English and a German sentence 0.2 s apart) must get each sentence's own
-language. Speech is split by voice activity at silences of ``UTTERANCE_GAP_S`` into utterances
-(short ones join a neighbour), and Whisper's encoder runs once per utterance: that one encoder
-output gives the language ID (restricted to ``TIKTOK_ASSETS_LANGUAGES``, default ``de,en``;
-``any`` allows all) and is decoded, with word timestamps, in the chosen language. When the ID is
-unsure (best language below ``SURE_PROBABILITY`` or not ``SURE_RATIO`` times the runner-up), the
-same encoder output is decoded in both candidates and the better supported one is kept: mean
-token log probability plus word evidence (German function words, umlauts, endings; a German
-decode that reads as English, or an English one that reads as German, tells which language was
-spoken), the language ID's probability and a clip prior (the other utterances' languages).
-``speech_rate``, ``speech_flow`` and others read this table
-instead of re-running Whisper. Times are clamped to the clip.
+language, and Whisper's encoder runs once per window, its output serving both the language ID
+(restricted to ``TIKTOK_ASSETS_LANGUAGES``, default ``de,en``; ``any`` allows all) and decoding:
+
+1. Speech is split by voice activity at silences of ``UTTERANCE_GAP_S`` into utterances (shorter
+   than ``MIN_UTTERANCE_S``: joined to a neighbour), grouped into whole windows of up to 28 s.
+   Each window is encoded once, identified and decoded, with word timestamps, in its language.
+   A one-language clip thus costs what plain faster-whisper costs, with the same context.
+2. An utterance of that decoding is doubtful when the window's ID was unsure, its text reads as
+   the other language (word evidence: function words, umlauts, endings) or, decoded as English,
+   its words score low (English is Whisper's best language: clear English scores high, German
+   read as English does not). Each doubtful utterance is encoded on its own, once: that output
+   gives its language ID and its decoding; when the ID is unsure (best language below
+   ``SURE_PROBABILITY`` or not ``SURE_RATIO`` times the runner-up) it is decoded in both
+   candidates and the better supported one is kept (see :func:`support`: log probability,
+   discounted language ID, word evidence, repetition loops, a clip prior).
+
+``speech_rate``, ``speech_flow`` and others read this table instead of re-running Whisper. Times
+are clamped to the clip.
 """
 
 from __future__ import annotations
@@ -33,9 +40,9 @@ RATE = 16_000
 # Utterances are VAD spans split at silences of at least this long (short pauses between
 # sentences of different languages must separate them).
 UTTERANCE_GAP_S = 0.1
-# Shorter utterances (a filler, "okay") are too short for language ID: they join the nearer
-# neighbour's window, as long as it stays within MAX_WINDOW_S (Whisper's window is 30 s).
-MIN_UTTERANCE_S = 0.6
+# Shorter utterances (a filler, "okay", half a sentence after a breath) are too short for language
+# ID: they join the nearer neighbour, as long as it stays within MAX_WINDOW_S (Whisper's is 30 s).
+MIN_UTTERANCE_S = 1.0
 MAX_WINDOW_S = 28.0
 # A language guess is sure when its probability reaches SURE_PROBABILITY and is SURE_RATIO times
 # the runner-up's (among the allowed languages); otherwise both are decoded and compared.
