@@ -5,12 +5,19 @@ window are weighed (log probability, language ID, clip prior, word evidence)."""
 from __future__ import annotations
 
 import pytest
+from faster_whisper.transcribe import Segment, Word
 
 from tiktok_assets.analyzers.speech_transcription import (
+    MAX_WINDOW_S,
     Decoding,
+    Heard,
     Window,
     choose,
     clip_prior,
+    doubtful,
+    heard_rows,
+    long_windows,
+    split_by_utterance,
     utterance_windows,
 )
 from tiktok_assets.language_words import german_evidence
@@ -101,3 +108,38 @@ def test_a_decoding_in_a_repetition_loop_loses():
     w.decodings["en"].failed = True  # ... unless it failed Whisper's compression check
     choose(w)
     assert w.language == "de"
+
+
+def test_long_windows_keep_within_whispers_window():
+    utterances = [(t, t + 2.5) for t in range(0, 70, 3)]
+    groups = long_windows(utterances)
+    assert [u for g in groups for u in g] == utterances
+    assert all(g[-1][1] - g[0][0] <= MAX_WINDOW_S for g in groups) and len(groups) == 3
+
+
+def heard(text: str, probability: float) -> Heard:
+    words = [Word(i * 0.3, i * 0.3 + 0.25, " " + w, probability) for i, w in enumerate(text.split())]
+    return Heard(0.0, 3.0, [(None, words)])
+
+
+def test_doubtful_utterances_of_a_whole_window_decoding():
+    english = "Please leave a comment if you liked this video"
+    german = "Wir brauchen noch etwas Salz und Pfeffer"
+    assert not doubtful(heard(english, 0.9), "en")
+    assert doubtful(heard(english, 0.9), "de")  # English words under a German decoding
+    assert doubtful(heard("I have come to ask a user in an awesome top", 0.35), "en")  # low-scoring English
+    assert not doubtful(heard(german, 0.35), "de")  # German scores lower and is still German
+    assert doubtful(heard(german, 0.9), "en")  # German words under an English decoding
+    assert doubtful(Heard(0.0, 1.0), "en")  # nothing heard
+
+
+def test_a_segment_spanning_two_utterances_is_split_between_them():
+    words = [Word(0.1, 0.5, " Hello", 0.9), Word(0.5, 1.0, " everyone.", 0.9),
+             Word(1.6, 2.0, " Heute", 0.8), Word(2.0, 2.6, " kochen", 0.8)]
+    segment = Segment(0, 0, 0.0, 2.6, " Hello everyone. Heute kochen", [1, 2, 3, 4], -0.4, 1.1, 0.05, words, 0.0)
+    decoding = Decoding("en", [segment], -0.4, 0.0)
+    parts = split_by_utterance(decoding, 10.0, [(10.0, 11.1), (11.5, 12.7)])
+    assert [h.text for h in parts] == [" Hello everyone.", " Heute kochen"]
+    rows = heard_rows(parts[1], 10.0, 12.7, "de", 0.7)
+    assert [(r["start_s"], r["end_s"], r["text"]) for r in rows] == [(11.6, 12.6, "Heute kochen")]
+    assert [(w["start_s"], w["word"]) for w in rows[0]["words"]] == [(11.6, "Heute"), (12.0, "kochen")]
