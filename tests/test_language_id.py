@@ -1,6 +1,6 @@
 """The pieces of per-utterance language ID in ``speech_transcription`` that need no model: German/
 English word evidence, how utterances become encoder windows, and how two decodings of an unsure
-window are weighed (log probability, language ID, clip prior, word evidence)."""
+window are weighed (log probability, language ID, word evidence, repetition loops)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from tiktok_assets.analyzers.speech_transcription import (
     Heard,
     Window,
     choose,
-    clip_prior,
     doubtful,
     heard_rows,
     long_windows,
+    looping,
     split_by_utterance,
     utterance_windows,
 )
@@ -78,20 +78,6 @@ def test_language_id_breaks_a_tie_between_two_fluent_decodings():
     assert w.language == "de"
 
 
-def test_clip_prior_turns_a_close_call_to_the_clip_language():
-    sure = [Window(i, i + 2.0, [("de", 0.97), ("en", 0.01)], language="de") for i in range(4)]
-    prior = clip_prior(window((-1.0, "x"), (-1.0, "x"), 0.3, 0.3), sure)
-    assert prior == pytest.approx({"de": 0.9, "en": 0.1})  # kept within PRIOR_FLOOR
-    w = window((-1.20, "Am Wochenende fahren wir"), (-0.95, "At the weekend we drive"), 0.11, 0.19)
-    choose(w)
-    assert w.language == "en"  # alone it would be English
-    choose(w, prior)
-    assert w.language == "de"
-    mixed = sure[:2] + [Window(9.0, 11.0, [("en", 0.97), ("de", 0.01)], language="en")] * 2
-    choose(w, clip_prior(w, mixed))
-    assert w.language == "en"  # a mixed clip gives no prior to speak of
-
-
 def test_an_unsure_english_guess_counts_less():
     """Whisper's ID leans to English: German it is unsure about often comes out as English first;
     with level decodings the discounted English guess loses."""
@@ -105,9 +91,12 @@ def test_a_decoding_in_a_repetition_loop_loses():
     w = window((-1.30, "Am Wochenende fahren wir in die Berge"), (-0.90, "I'm looking to find a beer"), 0.14, 0.26)
     choose(w)
     assert w.language == "en"  # the better score wins ...
-    w.decodings["en"].failed = True  # ... unless it failed Whisper's compression check
+    w.decodings["en"].failed = True  # ... unless it failed Whisper's compression check or loops
     choose(w)
     assert w.language == "de"
+    assert looping("I'm looking to find a neat in-be-be-beer-g-g-g-g-g-g.")
+    assert looping("Die Zwiebeln, die Zwiebeln, die Zwiebeln, die Zwiebeln.")
+    assert not looping("We will need a large pan and some olive oil, oil and salt.")
 
 
 def test_long_windows_keep_within_whispers_window():

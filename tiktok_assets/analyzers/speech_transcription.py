@@ -15,7 +15,7 @@ language, and Whisper's encoder runs once per window, its output serving both th
    gives its language ID and its decoding; when the ID is unsure (best language below
    ``SURE_PROBABILITY`` or not ``SURE_RATIO`` times the runner-up) it is decoded in both
    candidates and the better supported one is kept (see :func:`support`: log probability,
-   discounted language ID, word evidence, repetition loops, a clip prior).
+   discounted language ID, word evidence, repetition loops).
 
 ``speech_rate``, ``speech_flow`` and others read this table instead of re-running Whisper. Times
 are clamped to the clip.
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,19 +50,17 @@ MAX_WINDOW_S = 28.0
 SURE_PROBABILITY = 0.5
 SURE_RATIO = 10.0
 # An unsure window is decoded in both candidate languages; each decoding's support is its mean
-# token log probability, plus PRIOR_WEIGHT times the log of the language ID's probability for
-# it, plus PRIOR_WEIGHT times the log of the clip prior (the other windows' share of that
-# language, kept within [PRIOR_FLOOR, 1 - PRIOR_FLOOR]), less EVIDENCE_WEIGHT times how much the
-# text reads as the other language (an English decoding that reads as German: German was spoken).
-PRIOR_WEIGHT = 0.25
-PRIOR_FLOOR = 0.1
+# token log probability, plus ID_WEIGHT times the log of the language ID's probability for it,
+# less EVIDENCE_WEIGHT times how much the text reads as the other language (an English decoding
+# that reads as German: German was spoken).
+ID_WEIGHT = 0.25
 EVIDENCE_WEIGHT = 1.0
 # Whisper's language ID leans to English (about two thirds of its training audio): German that it
 # is unsure about often gets English as its best guess, while English speech is nearly always
 # identified surely. For an unsure window the ID's English probability is divided by this.
 ENGLISH_ID_BIAS = 4.0
-# A decoding that fails Whisper's own check (a segment's gzip compression ratio above this:
-# repetition loops) loses FAILED_PENALTY of support.
+# A decoding that fails Whisper's own check (a segment's gzip compression ratio above this) or
+# holds a short repetition loop loses FAILED_PENALTY of support.
 COMPRESSION_LIMIT = 2.4
 FAILED_PENALTY = 1.0
 # An utterance of a whole-window decoding is doubtful (identified and decoded on its own) when its
@@ -119,9 +118,8 @@ class Decoding:
 @dataclass
 class Window:
     """An utterance (short ones joined to a neighbour) that the encoder sees once: its language
-    ranking, its decoding(s) and the chosen one. ``how``: ``detected`` (the language ID was sure),
-    ``decoded`` (unsure: both candidates decoded, the better supported one kept) or ``prior`` (a
-    close call that the clip prior, from all other windows, turned round)."""
+    ranking, its decoding(s) and the chosen one. ``how``: ``detected`` (the language ID was sure)
+    or ``decoded`` (unsure: both candidates decoded, the better supported one kept)."""
 
     start_s: float
     end_s: float
@@ -195,10 +193,17 @@ def decode(model, features, encoder_output, language: str, fallback: bool = True
     segments = list(model.generate_segments(features, tokenizer, options, False, encoder_output))
     tokens = sum(len(s.tokens) for s in segments)
     score = sum(s.avg_logprob * len(s.tokens) for s in segments) / tokens if tokens else -10.0
-    failed = any(s.compression_ratio > COMPRESSION_LIMIT for s in segments)
-    decoding = Decoding(language, segments, score, 0.0, failed)
+    decoding = Decoding(language, segments, score, 0.0)
+    decoding.failed = looping(decoding.text) or any(s.compression_ratio > COMPRESSION_LIMIT for s in segments)
     decoding.evidence = german_evidence(decoding.text)
     return decoding
+
+
+def looping(text: str) -> bool:
+    """Whether ``text`` holds a repetition loop: one to three words four or more times in a row
+    ("g-g-g-g", "die Zwiebeln, die Zwiebeln, ..."), Whisper's way of failing on audio it cannot read."""
+    loop = r"\b(\w{1,12}(?:\W+\w{1,12}){0,2})(?:\W+\1\b){3,}"
+    return re.search(loop, text, flags=re.IGNORECASE) is not None
 
 
 def unsure(ranked: list[tuple[str, float]]) -> bool:
@@ -209,40 +214,24 @@ def unsure(ranked: list[tuple[str, float]]) -> bool:
     return ranked[0][1] < SURE_PROBABILITY or ranked[0][1] < SURE_RATIO * ranked[1][1]
 
 
-def support(decoding: Decoding, probability: float, prior: float = 1.0) -> float:
+def support(decoding: Decoding, probability: float) -> float:
     """How well a decoding supports its language: its mean token log probability, plus
-    ``PRIOR_WEIGHT`` times the log of the language ID's ``probability`` (English's divided by
-    ``ENGLISH_ID_BIAS``) and of the clip ``prior``, less ``EVIDENCE_WEIGHT`` times how much its
-    text reads as the other one of German/English, less ``FAILED_PENALTY`` for a repetition loop."""
+    ``ID_WEIGHT`` times the log of the language ID's ``probability`` (English's divided by
+    ``ENGLISH_ID_BIAS``), less ``EVIDENCE_WEIGHT`` times how much its text reads as the other one
+    of German/English, less ``FAILED_PENALTY`` for a repetition loop."""
     sign = {"de": 1.0, "en": -1.0}.get(decoding.language, 0.0)
     against = max(0.0, -sign * decoding.evidence)
     if decoding.language == "en":
         probability /= ENGLISH_ID_BIAS
     return (decoding.score - EVIDENCE_WEIGHT * against - FAILED_PENALTY * decoding.failed
-            + PRIOR_WEIGHT * (np.log(max(probability, 1e-4)) + np.log(prior)))
-
-
-def clip_prior(window: Window, others: list[Window]) -> dict[str, float]:
-    """Per candidate of ``window``: the other windows' mean language ID share of it (among
-    ``window``'s candidates), kept within [PRIOR_FLOOR, 1 - PRIOR_FLOOR]; 0.5 each without others."""
-    codes = list(window.decodings)
-    shares = []
-    for other in others:
-        ranked = dict(other.ranked)
-        total = sum(ranked.get(code, 0.0) for code in codes)
-        if total > 0:
-            shares.append({code: ranked.get(code, 0.0) / total for code in codes})
-    return {
-        code: min(1 - PRIOR_FLOOR, max(PRIOR_FLOOR, float(np.mean([s[code] for s in shares])) if shares else 0.5))
-        for code in codes
-    }
+            + ID_WEIGHT * np.log(max(probability, 1e-4)))
 
 
 def identify_and_decode(model, audio: np.ndarray, windows, allowed: tuple[str, ...]) -> list[Window]:
     """Encode each window once; take its language from that encoder output and decode it from the
     same output, in both candidate languages when the ID is unsure (the better supported decode
-    wins, see :func:`choose`; close calls are weighed again with the clip prior at the end)."""
-    out, kept = [], {}  # kept: encoder outputs of close calls, in case the clip prior overrules them
+    wins, see :func:`choose`)."""
+    out = []
     for start, end in windows:
         features, encoded = encode_window(model, audio[int(start * RATE) : int(end * RATE)])
         window = Window(start, end, language_ranking(model, encoded, allowed))
@@ -254,26 +243,14 @@ def identify_and_decode(model, audio: np.ndarray, windows, allowed: tuple[str, .
             window.how = "decoded"
             choose(window)
             refine(model, features, encoded, window)
-            if window.margin < PRIOR_WEIGHT * np.log((1 - PRIOR_FLOOR) / PRIOR_FLOOR):
-                kept[id(window)] = features, encoded  # the clip prior could still overrule it
         out.append(window)
-    for window in out:  # close calls again, with the clip prior from all other windows
-        if id(window) in kept:
-            first = window.language
-            choose(window, clip_prior(window, [w for w in out if w is not window]))
-            if window.language != first:
-                window.how = "prior"
-                refine(model, *kept[id(window)], window)
     return out
 
 
-def choose(window: Window, prior: dict[str, float] | None = None) -> None:
+def choose(window: Window) -> None:
     """Set ``window``'s language to its best supported decoding and ``margin`` to the lead."""
     probability = dict(window.ranked)
-    supports = {
-        code: support(d, probability.get(code, 0.0), (prior or {}).get(code, 1.0))
-        for code, d in window.decodings.items()
-    }
+    supports = {code: support(d, probability.get(code, 0.0)) for code, d in window.decodings.items()}
     window.language = max(supports, key=supports.get)
     window.margin = supports[window.language] - min(supports.values())
 
