@@ -13,6 +13,7 @@ from tiktok_assets.analyzers.speech_transcription import (
     Heard,
     Window,
     choose,
+    clip_prior,
     doubtful,
     heard_rows,
     long_windows,
@@ -132,3 +133,17 @@ def test_a_segment_spanning_two_utterances_is_split_between_them():
     rows = heard_rows(parts[1], 10.0, 12.7, "de", 0.7)
     assert [(r["start_s"], r["end_s"], r["text"]) for r in rows] == [(11.6, 12.6, "Heute kochen")]
     assert [(w["start_s"], w["word"]) for w in rows[0]["words"]] == [(11.6, "Heute"), (12.0, "kochen")]
+
+
+def test_clip_prior_turns_a_close_call_to_the_clip_language():
+    sure = [Window(i, i + 2.0, [("de", 0.97), ("en", 0.01)], language="de") for i in range(4)]
+    prior = clip_prior(window((-1.0, "x"), (-1.0, "x"), 0.3, 0.3), sure)
+    assert prior == pytest.approx({"de": 0.9, "en": 0.1})  # kept within PRIOR_FLOOR
+    w = window((-1.20, "Am Wochenende fahren wir"), (-0.80, "At the weekend we drive"), 0.11, 0.19)
+    choose(w)
+    assert w.language == "en"  # alone it would be English
+    choose(w, prior)
+    assert w.language == "de"
+    mixed = sure[:2] + [Window(9.0, 11.0, [("en", 0.99), ("de", 0.0025)], language="en")] * 2
+    choose(w, clip_prior(w, mixed))
+    assert w.language == "en"  # a mixed clip gives no prior to speak of

@@ -15,7 +15,8 @@ language, and Whisper's encoder runs once per window, its output serving both th
    gives its language ID and its decoding; when the ID is unsure (best language below
    ``SURE_PROBABILITY`` or not ``SURE_RATIO`` times the runner-up) it is decoded in both
    candidates and the better supported one is kept (see :func:`support`: log probability,
-   discounted language ID, word evidence, repetition loops).
+   discounted language ID, word evidence, repetition loops; close calls again with a prior from
+   the other doubtful utterances).
 
 ``speech_rate``, ``speech_flow`` and others read this table instead of re-running Whisper. Times
 are clamped to the clip.
@@ -54,6 +55,10 @@ SURE_RATIO = 10.0
 # less EVIDENCE_WEIGHT times how much the text reads as the other language (an English decoding
 # that reads as German: German was spoken).
 ID_WEIGHT = 0.25
+# Close calls are weighed again with a clip prior: the other doubtful utterances' language ID
+# shares (English discounted as below), kept within [PRIOR_FLOOR, 1 - PRIOR_FLOOR], ID_WEIGHT times
+# its log added to the support.
+PRIOR_FLOOR = 0.1
 EVIDENCE_WEIGHT = 1.0
 # Whisper's language ID leans to English (about two thirds of its training audio): German that it
 # is unsure about often gets English as its best guess, while English speech is nearly always
@@ -119,7 +124,8 @@ class Decoding:
 class Window:
     """An utterance (short ones joined to a neighbour) that the encoder sees once: its language
     ranking, its decoding(s) and the chosen one. ``how``: ``detected`` (the language ID was sure)
-    or ``decoded`` (unsure: both candidates decoded, the better supported one kept)."""
+    or ``decoded`` (unsure: both candidates decoded, the better supported one kept) or ``prior``
+    (a close call that the clip prior, from the other windows, turned round)."""
 
     start_s: float
     end_s: float
@@ -227,11 +233,30 @@ def support(decoding: Decoding, probability: float) -> float:
             + ID_WEIGHT * np.log(max(probability, 1e-4)))
 
 
+def id_share(ranked: list[tuple[str, float]], codes: list[str]) -> dict[str, float] | None:
+    """The ID's probabilities of ``codes`` (English's divided by ``ENGLISH_ID_BIAS``) as shares
+    summing to 1; None when it gives them nothing."""
+    probability = {code: dict(ranked).get(code, 0.0) / (ENGLISH_ID_BIAS if code == "en" else 1.0) for code in codes}
+    total = sum(probability.values())
+    return {code: p / total for code, p in probability.items()} if total > 0 else None
+
+
+def clip_prior(window: Window, others: list[Window]) -> dict[str, float]:
+    """Per candidate of ``window``: the other windows' mean ID share of it (:func:`id_share`), kept
+    within [PRIOR_FLOOR, 1 - PRIOR_FLOOR]; 0.5 each without others."""
+    codes = list(window.decodings)
+    shares = [share for other in others if (share := id_share(other.ranked, codes))]
+    return {
+        code: min(1 - PRIOR_FLOOR, max(PRIOR_FLOOR, float(np.mean([s[code] for s in shares])) if shares else 0.5))
+        for code in codes
+    }
+
+
 def identify_and_decode(model, audio: np.ndarray, windows, allowed: tuple[str, ...]) -> list[Window]:
     """Encode each window once; take its language from that encoder output and decode it from the
     same output, in both candidate languages when the ID is unsure (the better supported decode
     wins, see :func:`choose`)."""
-    out = []
+    out, kept = [], {}  # kept: encoder outputs of close calls, in case the clip prior overrules them
     for start, end in windows:
         features, encoded = encode_window(model, audio[int(start * RATE) : int(end * RATE)])
         window = Window(start, end, language_ranking(model, encoded, allowed))
@@ -243,14 +268,27 @@ def identify_and_decode(model, audio: np.ndarray, windows, allowed: tuple[str, .
             window.how = "decoded"
             choose(window)
             refine(model, features, encoded, window)
+            if window.margin < ID_WEIGHT * np.log((1 - PRIOR_FLOOR) / PRIOR_FLOOR):
+                kept[id(window)] = features, encoded
         out.append(window)
+    for window in out:  # close calls again, with the clip prior from all other windows
+        if id(window) in kept:
+            first = window.language
+            choose(window, clip_prior(window, [w for w in out if w is not window]))
+            if window.language != first:
+                window.how = "prior"
+                refine(model, *kept[id(window)], window)
     return out
 
 
-def choose(window: Window) -> None:
-    """Set ``window``'s language to its best supported decoding and ``margin`` to the lead."""
+def choose(window: Window, prior: dict[str, float] | None = None) -> None:
+    """Set ``window``'s language to its best supported decoding (``ID_WEIGHT`` times the log of
+    ``prior`` added when given) and ``margin`` to its lead."""
     probability = dict(window.ranked)
-    supports = {code: support(d, probability.get(code, 0.0)) for code, d in window.decodings.items()}
+    supports = {
+        code: support(d, probability.get(code, 0.0)) + ID_WEIGHT * np.log((prior or {}).get(code, 1.0))
+        for code, d in window.decodings.items()
+    }
     window.language = max(supports, key=supports.get)
     window.margin = supports[window.language] - min(supports.values())
 
