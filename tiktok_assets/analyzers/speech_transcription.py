@@ -372,6 +372,8 @@ def heard_rows(heard: Heard, offset_s: float, end_s: float, language: str, proba
     is split at the utterance boundary; its text is then its words)."""
     rows = []
     for seg, words in heard.parts:
+        if words and all(w.end <= w.start for w in words):
+            continue  # zero-length words cut off at a window edge are a timing artefact
         if words:
             part = dataclasses.replace(seg, start=words[0].start, end=words[-1].end, words=words,
                                        text="".join(w.word for w in words) if len(words) < len(seg.words) else seg.text)
@@ -397,10 +399,14 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
         ranked = language_ranking(model, encoded, allowed)
         language = ranked[0][0]
         heard = split_by_utterance(decode(model, features, encoded, language), start, group)
-        for h in heard:
-            if unsure(ranked) or doubtful(h, language):
-                doubts.append((h.start_s, h.end_s))
-            else:
+        doubt = [unsure(ranked) or doubtful(h, language) for h in heard]
+        doubts += [(h.start_s, h.end_s) for h, d in zip(heard, doubt, strict=True) if d]
+        # a segment heard in a doubtful utterance is decoded again there: a lone word of it that
+        # spilled over into a neighbour belongs to it
+        redone = {id(seg) for h, d in zip(heard, doubt, strict=True) if d for seg, _words in h.parts}
+        for h, d in zip(heard, doubt, strict=True):
+            if not d:
+                h.parts = [(seg, words) for seg, words in h.parts if id(seg) not in redone or len(words) > 1]
                 rows += heard_rows(h, start, min(duration, end), language, ranked[0][1])
     # utterances that may be in another language: each encoded on its own, once, for its
     # language ID and its decoding(s)
