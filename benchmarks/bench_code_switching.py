@@ -41,7 +41,7 @@ The mixed clips' WER stays 0.07-0.08 above one language at a time (issue 7 asks 
 a German sentence between English ones is decoded on its own, without the other German
 sentences' context that the reference has.
 
-Speed (``speed``; same run, quiet machine):
+Speed (``speed``; one run, the shared 2-core machine at load 1-3):
 
     dense code-switching 67 s  analyzer   34.0 s = 0.50x realtime; whisper 33.6 s (encode 11.6 s/19
                                calls, decoder 20.3 s/34, language ID 0.6 s, alignment 1.1 s)
