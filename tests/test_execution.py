@@ -140,8 +140,8 @@ def test_models_load_once_per_group_process(range_run):
         if match:
             loads[record.step_key] = dict(kv.split("=") for kv in match.group(1).split(", "))
     # whisper and YAMNet served both videos from one load in the audio group's process
-    assert loads["audio_analyzers"]["whisper"] == "1" and loads["audio_analyzers"]["yamnet"] == "1", loads
-    assert all("whisper" not in counts for step, counts in loads.items() if step != "audio_analyzers")
+    assert loads["audio_analyzers"]["faster-whisper"] == "1" and loads["audio_analyzers"]["yamnet"] == "1", loads
+    assert all("faster-whisper" not in counts for step, counts in loads.items() if step != "audio_analyzers")
 
 
 def test_successful_videos_are_fresh_and_only_the_broken_one_is_asked_for_again(videos, range_run):

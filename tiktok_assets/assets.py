@@ -20,6 +20,7 @@ from .ids import InvalidVideoKey, validate_key
 from .ingest import IngestError
 from .media import MediaError
 from .model_loads import model_loads
+from .model_registry.resource import ModelsResource
 from .terminal import user_message
 from .versions import code_versions
 
@@ -190,8 +191,9 @@ def group_asset(
         can_subset=True, pool=group.pool, op_tags={GROUP_TAG: group.name}, backfill_policy=policy,
         description=f"GPU group `{group.name}` ({device}): {', '.join(own)}",
     )
-    def _group(context: dg.AssetExecutionContext):
+    def _group(context: dg.AssetExecutionContext, models: ModelsResource):
         settings = load_settings()
+        loader = models.loader()
         selected = [s for s in ordered if dg.AssetKey(s.name) in context.selected_asset_keys]
         keys = [dg.AssetKey(s.name) for s in selected]
         events = PartitionEvents(context, keys, {dg.AssetKey(s.name): versions[s.name] for s in selected})
@@ -214,7 +216,8 @@ def group_asset(
                     continue
                 try:
                     result = steps.run_analyzer_step(
-                        settings, spec, video, device, group.batch_size, logger=context.log, refresh=False
+                        settings, spec, video, device, group.batch_size, logger=context.log, refresh=False,
+                        models=loader,
                     )
                 except Exception as exc:  # noqa: BLE001 - recorded in analyzer_runs, one sentence here
                     bad.add(spec.name)

@@ -24,6 +24,7 @@ from .automation import SCORE_JOB, build_automation
 from .config import load_settings
 from .execution import PER_VIDEO_EVENTS_TAGS
 from .gpu_groups import GpuGroups, load_groups
+from .model_registry.resource import ModelsResource
 
 ANALYZE_JOB = "analyze_video"
 # downstream steps run on the outputs a partly failed step handed on (execution.py)
@@ -96,7 +97,7 @@ def build_definitions() -> dg.Definitions:
     _pool_limits_on_load(groups)
     return dg.Definitions(
         assets=assets, jobs=[analyze_job, score_job], sensors=sensors, schedules=[nightly_backfill],
-        executor=executor,
+        executor=executor, resources={"models": ModelsResource()},
     )
 
 

