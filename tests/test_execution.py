@@ -181,6 +181,49 @@ def test_the_score_run_covers_every_video_of_the_range(videos, range_run):
     assert scores == {videos["red"]: len(all_specs()), videos["green"]: len(all_specs())}
 
 
+def test_an_evicted_cache_is_not_a_reason_to_fetch_and_decode_again(videos, range_run, monkeypatch):
+    """After eviction the analyzer steps decode the cache from the source file on demand, so the
+    nightly asks a video with a stale analyzer for that analyzer only, not for source_video/media;
+    only when the source file is gone as well is its ingest requested."""
+    from tiktok_assets import automation, retention
+    from tiktok_assets.cli import ensure_instance
+    from tiktok_assets.definitions import ANALYZE_JOB, defs
+    from tiktok_assets.ingest import video_file
+
+    settings = load_settings()
+    instance = ensure_instance(settings)
+    job = defs.resolve_job_def(ANALYZE_JOB)
+    keys = sorted(job.asset_layer.selected_asset_keys)
+    good = [videos["red"], videos["green"]]
+    retention.evict_media_caches(settings, good, force=True)
+    assert not any((settings.media_dir / v / "meta.json").exists() for v in good)
+
+    def requests():
+        return {r.partition_key: r for r in automation.backfill_requests(
+            instance, settings, defs.resolve_asset_graph(), ANALYZE_JOB, keys, list(videos.values()), "20261204")}
+
+    assert list(requests()) == [videos["broken"]]  # evicted but up to date: nothing to do
+    real = automation.outdated_assets
+
+    def one_stale(*args, **kwargs):  # as after a new version of color_analysis
+        found = real(*args, **kwargs)
+        found.setdefault(videos["red"], {})[dg.AssetKey("color_analysis")] = "stale"
+        return found
+
+    monkeypatch.setattr(automation, "outdated_assets", one_stale)
+    red = requests()[videos["red"]]
+    assert [k.to_user_string() for k in red.asset_selection] == ["color_analysis"]
+    source = video_file(settings, videos["red"])
+    aside = source.with_name("moved-away.mp4")
+    source.rename(aside)
+    try:
+        red = requests()[videos["red"]]
+        assert {k.to_user_string() for k in red.asset_selection} == {"source_video", "media", "color_analysis"}
+        assert "source file and media cache missing" in red.tags["tiktok_assets/reason"]
+    finally:
+        aside.rename(source)
+
+
 def test_nightly_requests_ranges_of_neighbouring_videos(module_home, monkeypatch):
     """Five never-analyzed videos, two per run: ranges of 2, 2 and one single video, in added order."""
     from tiktok_assets.cli import ensure_instance

@@ -36,6 +36,7 @@ from .assets import MEDIA_KEY, SCORES_KEY, SOURCE_KEY, videos_partitions
 from .catalog import warehouse
 from .config import Settings, load_settings
 from .ingest import VIDEO_SUFFIXES, IngestError, register_source
+from .retention import media_available
 
 INBOX_URLS = "urls.txt"
 SCORE_JOB = "score_video"
@@ -369,9 +370,9 @@ def backfill_requests(
                 log(f"video {video_id} {reason}")
             _mark_parked(instance, video_id, reason)
             continue
-        if not (settings.media_dir / video_id / "meta.json").is_file():  # the cache was deleted
+        if not media_available(settings, video_id):  # an evicted cache is decoded again by the steps
             for key in (SOURCE_KEY, MEDIA_KEY):
-                reasons.setdefault(key, "media cache missing")
+                reasons.setdefault(key, "source file and media cache missing")
         selection = tuple(k for k in job_keys if k in reasons)
         wanted[video_id] = (selection, ", ".join(f"{k.to_user_string()} ({reasons[k]})" for k in selection))
     blocks: list[list[str]] = []

@@ -148,6 +148,7 @@ def analyze_many(settings: Settings, sources: list[str], only: list[str] | None 
     from .assets import videos_partitions
     from .automation import SCORES_AFTER_TAG, score_request
     from .definitions import analyze_job_in_process, score_job_in_process
+    from .retention import media_available
     from .run_guard import run_tags
 
     _selection(only, decoded=False)  # reject unknown analyzer names before any work
@@ -160,7 +161,7 @@ def analyze_many(settings: Settings, sources: list[str], only: list[str] | None 
     ok = True
     for block in contiguous_blocks(list(instance.get_dynamic_partitions(videos_partitions.name)), unique):
         began = time.perf_counter()
-        decoded = all((settings.media_dir / k / "meta.json").is_file() for k in block)
+        decoded = all(media_available(settings, k) for k in block)  # evicted caches are decoded again
         selection = [dg.AssetKey(n) for n in _selection(only, decoded)]
         tags = {"tiktok_assets/launched_by": "cli", **run_tags(), **partition_tags(block)}
         with dg.execute_job(

@@ -123,6 +123,18 @@ def analyzed_duration_s(settings: Settings, video_id: str) -> float:
     return float(videos.column("duration_s")[0].as_py())
 
 
+def media_available(settings: Settings, video_id: str) -> bool:
+    """Whether an analyzer step can open the media cache of ``video_id``: it is on disk, or it was
+    evicted and its source file is there to decode it again (no fetch or ingest needed)."""
+    if (settings.media_dir / video_id / "meta.json").is_file():
+        return True
+    try:
+        video_file(settings, video_id)
+    except IngestError:
+        return False
+    return True
+
+
 def ensure_media_cache(settings: Settings, video_id: str, log: Log | None = None) -> MediaCache:
     """An open (pinned) :class:`MediaCache` of ``video_id``; decoded again from the source file first
     when it was evicted or deleted. The caller closes it (``with ensure_media_cache(...) as media``)."""
