@@ -202,7 +202,8 @@ def test_coverage_check_reports_the_examined_share(analyzed):
 
     key, _ = analyzed
     instance = cli.ensure_instance(load_settings())
-    result = dg.materialize(list(defs.assets), selection=["cut_analysis"], partition_key=key, instance=instance)
+    result = dg.materialize(list(defs.assets), selection=["cut_analysis"], partition_key=key, instance=instance,
+                            resources=defs.resources)
     (evaluation,) = result.get_asset_check_evaluations()
     assert evaluation.check_name == "examined_whole_video" and evaluation.passed
     assert evaluation.metadata["examined_share"].value == pytest.approx(1.0, abs=0.01)

@@ -303,7 +303,7 @@ def _materialize_source(partition_key: str):
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("videos", [partition_key])
     result = dg.materialize(list(defs.assets), selection=["source_video"], partition_key=partition_key,
-                            instance=instance, raise_on_error=False)
+                            instance=instance, raise_on_error=False, resources=defs.resources)
     starts = [e for e in result.all_events if e.is_step_start]
     failures = [e.step_failure_data.user_failure_data.description for e in result.all_events if e.is_step_failure
                 and e.step_failure_data.user_failure_data]
@@ -343,7 +343,7 @@ def test_item8_full_disk_in_media_and_analyzer_steps_names_the_place(settings, s
     instance.add_dynamic_partitions("videos", [key])
     for selection in (["media"], ["cut_analysis"]):
         result = dg.materialize(list(defs.assets), selection=selection, partition_key=key,
-                                instance=instance, raise_on_error=False)
+                                instance=instance, raise_on_error=False, resources=defs.resources)
         failures = [e.step_failure_data.user_failure_data.description for e in result.all_events
                     if e.is_step_failure and e.step_failure_data.user_failure_data]
         assert not result.success and len(failures) == 1, selection

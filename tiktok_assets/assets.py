@@ -225,9 +225,12 @@ def group_asset(
                     context.log.error(f"video {video}: {spec.name} failed: {user_message(exc)}")
                     continue
                 run = result.run
-                context.log.info(
-                    f"video {video}: {spec.name}: {run.table.num_rows} rows in {run.seconds:.1f}s on {device}"
-                )
+                if result.model_unavailable:  # recorded, no rows, not covered; not a failure of the run
+                    context.log.warning(f"video {video}: {spec.name}: model unavailable: {result.model_unavailable}")
+                else:
+                    context.log.info(
+                        f"video {video}: {spec.name}: {run.table.num_rows} rows in {run.seconds:.1f}s on {device}"
+                    )
                 key = dg.AssetKey(spec.name)
                 yield from events.success(key, video, _metadata(run, device))
                 no_input = spec.needs_audio and not result.has_audio

@@ -24,6 +24,7 @@ from typing import Any
 import pyarrow as pa
 
 from .analyzers.base import MODALITIES, AnalyzerSpec
+from .warehouse import MODEL_UNAVAILABLE
 
 SCORES_SCHEMA = pa.schema(
     [
@@ -37,6 +38,7 @@ SCORES_SCHEMA = pa.schema(
         ("analyzers_succeeded", pa.int64()),
         ("analyzers_failed", pa.list_(pa.string())),
         ("analyzers_missing", pa.list_(pa.string())),
+        ("analyzers_model_unavailable", pa.list_(pa.string())),
         ("definition", pa.string()),
     ]
 )
@@ -114,8 +116,11 @@ def score_video(
         **{f"{m}_seconds_covered": round(covered_seconds[m], 3) for m in MODALITIES},
         "analyzers_expected": len(expected),
         "analyzers_succeeded": sum(1 for spec in expected if spec.name in ok),
-        "analyzers_failed": sorted(n for n, r in latest.items() if r["status"] != "success"),
+        "analyzers_failed": sorted(
+            n for n, r in latest.items() if r["status"] not in ("success", MODEL_UNAVAILABLE)
+        ),
         "analyzers_missing": sorted(spec.name for spec in expected if spec.name not in latest),
+        "analyzers_model_unavailable": sorted(n for n, r in latest.items() if r["status"] == MODEL_UNAVAILABLE),
         "definition": DEFINITION,
     }
     return scores_row, coverage_rows
@@ -154,6 +159,8 @@ def coverage_markdown(scores: Mapping[str, Any], coverage: list[Mapping[str, Any
     lines.append("```")
     if scores["analyzers_failed"]:
         lines.append(f"Failed: {', '.join(scores['analyzers_failed'])}")
+    if scores.get("analyzers_model_unavailable"):
+        lines.append(f"Model not available here (not covered): {', '.join(scores['analyzers_model_unavailable'])}")
     if scores["analyzers_missing"]:
         lines.append(f"Not run yet: {', '.join(scores['analyzers_missing'])}")
     return "\n".join(lines)

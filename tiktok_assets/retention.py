@@ -26,6 +26,10 @@ from .config import Settings
 from .ingest import IngestError, video_file
 from .media import MediaCache, MediaError, build_media_cache
 from .versions import code_versions
+from .warehouse import MODEL_UNAVAILABLE
+
+# last-run statuses after which nothing is left to do with the current version
+SETTLED = ("success", MODEL_UNAVAILABLE)
 
 logger = logging.getLogger("tiktok_assets")
 
@@ -43,15 +47,16 @@ class Eviction:
 
 
 def outdated_analyzers(settings: Settings, video_id: str) -> list[str]:
-    """The registered analyzers whose last run on ``video_id`` did not succeed with their current code
-    version (never ran, failed, or ran an older version or other settings)."""
+    """The registered analyzers whose last run on ``video_id`` did not settle with their current code
+    version (never ran, failed, or ran an older version or other settings); a run that found its model
+    unavailable is settled (a configured model changes the code version)."""
     specs = analyzers.all_specs()
     runs = catalog.warehouse(settings).read("analyzer_runs", video_id)
     latest = {r["analyzer"]: r for r in (runs.to_pylist() if runs is not None else [])}
     versions = code_versions(settings, specs)
     return [
         name for name in specs
-        if (run := latest.get(name)) is None or run["status"] != "success" or run["code_version"] != versions[name]
+        if (run := latest.get(name)) is None or run["status"] not in SETTLED or run["code_version"] != versions[name]
     ]
 
 

@@ -18,14 +18,15 @@ import pyarrow as pa
 
 from . import catalog
 from .analyzers import AnalyzerContext, AnalyzerSpec, all_specs, run_analyzer
-from .analyzers.base import AnalyzerRun
+from .analyzers.base import AnalyzerRun, to_table
 from .config import Settings
 from .ingest import ingest, video_file
 from .media import MediaCache, MediaMeta, build_media_cache
+from .model_registry import ModelUnavailable
 from .reconstruction import COVERAGE_SCHEMA, SCORES_SCHEMA, coverage_markdown, score_video, timeline_markdown
 from .retention import ensure_media_cache, evict_if_done
 from .versions import analyzer_code_version, code_versions
-from .warehouse import ANALYZER_RUNS_SCHEMA, VIDEOS_SCHEMA
+from .warehouse import ANALYZER_RUNS_SCHEMA, MODEL_UNAVAILABLE, VIDEOS_SCHEMA
 
 log = logging.getLogger("tiktok_assets")
 
@@ -58,6 +59,7 @@ class AnalyzerStepResult:
     run: AnalyzerRun
     duration_s: float
     has_audio: bool
+    model_unavailable: str | None = None  # the sentence saying which model is missing and the setting
 
     @property
     def examined_share(self) -> float:
@@ -136,6 +138,18 @@ def run_analyzer_step(
         # the cache version is pinned only while the analyzer runs (a re-decode may then delete it)
         with media:
             result = run_analyzer(spec, media, context)
+    except ModelUnavailable as exc:
+        media.close()
+        seconds = time.perf_counter() - began
+        _record_run(
+            settings, spec, video_id, status=MODEL_UNAVAILABLE, rows=0, seconds=seconds, examined=[],
+            model=spec.model, error=str(exc),
+        )
+        (logger or log).warning(f"{spec.name}: model unavailable: {exc}")
+        if refresh:
+            catalog.refresh_catalog(settings)
+        empty = AnalyzerRun(to_table(spec, video_id, []), [], {"model_status": f"unavailable: {exc}"}, seconds)
+        return AnalyzerStepResult(empty, media.duration_s, media.has_audio, model_unavailable=str(exc))
     except Exception as exc:
         media.close()
         _record_run(

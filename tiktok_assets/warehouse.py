@@ -49,6 +49,9 @@ VIDEOS_SCHEMA = pa.schema(
     ]
 )
 
+# analyzer_runs.status: success, failed, or model_unavailable (the analyzer's model is not installed
+# or configured here: no rows, not covered, not a failure a retry could fix; the sentence is in `error`)
+MODEL_UNAVAILABLE = "model_unavailable"
 ANALYZER_RUNS_SCHEMA = pa.schema(
     [
         ("video_id", pa.string()),
