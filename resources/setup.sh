@@ -41,9 +41,14 @@ if [ ! -f "$VENV/.complete" ]; then
   "$VENV/bin/pip" install -q -r "$ROOT/requirements.lock"
   "$VENV/bin/pip" install -q --no-deps -r "$ROOT/requirements-nodeps.lock"
   touch "$VENV/.complete"
-  # Old environments of other lock versions are dropped to keep the disk in check.
-  find "$CACHE" -maxdepth 1 -name 'venv-*' ! -name "venv-$KEY" -exec rm -rf {} + 2>/dev/null || true
+  # Environments of other lock versions that no clone used for two days are dropped to keep the disk
+  # in check (another clone or branch on this machine may still use a recent one).
+  for old in "$CACHE"/venv-*; do
+    [ "$old" = "$VENV" ] || [ ! -d "$old" ] && continue
+    [ -n "$(find "$old/.last-used" -mmin -2880 2>/dev/null)" ] || rm -rf "$old"
+  done
 fi
+touch "$VENV/.last-used"
 # The project itself is never installed into the shared environment: every clone runs its own
 # code through PYTHONPATH, and its own `tiktok-assets` command lives in the clone (build/bin).
 # (Environments built by older versions of this script had the project installed editable,
