@@ -254,8 +254,8 @@ def test_item3_killed_analyze_releases_its_pool_slot(tmp_path, sample):
         waiter.send_signal(signal.SIGTERM)
         assert waiter.wait(30) == 130, "".join(lines)
         text = "".join(lines)
-        assert re.search(rf"source_video wait\(s\) for pool 'tiktok_cpu' \(limit 1\), held by run \w+ step "
-                         rf"source_video \(STARTED, pid [\d, ]*{first.pid}", text), text
+        assert re.search(rf"ingest wait\(s\) for pool 'tiktok_cpu' \(limit 1\), held by run \w+ step "
+                         rf"ingest \(STARTED, pid [\d, ]*{first.pid}", text), text
         assert "interrupted" in text
         first.kill()  # kill -9 while its run holds the pipeline pool's only slot
         first.wait(30)
@@ -269,7 +269,7 @@ def test_item3_killed_analyze_releases_its_pool_slot(tmp_path, sample):
     assert second.returncode == 0, output
     assert re.search(rf"process [\d, ]*{first.pid}[\d, ]*\) is no longer running: marked it failed and freed its "
                      "pool slots", output), output
-    assert re.search(r"ok +cut_analysis", output), output
+    assert re.search(r"ok +frames_analyzers", output), output
 
 
 # Item 7 ------------------------------------------------------------------------------------------
@@ -347,7 +347,8 @@ def test_item8_full_disk_in_media_and_analyzer_steps_names_the_place(settings, s
         failures = [e.step_failure_data.user_failure_data.description for e in result.all_events
                     if e.is_step_failure and e.step_failure_data.user_failure_data]
         assert not result.success and len(failures) == 1, selection
-        assert failures[0].startswith("no space left on /") and where in failures[0], failures
+        # the sentence, after the asset it failed in (a group step names which of its assets failed)
+        assert re.match(r"(media|cut_analysis): no space left on /", failures[0]) and where in failures[0], failures
 
 
 # Item 9 ------------------------------------------------------------------------------------------
@@ -356,7 +357,7 @@ def test_item9_bad_partition_keys_fail_once_with_the_rule(home, bad_key):
     result, starts, failures = _materialize_source(bad_key)
     assert not result.success
     assert len(starts) == 1  # no retries
-    assert failures and failures[0].startswith(f"invalid video ID {bad_key!r}: use 1-64 characters")
+    assert failures and failures[0].startswith(f"source_video: invalid video ID {bad_key!r}: use 1-64 characters")
     assert not (home / "videos" / bad_key).exists()
 
 
@@ -504,7 +505,7 @@ def test_item13_failed_step_shows_one_sentence_and_the_log_path(home, tmp_path, 
         signal.signal(signal.SIGTERM, previous)
     captured = capsys.readouterr()
     terminal = captured.out + captured.err
-    assert re.search(r"FAILED source_video: .*bad\.mp4", terminal), terminal
+    assert re.search(r"FAILED ingest: source_video: .*bad\.mp4", terminal), terminal
     assert "Stack Trace" not in terminal and 'File "' not in terminal and "Traceback" not in terminal
     log = re.search(r"full log with stack traces: (\S+)", captured.out)
     assert log, terminal

@@ -356,13 +356,13 @@ def test_scene_rule_on_shot_looks():
 
 # --------------------------------------------------------------------------------------------- all
 
-def test_vision_analyzers_registered_in_the_vision_group(settings):
+def test_vision_analyzers_registered_in_the_frames_group(settings):
     import yaml
 
     groups = yaml.safe_load(settings.gpu_groups_file.read_text())["groups"]
     for name in VISION:
         owners = [g for g, raw in groups.items() if name in (raw.get("analyzers") or [])]
-        assert owners == ["vision"], (name, owners)
+        assert owners == ["frames"], (name, owners)  # frame statistics, no model: a CPU group
         spec = get_spec(name)
         assert spec.modality == "visual" and spec.main_figure and spec.depends_on == ("cut_analysis",)
 

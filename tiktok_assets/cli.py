@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +139,22 @@ def _report(events) -> list[tuple[str, str]]:
     return failures
 
 
+def _report_unavailable(settings: Settings, videos: list[str], since: datetime) -> None:
+    """Print the analyzers of this run that found their model unavailable (recorded, not failed)."""
+    from .catalog import warehouse
+    from .warehouse import MODEL_UNAVAILABLE
+
+    store = warehouse(settings)
+    for video in videos:
+        runs = store.read("analyzer_runs", video)
+        for run in runs.to_pylist() if runs is not None else []:
+            finished = run["finished_at"]
+            if finished is not None and finished.tzinfo is None:
+                finished = finished.replace(tzinfo=UTC)
+            if run["status"] == MODEL_UNAVAILABLE and finished is not None and finished >= since:
+                print(f"  NO MODEL {run['analyzer']}: {run['error']}", flush=True)
+
+
 def analyze_many(settings: Settings, sources: list[str], only: list[str] | None = None) -> tuple[list[str], bool]:
     """Analyze several videos in this process: one ``analyze_video`` run per contiguous block of
     them in the partition list (all steps in this process, so every model loads once for all
@@ -161,6 +178,7 @@ def analyze_many(settings: Settings, sources: list[str], only: list[str] | None 
     ok = True
     for block in contiguous_blocks(list(instance.get_dynamic_partitions(videos_partitions.name)), unique):
         began = time.perf_counter()
+        started_at = datetime.now(UTC).replace(microsecond=0)
         decoded = all(media_available(settings, k) for k in block)  # evicted caches are decoded again
         selection = [dg.AssetKey(n) for n in _selection(only, decoded)]
         tags = {"tiktok_assets/launched_by": "cli", **run_tags(), **partition_tags(block)}
@@ -179,6 +197,7 @@ def analyze_many(settings: Settings, sources: list[str], only: list[str] | None 
                 events += list(scored.all_events)
                 success = success and scored.success
         failures = _report(events)
+        _report_unavailable(settings, block, started_at)
         names = block[0] if len(block) == 1 else f"{block[0]}..{block[-1]} ({len(block)} videos)"
         print(f"video {names}: done in {time.perf_counter() - began:.1f}s, {len(failures)} failed step(s)", flush=True)
         ok = ok and success
