@@ -47,23 +47,30 @@ def vlm_settings(settings):
                                vlm_frames_per_window=4)
 
 
-def test_windows_frames_and_generation_settings_reach_generate(clip, vlm_settings, tmp_path):
-    """Plumbing on the real code path: the tiny random model's answers are noise."""
-    settings = dataclasses.replace(vlm_settings, vlm_german=True)
-    loader = FakeModelLoader(settings, tmp_path, {"qwen2-vl-2b": tiny_qwen2_vl})
-    model = loader.load("qwen2-vl-2b", "cpu")
+def spy(model) -> tuple[list, list]:
+    """Record the prompts (with frame counts and pixel budget) and the kwargs of ``model.generate``."""
     prompts, calls = [], []
-    real_generate, real_model_generate = model.generate, model.model.generate
+    real_batch, real_model_generate = model.generate_batch, model.model.generate
 
-    def spy_generate(prompt, frames, fps, max_pixels, generation):
-        prompts.append((prompt, None if frames is None else len(frames), max_pixels))
-        return real_generate(prompt, frames, fps, max_pixels, generation)
+    def spy_batch(texts, videos, fps, max_pixels, generation):
+        for i, text in enumerate(texts):
+            prompts.append((text, None if videos is None else len(videos[i]), max_pixels))
+        return real_batch(texts, videos, fps, max_pixels, generation)
 
     def spy_model_generate(**kwargs):
         calls.append(kwargs)
         return real_model_generate(**kwargs)
 
-    model.generate, model.model.generate = spy_generate, spy_model_generate
+    model.generate_batch, model.model.generate = spy_batch, spy_model_generate
+    return prompts, calls
+
+
+def test_windows_frames_and_generation_settings_reach_generate(clip, vlm_settings, tmp_path):
+    """Plumbing on the real code path: the tiny random model's answers are noise."""
+    settings = dataclasses.replace(vlm_settings, vlm_german=True)
+    loader = FakeModelLoader(settings, tmp_path, {"qwen2-vl-2b": tiny_qwen2_vl})
+    model = loader.load("qwen2-vl-2b", "cpu")
+    prompts, calls = spy(model)
     context = AnalyzerContext(video_id="steps", settings=settings, models=loader)
     run = run_analyzer(get_spec("qwen2_vl_temporal"), clip, context)
     rows = run.table.to_pylist()
@@ -110,6 +117,31 @@ def test_windows_frames_and_generation_settings_reach_generate(clip, vlm_setting
     assert meta["verbatim_repeat_share"] == pytest.approx(sum(r["repeats_previous"] for r in rows) / 3, abs=1e-4)
     assert meta["distinct_3gram_ratio"] == vlm_analyzer.distinct_ngram_ratio([r["description"] for r in rows])
     assert "no_repeat_ngram_size=5" in meta["generation"]
+
+
+def test_batched_windows_match_one_by_one(clip, vlm_settings, tmp_path):
+    """Left padding: a batch of a 4-frame and a 2-frame window answers as the two calls alone."""
+    loader = FakeModelLoader(vlm_settings, tmp_path, {"qwen2-vl-2b": tiny_qwen2_vl})
+    model = loader.load("qwen2-vl-2b", "cpu")
+    frames = np.asarray(clip.frames)
+    generation = vlm_analyzer.generation_settings(8)
+    videos = [list(frames[0:4]), list(frames[8:10])]
+    texts = [vlm_analyzer.build_prompt(None, (0.0, 2.0), None),
+             vlm_analyzer.build_prompt(None, (4.0, 5.0), (2.0, 4.0, "Eine Person läuft durch den Raum."))]
+    alone = [model.generate(t, v, 2.0, MAX_PIXELS, generation) for t, v in zip(texts, videos)]
+    together = model.generate_batch(texts, videos, [2.0, 2.0], MAX_PIXELS, generation)
+    assert [g.text for g in together] == [g.text for g in alone]
+    assert [g.tokens for g in together] == [g.tokens for g in alone]
+    assert [g.prompt_tokens for g in together] == [g.prompt_tokens for g in alone]
+    assert alone[0].prompt_tokens != alone[1].prompt_tokens  # the batch really needed padding
+
+    # through the analyzer: batch size 3 -> windows 0-2 in one call, sharing "no previous description"
+    prompts, calls = spy(model)
+    context = AnalyzerContext(video_id="steps", settings=vlm_settings, models=loader, batch_size=3)
+    run = run_analyzer(get_spec("qwen2_vl_temporal"), clip, context)
+    assert [c["input_ids"].shape[0] for c in calls] == [3]
+    assert not any("previous part" in p for p, _, _ in prompts)
+    assert run.metadata["batch_windows"] == 3 and run.table.num_rows == 3
 
 
 def test_fewer_frames_per_window_and_a_short_last_window(tmp_path, vlm_settings):

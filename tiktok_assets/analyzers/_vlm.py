@@ -74,18 +74,27 @@ class VisionLanguageModel:
         """Answer ``prompt`` about ``frames`` (RGB uint8, in time order, sampled at ``fps``, each resized
         to at most ``max_pixels``) or, without frames, about the text alone; ``generation`` goes to
         ``model.generate`` as is."""
+        return self.generate_batch([prompt], None if frames is None else [frames], [fps], max_pixels, generation)[0]
+
+    def generate_batch(self, prompts: list[str], videos: list[list[np.ndarray]] | None, fps: list[float],
+                       max_pixels: int, generation: dict[str, Any]) -> list[Generated]:
+        """:meth:`generate` for several prompts (each with its frames, or all text-only when ``videos``
+        is None) in one left-padded ``model.generate`` call; ``seconds`` is each answer's share."""
         import torch
 
-        text = self._prompt(prompt, frames is not None)
-        kwargs: dict[str, Any] = {"text": [text], "return_tensors": "pt"}
-        if frames is not None:
-            video = list(frames)
-            if len(video) % 2:  # the vision tower packs frames in pairs: repeat the last one
-                video.append(video[-1])
-            kwargs["videos"] = [video]
+        texts = [self._prompt(prompt, videos is not None) for prompt in prompts]
+        kwargs: dict[str, Any] = {"text": texts, "return_tensors": "pt", "padding": True}
+        if videos is not None:
+            clips = []
+            for frames in videos:
+                clip = list(frames)
+                if len(clip) % 2:  # the vision tower packs frames in pairs: repeat the last one
+                    clip.append(clip[-1])
+                clips.append(clip)
+            kwargs["videos"] = clips
             kwargs["size"] = {"shortest_edge": min(MIN_PIXELS, max_pixels), "longest_edge": max_pixels}
             kwargs["do_sample_frames"] = False
-            kwargs["video_metadata"] = [{"fps": float(fps), "total_num_frames": len(video)}]
+            kwargs["video_metadata"] = [{"fps": float(f), "total_num_frames": len(c)} for f, c in zip(fps, clips)]
             if hasattr(getattr(self.processor, "video_processor", None), "cap_pixels_per_frame"):
                 kwargs["cap_pixels_per_frame"] = False  # the budget is per frame here (``max_pixels``)
         inputs = self.processor(**kwargs)
@@ -97,11 +106,14 @@ class VisionLanguageModel:
         began = time.perf_counter()
         with torch.inference_mode():
             out = self.model.generate(**inputs, **generation)
-        seconds = time.perf_counter() - began
-        prompt_tokens = int(inputs["input_ids"].shape[1])
-        new = out[:, prompt_tokens:]
-        answer = self.processor.batch_decode(new, skip_special_tokens=True, clean_up_tokenization_spaces=False)[0]
-        return Generated(answer.strip(), int(new.shape[1]), seconds, prompt_tokens)
+        seconds = (time.perf_counter() - began) / len(prompts)
+        prompt_tokens = inputs["attention_mask"].sum(dim=1).tolist()
+        new = out[:, inputs["input_ids"].shape[1] :]
+        pad = self.processor.tokenizer.pad_token_id
+        answers = self.processor.batch_decode(new, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        counts = (new != pad).sum(dim=1).tolist() if pad is not None else [new.shape[1]] * len(prompts)
+        return [Generated(answer.strip(), int(count), seconds, int(length))
+                for answer, count, length in zip(answers, counts, prompt_tokens)]
 
 
 def _truthy_offline() -> bool:
@@ -246,6 +258,7 @@ def load_model(resolved: ResolvedModel, kind: str, index: int, store: Path) -> V
     except Exception as exc:  # noqa: BLE001 - file, config and CUDA errors come in many types
         raise ModelUnavailable(f"video-language model {resolved.name!r} could not be loaded "
                                f"({type(exc).__name__}: {str(exc)[:120]}); set {SETTING}") from exc
+    processor.tokenizer.padding_side = "left"  # batched generation continues every row at its end
     device = f"cuda:{index}" if kind == "cuda" else "cpu"
     log.info("video-language model %s: %s, %s attention, %.2f B parameters", resolved.name, precision, attention,
              parameters / 1e9)

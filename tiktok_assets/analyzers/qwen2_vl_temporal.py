@@ -8,6 +8,10 @@ with the previous window's description and the instruction to say what changed. 
 with ``repetition_penalty`` 1.05, ``no_repeat_ngram_size`` 5 and ``TIKTOK_ASSETS_VLM_MAX_NEW_TOKENS``
 (default 96) new tokens. Qwen2-VL has no absolute time encoding: the times are the windows'.
 
+Batching: the ``vlm`` group's ``batch_size`` windows go to one left-padded ``generate`` call (more
+throughput on a GPU). With a batch size of 1 (the default) every prompt carries the previous
+window's description; with more, the windows of a batch share the last description before it.
+
 Columns (one row per window):
 
 * ``window_index``; ``frames``: frames given to the model; ``frame_times``: their times (s).
@@ -22,11 +26,12 @@ Columns (one row per window):
   text-only call translating the English one), else null.
 * ``repeats_previous``: the description equals the previous window's verbatim (after lower-casing
   and dropping punctuation); such windows are not counted as examined.
-* ``answer``: the model's raw answer; ``new_tokens`` and ``generate_s``: its length and time.
+* ``answer``: the model's raw answer; ``new_tokens``: its length; ``generate_s``: its share of
+  the ``generate`` time of its batch (plus the German call's).
 
 Metadata: ``distinct_3gram_ratio`` (distinct word 3-grams / all word 3-grams over the video's
 descriptions, 1.0 = nothing repeats), ``verbatim_repeat_share`` (windows repeating the previous
-description / windows), ``s_per_window``, the model, its precision and attention, and the
+description / windows), ``s_per_window``, ``batch_windows``, the model, its precision and attention, and the
 generation settings. Without weights, or with a large model and no GPU, the model layer raises
 :class:`~tiktok_assets.model_registry.ModelUnavailable` naming the setting (no rows, not covered).
 """
@@ -233,34 +238,45 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
     vlm = context.models.load(MODEL_ID, context.device)  # ModelUnavailable: no rows, not covered
     generation = generation_settings(settings.vlm_max_new_tokens)
     times = np.asarray(media.frame_times, dtype=np.float64)
+    batch = max(1, int(context.batch_size))
+    spans = windows(duration, settings.vlm_window_s)
     rows: list[dict[str, Any]] = []
-    previous: tuple[float, float, str] | None = None
-    seconds: list[float] = []
-    for index, (start, end) in enumerate(windows(duration, settings.vlm_window_s)):
-        picked = pick_frames(times, start, end, settings.vlm_frames_per_window)
-        if picked.size == 0:
+    for first in range(0, len(spans), batch):
+        chunk = []
+        for index in range(first, min(first + batch, len(spans))):
+            start, end = spans[index]
+            picked = pick_frames(times, start, end, settings.vlm_frames_per_window)
+            if picked.size:
+                chunk.append((index, start, end, picked))
+        if not chunk:
             continue
-        frames = [np.asarray(frame) for frame in media.frames[picked]]
-        fps = max(len(frames) / max(end - start, 1e-3), 0.1)
-        result = vlm.generate(build_prompt(settings.vlm_prompt, (start, end), previous), frames, fps,
-                              settings.vlm_max_pixels, generation)
-        seconds.append(result.seconds)
-        fields = parse_answer(result.text)
-        description = fields["description"]
-        repeated = previous is not None and repeats(description, previous[2])
-        german = None
-        if settings.vlm_german and description:
-            translated = vlm.generate(GERMAN_PROMPT.format(description=description), None, fps,
-                                      settings.vlm_max_pixels, generation)
-            german = translated.text or None
-            seconds[-1] += translated.seconds
-        rows.append({
-            "start_s": start, "end_s": end, "window_index": index, "frames": len(frames),
-            "frame_times": [round(float(times[i]), 3) for i in picked], **fields, "description_de": german,
-            "repeats_previous": repeated, "answer": result.text, "new_tokens": result.tokens,
-            "generate_s": round(result.seconds, 3),
-        })
-        previous = (start, end, description or "")
+        # context: the last description before this batch (with batch size 1: the previous window's)
+        previous = (rows[-1]["start_s"], rows[-1]["end_s"], rows[-1]["description"] or "") if rows else None
+        prompts = [build_prompt(settings.vlm_prompt, (start, end), previous) for _, start, end, _ in chunk]
+        videos = [[np.asarray(frame) for frame in media.frames[picked]] for *_, picked in chunk]
+        fps = [max(len(v) / max(end - start, 1e-3), 0.1) for v, (_, start, end, _) in zip(videos, chunk)]
+        results = vlm.generate_batch(prompts, videos, fps, settings.vlm_max_pixels, generation)
+        new_rows = []
+        for (index, start, end, picked), result in zip(chunk, results):
+            fields = parse_answer(result.text)
+            before = new_rows[-1] if new_rows else rows[-1] if rows else None
+            new_rows.append({
+                "start_s": start, "end_s": end, "window_index": index, "frames": len(picked),
+                "frame_times": [round(float(times[i]), 3) for i in picked], **fields, "description_de": None,
+                "repeats_previous": before is not None and repeats(fields["description"], before["description"]),
+                "answer": result.text, "new_tokens": result.tokens, "generate_s": result.seconds,
+            })
+        described = [r for r in new_rows if r["description"]]
+        if settings.vlm_german and described:
+            german = vlm.generate_batch([GERMAN_PROMPT.format(description=r["description"]) for r in described],
+                                        None, [1.0] * len(described), settings.vlm_max_pixels, generation)
+            for row, translated in zip(described, german):
+                row["description_de"] = translated.text or None
+                row["generate_s"] += translated.seconds
+        for row in new_rows:
+            row["generate_s"] = round(row["generate_s"], 3)
+        rows += new_rows
+    seconds = [r["generate_s"] for r in rows]
     repeated_count = sum(1 for r in rows if r["repeats_previous"])
     metadata: dict[str, Any] = {
         "model": vlm.resolved.name,
@@ -275,6 +291,7 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
         "distinct_3gram_ratio": distinct_ngram_ratio([r["description"] for r in rows]),
         "parsed_share": round(sum(r["parsed"] for r in rows) / len(rows), 4) if rows else None,
         "s_per_window": round(float(np.mean(seconds)), 3) if seconds else None,
+        "batch_windows": batch,
         "generation": ", ".join(f"{k}={v}" for k, v in generation.items()),
         "german": settings.vlm_german,
     }
