@@ -11,8 +11,9 @@ the GPU, not what the model says.
 The video-language analyzer ``qwen2_vl_temporal`` runs on a clip (``--vlm-video``, default the
 sample recipe stretched to ``--vlm-seconds`` = 49 s) with the model of ``TIKTOK_ASSETS_VLM_MODEL``
 (default Qwen2-VL-2B-Instruct; precision ``TIKTOK_ASSETS_VLM_PRECISION``) when its weights are
-reachable (local folder, hub cache, or the hub): load time, seconds per window, realtime factor,
-peak GPU memory, the repetition figures and 5 sample descriptions. Without weights it says so.
+reachable (local folder, hub cache, or the hub; ``--vlm-batch`` windows per generate call): load
+time, seconds per window, realtime factor, peak GPU memory, the repetition figures and 5 sample
+descriptions (``--only-vlm`` skips the other checks). Without weights it says so.
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ def check_bitsandbytes(device: str, results: list) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def check_vlm(loader, device: str, video: str | None, seconds: float, results: list) -> None:
+def check_vlm(loader, device: str, video: str | None, seconds: float, batch: int, results: list) -> None:
     """qwen2_vl_temporal on a clip through the registry's loader (the real weights, if reachable)."""
     import torch
 
@@ -154,7 +155,7 @@ def check_vlm(loader, device: str, video: str | None, seconds: float, results: l
         build_media_cache(Path(video), workdir / "media", "vlm", settings.sample_fps, settings.frame_long_side,
                           settings.lowres_short_side)
         media = MediaCache(workdir / "media")
-        context = AnalyzerContext(video_id="vlm", settings=settings, device=device, models=loader)
+        context = AnalyzerContext(video_id="vlm", settings=settings, device=device, models=loader, batch_size=batch)
         began = time.perf_counter()
         try:
             run = run_analyzer(get_spec("qwen2_vl_temporal"), media, context)
@@ -164,7 +165,8 @@ def check_vlm(loader, device: str, video: str | None, seconds: float, results: l
         wall = time.perf_counter() - began
         meta = run.metadata
         results += [
-            ("VLM: clip", f"{media.duration_s:.1f} s, {meta.get('windows')} windows of {settings.vlm_window_s:g} s"),
+            ("VLM: clip", f"{media.duration_s:.1f} s, {meta.get('windows')} windows of {settings.vlm_window_s:g} s, "
+                          f"{batch} per generate call"),
             ("VLM: analyzer", f"{wall:.2f} s, {wall / media.duration_s:.3f}x realtime "
                               f"(target <= 0.3x), {meta.get('s_per_window')} s per window in generate"),
             ("VLM: peak GPU memory", f"{torch.cuda.max_memory_allocated() / 1024**3:.2f} GiB"),
@@ -189,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--vlm-video", default=None, help="clip for qwen2_vl_temporal (default: generated)")
     parser.add_argument("--vlm-seconds", type=float, default=49.0)
+    parser.add_argument("--vlm-batch", type=int, default=1, help="windows per generate call")
     parser.add_argument("--only-vlm", action="store_true", help="run only the video-language check")
     args = parser.parse_args(argv)
     count = cuda_devices()
@@ -207,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         check_whisper(loader, args.device, audio, results)
         check_yamnet(loader, args.device, audio, results)
         check_bitsandbytes(args.device, results)
-    check_vlm(loader, args.device, args.vlm_video, args.vlm_seconds, results)
+    check_vlm(loader, args.device, args.vlm_video, args.vlm_seconds, args.vlm_batch, results)
     results.append(("loads per model", str(load_counts())))
     width = max(len(k) for k, _ in results)
     for key, value in results:

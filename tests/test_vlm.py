@@ -22,7 +22,7 @@ from tiktok_assets.analyzers import AnalyzerContext, _vlm, get_spec, run_analyze
 from tiktok_assets.analyzers import qwen2_vl_temporal as vlm_analyzer
 from tiktok_assets.media_access import merge_spans
 from tiktok_assets.model_registry import ModelLoader, ModelUnavailable, ResolvedModel
-from tiktok_assets.model_registry.resource import FakeModelLoader
+from tiktok_assets.model_registry.resource import FAKE_BUILDERS, FakeModelLoader
 from tiktok_assets.model_registry.tiny_vlm import tiny_qwen2_vl
 
 MAX_PIXELS = 56 * 56 * 2  # 4 x 2 merged tokens per frame pair: a tiny prompt
@@ -121,7 +121,7 @@ def test_windows_frames_and_generation_settings_reach_generate(clip, vlm_setting
 
 def test_batched_windows_match_one_by_one(clip, vlm_settings, tmp_path):
     """Left padding: a batch of a 4-frame and a 2-frame window answers as the two calls alone."""
-    loader = FakeModelLoader(vlm_settings, tmp_path, {"qwen2-vl-2b": tiny_qwen2_vl})
+    loader = FakeModelLoader(vlm_settings, tmp_path, {"qwen2-vl-2b": FAKE_BUILDERS["qwen2-vl-2b"]})
     model = loader.load("qwen2-vl-2b", "cpu")
     frames = np.asarray(clip.frames)
     generation = vlm_analyzer.generation_settings(8)
