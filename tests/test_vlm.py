@@ -202,6 +202,19 @@ def test_unavailable_model_names_the_setting(settings, clip, monkeypatch, tmp_pa
         FakeModelLoader(settings, tmp_path / "fake").load("qwen2-vl-2b", "cpu")
 
 
+def test_hub_id_is_found_in_the_model_store_cache_offline(tiny_folder, settings, monkeypatch, tmp_path):
+    """A hub id resolves to the hub cache under the model store (layout of huggingface_hub) without network."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    repo = tmp_path / "store" / "huggingface" / "models--tiny--qwen2-vl"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0" * 40)
+    shutil.copytree(tiny_folder, repo / "snapshots" / ("0" * 40))
+    loader = ModelLoader(dataclasses.replace(settings, model_store=tmp_path / "store", vlm_model="tiny/qwen2-vl"))
+    model = loader.load("qwen2-vl-2b", "cpu")
+    assert model.resolved.origin == "hub" and model.resolved.path == "tiny/qwen2-vl"
+    assert model.precision == "fp32" and model.parameters < 1_000_000
+
+
 def test_large_model_on_the_cpu_is_refused_unless_forced(tiny_folder, monkeypatch, tmp_path):
     """A 2B-sized config (no weights: the size is counted on the meta device) on the CPU."""
     from transformers import Qwen2VLConfig

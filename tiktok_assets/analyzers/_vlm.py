@@ -4,7 +4,8 @@
 ``model_registry/specs.py``). It finds the weights (a local folder, the hub cache, a download only
 where the hub answers; ``HF_HUB_OFFLINE`` or an unreachable hub fail at once, without network
 time-outs), refuses a large model on the CPU unless ``TIKTOK_ASSETS_VLM_ALLOW_CPU`` is set (too slow
-at that size), and loads processor + model with the configured precision and attention:
+at that size; counted on the meta device from ``config.json``, fetched alone before any download of
+weights), and loads processor + model with the configured precision and attention:
 
 * precision ``auto``: bf16 on a CUDA device that supports it, else fp16; fp32 on the CPU.
   ``int8``/``int4``: bitsandbytes, with the vision tower and the output head unquantized
@@ -22,6 +23,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -122,16 +124,19 @@ def _truthy_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def weights_folder(resolved: ResolvedModel, revision: str, store: Path) -> Path:
+def weights_folder(resolved: ResolvedModel, revision: str, store: Path,
+                   check: Callable[[Path], None] | None = None) -> Path:
     """The local folder of the model's files: the resolved folder, the hub cache (the model store's,
-    then the default one), or a download where the hub answers; ModelUnavailable otherwise."""
+    then the default one), or a download where the hub answers; ModelUnavailable otherwise.
+    Before a download, ``check`` gets a folder holding only the model's ``config.json`` (it may
+    refuse the model without gigabytes being fetched)."""
     if resolved.origin != "hub":
         folder = Path(resolved.path)
         if not (folder / "config.json").is_file():
             raise ModelUnavailable(f"video-language model folder {folder} has no config.json; set {SETTING} "
                                    "to a folder saved with save_pretrained or to a hub id")
         return folder
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import hf_hub_download, snapshot_download
 
     cache = Path(store) / "huggingface"
     for cache_dir in (cache, None):
@@ -148,7 +153,11 @@ def weights_folder(resolved: ResolvedModel, revision: str, store: Path) -> Path:
             f"reachable; set {SETTING} to a local model folder (or run where the hub answers)"
         )
     try:
+        if check is not None:
+            check(Path(hf_hub_download(resolved.path, "config.json", revision=revision, cache_dir=cache)).parent)
         return Path(snapshot_download(resolved.path, revision=revision, cache_dir=cache))
+    except ModelUnavailable:
+        raise
     except Exception as exc:  # noqa: BLE001 - hub and network errors come in many types
         raise ModelUnavailable(f"video-language model {resolved.path!r} could not be downloaded "
                                f"({type(exc).__name__}); set {SETTING} to a local model folder") from exc
@@ -234,18 +243,23 @@ def load_model(resolved: ResolvedModel, kind: str, index: int, store: Path) -> V
     from ..config import load_settings
 
     settings = load_settings()
-    folder = weights_folder(resolved, settings.vlm_revision, store)
-    try:
-        parameters = count_parameters(folder)
-    except Exception as exc:  # noqa: BLE001 - unknown architectures and broken configs
-        raise ModelUnavailable(f"video-language model {resolved.name!r} is not a vision-language model "
-                               f"transformers can build ({type(exc).__name__}); set {SETTING}") from exc
-    if kind != "cuda" and parameters > CPU_MAX_PARAMS and not settings.vlm_allow_cpu:
-        raise ModelUnavailable(
-            f"video-language model {resolved.name!r} ({parameters / 1e9:.1f} B parameters) is too slow for the "
-            f"CPU at this size and no GPU is in use; run it on a GPU, set {SETTING} to a smaller model, or set "
-            "TIKTOK_ASSETS_VLM_ALLOW_CPU=1 to force it"
-        )
+
+    def check_size(folder: Path) -> int:
+        try:
+            parameters = count_parameters(folder)
+        except Exception as exc:  # noqa: BLE001 - unknown architectures and broken configs
+            raise ModelUnavailable(f"video-language model {resolved.name!r} is not a vision-language model "
+                                   f"transformers can build ({type(exc).__name__}); set {SETTING}") from exc
+        if kind != "cuda" and parameters > CPU_MAX_PARAMS and not settings.vlm_allow_cpu:
+            raise ModelUnavailable(
+                f"video-language model {resolved.name!r} ({parameters / 1e9:.1f} B parameters) is too slow for "
+                f"the CPU at this size and no GPU is in use; run it on a GPU, set {SETTING} to a smaller model, "
+                "or set TIKTOK_ASSETS_VLM_ALLOW_CPU=1 to force it"
+            )
+        return parameters
+
+    folder = weights_folder(resolved, settings.vlm_revision, store, check_size)
+    parameters = check_size(folder)
     from transformers import AutoProcessor
 
     precision = choose_precision(settings.vlm_precision, kind, index)
