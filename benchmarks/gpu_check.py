@@ -7,6 +7,13 @@ has the model, with timings. Without CUDA it prints one line saying it skipped a
 The 8-bit model is a tiny *randomly initialised* Qwen2 causal LM built from a config (no such
 weights can be had offline here): the check shows that quantised loading and generation run on
 the GPU, not what the model says.
+
+The video-language analyzer ``qwen2_vl_temporal`` runs on a clip (``--vlm-video``, default the
+sample recipe stretched to ``--vlm-seconds`` = 49 s) with the model of ``TIKTOK_ASSETS_VLM_MODEL``
+(default Qwen2-VL-2B-Instruct; precision ``TIKTOK_ASSETS_VLM_PRECISION``) when its weights are
+reachable (local folder, hub cache, or the hub; ``--vlm-batch`` windows per generate call): load
+time, seconds per window, realtime factor, peak GPU memory, the repetition figures and 5 sample
+descriptions (``--only-vlm`` skips the other checks). Without weights it says so.
 """
 
 from __future__ import annotations
@@ -116,10 +123,76 @@ def check_bitsandbytes(device: str, results: list) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def check_vlm(loader, device: str, video: str | None, seconds: float, batch: int, results: list) -> None:
+    """qwen2_vl_temporal on a clip through the registry's loader (the real weights, if reachable)."""
+    import torch
+
+    from tiktok_assets.analyzers import AnalyzerContext, get_spec, run_analyzer
+    from tiktok_assets.config import load_settings
+    from tiktok_assets.media import MediaCache, build_media_cache
+    from tiktok_assets.model_registry import ModelUnavailable
+
+    settings = load_settings()
+    torch.cuda.reset_peak_memory_stats()
+    began = time.perf_counter()
+    try:
+        model = loader.load("qwen2-vl-2b", device)
+    except ModelUnavailable as exc:
+        results.append(("VLM", f"not run: {exc}"))
+        return
+    except Exception as exc:  # noqa: BLE001 - report and go on
+        results.append(("VLM: load", f"FAILED: {type(exc).__name__}: {exc}"))
+        return
+    results.append(("VLM: load", f"{time.perf_counter() - began:.3f} s ({model.resolved.name}, {model.precision}, "
+                                 f"{model.attention}, {model.parameters / 1e9:.2f} B parameters)"))
+    workdir = Path(tempfile.mkdtemp(prefix="gpu-check-vlm-"))
+    try:
+        if video is None:
+            from tiktok_assets.sample_video import generate_sample_video
+
+            video = str(workdir / "clip.mp4")
+            generate_sample_video(Path(video), width=1080, height=1920, min_duration_s=seconds)
+        build_media_cache(Path(video), workdir / "media", "vlm", settings.sample_fps, settings.frame_long_side,
+                          settings.lowres_short_side)
+        media = MediaCache(workdir / "media")
+        context = AnalyzerContext(video_id="vlm", settings=settings, device=device, models=loader, batch_size=batch)
+        began = time.perf_counter()
+        try:
+            run = run_analyzer(get_spec("qwen2_vl_temporal"), media, context)
+        except Exception as exc:  # noqa: BLE001 - report and go on
+            results.append(("VLM: run", f"FAILED: {type(exc).__name__}: {exc}"))
+            return
+        wall = time.perf_counter() - began
+        meta = run.metadata
+        results += [
+            ("VLM: clip", f"{media.duration_s:.1f} s, {meta.get('windows')} windows of {settings.vlm_window_s:g} s, "
+                          f"{batch} per generate call"),
+            ("VLM: analyzer", f"{wall:.2f} s, {wall / media.duration_s:.3f}x realtime "
+                              f"(target <= 0.3x), {meta.get('s_per_window')} s per window in generate"),
+            ("VLM: peak GPU memory", f"{torch.cuda.max_memory_allocated() / 1024**3:.2f} GiB"),
+            ("VLM: distinct 3-gram ratio", str(meta.get("distinct_3gram_ratio"))),
+            ("VLM: verbatim repeat share", f"{meta.get('verbatim_repeat_share')} ({meta.get('repeated_windows')} windows)"),
+            ("VLM: parsed answers", str(meta.get("parsed_share"))),
+            ("VLM: examined", f"{meta.get('examined_s')} s of {media.duration_s:.1f} s"),
+        ]
+        rows = run.table.to_pylist()
+        for i in np.unique(np.linspace(0, len(rows) - 1, min(5, len(rows))).round().astype(int)) if rows else []:
+            row = rows[i]
+            results.append((f"VLM: {row['start_s']:.0f}-{row['end_s']:.0f} s",
+                            f"{row['description']} | people={row['people_count']} setting={row['setting']} "
+                            f"objects={row['objects']} text={row['text_visible']}"))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda:0")
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--vlm-video", default=None, help="clip for qwen2_vl_temporal (default: generated)")
+    parser.add_argument("--vlm-seconds", type=float, default=49.0)
+    parser.add_argument("--vlm-batch", type=int, default=1, help="windows per generate call")
+    parser.add_argument("--only-vlm", action="store_true", help="run only the video-language check")
     args = parser.parse_args(argv)
     count = cuda_devices()
     if count == 0:
@@ -133,9 +206,11 @@ def main(argv: list[str] | None = None) -> int:
     loader = process_loader(load_settings())
     audio = speech(args.seconds)
     results: list[tuple[str, str]] = [("CUDA devices", str(count)), ("device", args.device)]
-    check_whisper(loader, args.device, audio, results)
-    check_yamnet(loader, args.device, audio, results)
-    check_bitsandbytes(args.device, results)
+    if not args.only_vlm:
+        check_whisper(loader, args.device, audio, results)
+        check_yamnet(loader, args.device, audio, results)
+        check_bitsandbytes(args.device, results)
+    check_vlm(loader, args.device, args.vlm_video, args.vlm_seconds, args.vlm_batch, results)
     results.append(("loads per model", str(load_counts())))
     width = max(len(k) for k, _ in results)
     for key, value in results:

@@ -16,6 +16,8 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = PACKAGE_DIR.parent
 RESOURCES_DIR = PROJECT_DIR / "resources"
 MEDIA_RETENTION_POLICIES = ("evict", "keep")
+VLM_PRECISIONS = ("auto", "bf16", "fp16", "fp32", "int8", "int4")
+VLM_ATTENTIONS = ("auto", "flash_attention_2", "sdpa", "eager")
 
 
 def _env(name: str, default: str) -> str:
@@ -98,6 +100,18 @@ class Settings:
     media_retention: str = "evict"  # evict a video's media cache once its analyzers are up to date, or keep
     # videos per Dagster run of a backfill (BackfillPolicy.multi_run on every partitioned asset)
     partitions_per_run: int = 10
+    # the video-language model (qwen2_vl_temporal): hub id or local folder, revision, windows, budget
+    vlm_model: str = "Qwen/Qwen2-VL-2B-Instruct"
+    vlm_revision: str = "main"
+    vlm_window_s: float = 2.0
+    vlm_frames_per_window: int = 4
+    vlm_max_pixels: int = 360 * 420
+    vlm_prompt: str | None = None
+    vlm_precision: str = "auto"  # auto | bf16 | fp16 | fp32 | int8 | int4
+    vlm_attention: str = "auto"  # auto | flash_attention_2 | sdpa | eager
+    vlm_german: bool = False
+    vlm_max_new_tokens: int = 96
+    vlm_allow_cpu: bool = False
 
     @property
     def videos_dir(self) -> Path:
@@ -150,6 +164,17 @@ def load_settings() -> Settings:
         max_nightly_failures=int(_env_float("TIKTOK_ASSETS_MAX_NIGHTLY_FAILURES", 3)),
         media_retention=_env("TIKTOK_ASSETS_MEDIA_RETENTION", "evict").lower(),
         partitions_per_run=_env_int("TIKTOK_ASSETS_PARTITIONS_PER_RUN", 10, minimum=1),
+        vlm_model=_env("TIKTOK_ASSETS_VLM_MODEL", "Qwen/Qwen2-VL-2B-Instruct"),
+        vlm_revision=_env("TIKTOK_ASSETS_VLM_REVISION", "main"),
+        vlm_window_s=_env_float("TIKTOK_ASSETS_VLM_WINDOW_S", 2.0),
+        vlm_frames_per_window=_env_int("TIKTOK_ASSETS_VLM_FRAMES", 4, minimum=1),
+        vlm_max_pixels=_env_int("TIKTOK_ASSETS_VLM_MAX_PIXELS", 360 * 420, minimum=56 * 56),
+        vlm_prompt=os.environ.get("TIKTOK_ASSETS_VLM_PROMPT", "").strip() or None,
+        vlm_precision=_env("TIKTOK_ASSETS_VLM_PRECISION", "auto").lower(),
+        vlm_attention=_env("TIKTOK_ASSETS_VLM_ATTENTION", "auto").lower(),
+        vlm_german=_env_bool("TIKTOK_ASSETS_VLM_GERMAN"),
+        vlm_max_new_tokens=_env_int("TIKTOK_ASSETS_VLM_MAX_NEW_TOKENS", 96, minimum=8),
+        vlm_allow_cpu=_env_bool("TIKTOK_ASSETS_VLM_ALLOW_CPU"),
     )
     if settings.media_retention not in MEDIA_RETENTION_POLICIES:
         raise ValueError(f"TIKTOK_ASSETS_MEDIA_RETENTION must be one of {', '.join(MEDIA_RETENTION_POLICIES)}, "
@@ -158,6 +183,14 @@ def load_settings() -> Settings:
         raise ValueError("TIKTOK_ASSETS_SAMPLE_FPS must be between 0.1 and 30")
     if settings.max_nightly_failures < 1:
         raise ValueError("TIKTOK_ASSETS_MAX_NIGHTLY_FAILURES must be at least 1")
+    if settings.vlm_precision not in VLM_PRECISIONS:
+        raise ValueError(f"TIKTOK_ASSETS_VLM_PRECISION must be one of {', '.join(VLM_PRECISIONS)}, "
+                         f"got {settings.vlm_precision!r}")
+    if settings.vlm_attention not in VLM_ATTENTIONS:
+        raise ValueError(f"TIKTOK_ASSETS_VLM_ATTENTION must be one of {', '.join(VLM_ATTENTIONS)}, "
+                         f"got {settings.vlm_attention!r}")
+    if not 0.5 <= settings.vlm_window_s <= 30:
+        raise ValueError("TIKTOK_ASSETS_VLM_WINDOW_S must be between 0.5 and 30 seconds")
     if settings.frame_long_side < 64 or settings.lowres_short_side < 16:
         raise ValueError("frame sizes are too small (long side >= 64, low-res short side >= 16)")
     return settings

@@ -95,4 +95,5 @@ _FAKES: dict[tuple[str, tuple[str, ...]], FakeModelLoader] = {}
 
 FAKE_BUILDERS = {
     "speech-emotion": lambda folder: tiny_wav2vec2_classifier(folder, ("calm", "tense", "cheerful")),
+    "qwen2-vl-2b": lambda folder: _import("tiktok_assets.model_registry.tiny_vlm:tiny_qwen2_vl")(folder),
 }

@@ -243,9 +243,15 @@ SPECS: tuple[ModelSpec, ...] = (
         kind="transformers",
         licence="Apache-2.0",
         devices=("cuda", "cpu"),
-        hub_id="Qwen/Qwen2-VL-2B-Instruct",
-        revision="main",
-        note="no weights on PyPI (~4.4 GB); an online machine, ideally with a GPU",
+        setting="TIKTOK_ASSETS_VLM_MODEL",
+        setting_field="vlm_model",
+        default_value="Qwen/Qwen2-VL-2B-Instruct",
+        hub_id="{}",
+        revision="main",  # the revision loaded is TIKTOK_ASSETS_VLM_REVISION (default main)
+        loader="tiktok_assets.analyzers._vlm:load_model",
+        used_by=("qwen2_vl_temporal",),
+        label="VLM",
+        note="no weights on PyPI (~4.4 GB); a hub id (Qwen2-VL/Qwen2.5-VL) on an online machine or a local folder",
     ),
 )
 
