@@ -62,6 +62,9 @@ def analyzed(home, sample):
     return key, ok
 
 
+OFFLINE_GAPS = {"qwen2_vl_temporal", "object_detection", "product_detection"}  # product_detection reads object tracks
+
+
 def test_analyze_fills_the_warehouse(analyzed, sample, capsys):
     key, ok = analyzed
     assert ok
@@ -76,12 +79,18 @@ def test_analyze_fills_the_warehouse(analyzed, sample, capsys):
                               "ORDER BY start_s")]
     assert len(cuts) == len(sample.cuts_s) and all(abs(a - b) <= 0.1 for a, b in zip(cuts, sample.cuts_s))
     statuses = dict(sql(f"SELECT analyzer, status FROM analyzer_runs WHERE video_id = '{key}'"))
-    assert statuses == {name: "success" for name in all_specs()}
-    (score, text_score, visual_score, expected), = sql(
-        "SELECT score, text_score, visual_score, analyzers_expected FROM reconstruction_scores "
-        f"WHERE video_id = '{key}'")
-    assert expected == len(all_specs())
-    assert visual_score == 100.0
+    # every analyzer ran; only those whose model has no offline weights (MODELS.md: the VLM, COCO
+    # object detection) say so instead of producing rows
+    unavailable = {name for name, status in statuses.items() if status == "model_unavailable"}
+    assert unavailable <= OFFLINE_GAPS
+    assert statuses == {name: "model_unavailable" if name in unavailable else "success" for name in all_specs()}
+    (score, text_score, visual_score, expected, listed), = sql(
+        "SELECT score, text_score, visual_score, analyzers_expected, analyzers_model_unavailable "
+        f"FROM reconstruction_scores WHERE video_id = '{key}'")
+    assert expected == len(all_specs()) and set(listed) == unavailable
+    visual = [name for name, spec in all_specs().items() if spec.modality == "visual"]
+    ok_visual = [name for name in visual if name not in unavailable]
+    assert visual_score == pytest.approx(100.0 * len(ok_visual) / len(visual), abs=0.5)  # each ok one saw it all
     assert 0 < score <= 100
     seconds = sql(f"SELECT count(*), bool_and(speech), bool_and(visual) FROM coverage_seconds WHERE video_id = '{key}'")
     assert seconds[0][0] == int(-(-sample.duration_s // 1)) and seconds[0][1] and seconds[0][2]
