@@ -98,6 +98,9 @@ class Settings:
     media_retention: str = "evict"  # evict a video's media cache once its analyzers are up to date, or keep
     # videos per Dagster run of a backfill (BackfillPolicy.multi_run on every partitioned asset)
     partitions_per_run: int = 10
+    # YOLO weights of object_detection: a local .pt/.onnx (or folder) or an ultralytics release asset name
+    object_model: str = "yolov8n.pt"
+    object_model_gpu: str = "yolov8x.pt"
 
     @property
     def videos_dir(self) -> Path:
@@ -150,6 +153,8 @@ def load_settings() -> Settings:
         max_nightly_failures=int(_env_float("TIKTOK_ASSETS_MAX_NIGHTLY_FAILURES", 3)),
         media_retention=_env("TIKTOK_ASSETS_MEDIA_RETENTION", "evict").lower(),
         partitions_per_run=_env_int("TIKTOK_ASSETS_PARTITIONS_PER_RUN", 10, minimum=1),
+        object_model=_env("TIKTOK_ASSETS_OBJECT_MODEL", "yolov8n.pt"),
+        object_model_gpu=_env("TIKTOK_ASSETS_OBJECT_MODEL_GPU", "yolov8x.pt"),
     )
     if settings.media_retention not in MEDIA_RETENTION_POLICIES:
         raise ValueError(f"TIKTOK_ASSETS_MEDIA_RETENTION must be one of {', '.join(MEDIA_RETENTION_POLICIES)}, "

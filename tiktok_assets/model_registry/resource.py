@@ -95,4 +95,6 @@ _FAKES: dict[tuple[str, tuple[str, ...]], FakeModelLoader] = {}
 
 FAKE_BUILDERS = {
     "speech-emotion": lambda folder: tiny_wav2vec2_classifier(folder, ("calm", "tense", "cheerful")),
+    "yolov8n": lambda folder: _import("tiktok_assets.analyzers._yolo:tiny_random_yolo")(folder),
+    "yolov8x": lambda folder: _import("tiktok_assets.analyzers._yolo:tiny_random_yolo")(folder),
 }

@@ -1,0 +1,186 @@
+"""Objects, products and content safety (issue 13).
+
+object_detection: no COCO weights can be had offline, so these tests use a tiny *randomly
+initialised* YOLOv8n built from ``yolov8n.yaml`` (``_yolo.tiny_random_yolo``). They test plumbing,
+not accuracy: batching by the group's batch size, letterboxing of portrait frames, boxes mapped back
+to the displayed frame, timestamps, track rows. The tracker itself is tested on detections with
+known boxes. Without weights the analyzer raises ModelUnavailable naming the setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+from array_media import media_from_arrays
+from skimage import data
+
+from tiktok_assets.analyzers import AnalyzerContext, _yolo, get_spec, object_detection, run_analyzer
+from tiktok_assets.analyzers._yolo import Detections
+from tiktok_assets.model_registry import ModelLoader, ModelUnavailable, ResolvedModel
+from tiktok_assets.model_registry.resource import FakeModelLoader
+
+
+def _portrait(photo: np.ndarray, background: int, top: int) -> np.ndarray:
+    """A 640x360 portrait frame: ``photo`` (cropped to 360 wide) on a flat background from row ``top``."""
+    frame = np.full((640, 360, 3), background, np.uint8)
+    piece = photo[: 640 - top, :360]
+    frame[top : top + piece.shape[0], : piece.shape[1]] = piece
+    return frame
+
+
+@pytest.fixture(scope="module")
+def portraits() -> list[np.ndarray]:
+    astronaut, cat, coffee = data.astronaut(), data.chelsea(), data.coffee()
+    return [_portrait(astronaut[::2, ::2], 90, 150), _portrait(cat, 200, 300), _portrait(coffee, 30, 100),
+            _portrait(astronaut, 120, 0), _portrait(cat[:, 60:], 60, 40)]
+
+
+@pytest.fixture(scope="module")
+def tiny_yolo(tmp_path_factory):
+    """The random tiny YOLO on the CPU through the registry's loader (plumbing only)."""
+    folder = _yolo.tiny_random_yolo(tmp_path_factory.mktemp("tiny-yolo") / "yolov8n")
+    resolved = ResolvedModel("tiny random yolov8n", str(folder), "fake (random weights)", "yolov8n")
+    return _yolo.load_model(resolved, "cpu", 0, folder.parent)
+
+
+def test_frames_go_in_batches_letterboxed_and_boxes_map_back_to_the_displayed_frame(tiny_yolo, portraits):
+    shapes: list[tuple[int, ...]] = []
+    hook = tiny_yolo.model.model.register_forward_pre_hook(lambda _m, args: shapes.append(tuple(args[0].shape)))
+    try:
+        batched = tiny_yolo.detect(portraits, batch_size=2, conf=0.1)
+    finally:
+        hook.remove()
+    # 5 frames in batches of 2: 2 + 2 + 1; portrait 360x640 letterboxed to 384 wide (a stride multiple)
+    assert shapes == [(2, 3, 640, 384), (2, 3, 640, 384), (1, 3, 640, 384)]
+    single = tiny_yolo.detect(portraits, batch_size=1, conf=0.1)
+    assert sum(len(d) for d in batched) > 0, "the random model must produce boxes for this test to mean anything"
+    for a, b in zip(batched, single):
+        np.testing.assert_allclose(a.xyxy, b.xyxy, atol=0.05)
+        np.testing.assert_array_equal(a.cls, b.cls)
+    # the same pictures at twice the size (nearest-neighbour) give the model the same letterboxed input:
+    # the boxes must come back at twice the coordinates, in the larger frame's pixels
+    doubled = tiny_yolo.detect([f.repeat(2, 0).repeat(2, 1) for f in portraits], batch_size=2, conf=0.1)
+    for a, b in zip(batched, doubled):
+        assert len(a) == len(b)
+        np.testing.assert_allclose(b.xyxy, 2 * a.xyxy, atol=0.5)
+        assert (b.xyxy >= 0).all() and (b.xyxy[:, [0, 2]] <= 720).all() and (b.xyxy[:, [1, 3]] <= 1280).all()
+
+
+def _moving(frames: int, start: tuple[float, float], speed: float, size: tuple[float, float]) -> list[np.ndarray]:
+    return [np.array([start[0] + speed * i, start[1], start[0] + speed * i + size[0], start[1] + size[1]],
+                     np.float32) for i in range(frames)]
+
+
+def test_bytetrack_links_known_boxes_into_tracks_with_spans_and_positions():
+    """Detections with known boxes (not a model's): a person walking right over 10 frames, a cup
+    from frame 4 to 9 (weak on frame 6: kept by ByteTrack's second stage), a one-frame blip."""
+    person = _moving(10, (20, 100), 6, (120, 400))
+    cup = _moving(10, (250, 500), 0, (40, 60))
+    dets = []
+    for i in range(10):
+        boxes, conf, cls = [person[i]], [0.9], [0]
+        if i >= 4:
+            boxes.append(cup[i])
+            conf.append(0.15 if i == 6 else 0.7)
+            cls.append(41)
+        if i == 2:
+            boxes.append(np.array([300, 20, 340, 60], np.float32))
+            conf.append(0.6)
+            cls.append(67)
+        dets.append(Detections(np.stack(boxes), np.array(conf, np.float32), np.array(cls)))
+    tracks = object_detection.link(dets, sample_fps=2.0)
+    assert [len(t.hits) for t in tracks] == [10, 6]  # the blip is never confirmed
+    times = 1.0 + np.arange(10) * 0.5  # the frames' times (a video whose first sample is at 1 s)
+    names = {0: "person", 41: "cup", 67: "cell phone"}
+    person_row, cup_row = (object_detection.track_row(t, times, 360, 640, 6.0, 0.5, names, "m") for t in tracks)
+    assert person_row["label"] == "person" and (person_row["start_s"], person_row["end_s"]) == (1.0, 6.0)
+    assert cup_row["label"] == "cup" and (cup_row["start_s"], cup_row["end_s"]) == (3.0, 6.0)
+    assert [b["t"] for b in cup_row["boxes"]] == [3.0, 3.5, 4.0, 4.5, 5.0, 5.5]
+    assert cup_row["boxes"][2]["conf"] == pytest.approx(0.15)
+    assert cup_row["confidence_max"] == pytest.approx(0.7) and cup_row["peak_s"] == 3.0
+    # detector boxes, normalised to the 360x640 frame
+    assert cup_row["box_mean"] == pytest.approx([250 / 360, 500 / 640, 290 / 360, 560 / 640], abs=1e-4)
+    assert person_row["boxes"][9]["box"] == pytest.approx([74 / 360, 100 / 640, 194 / 360, 500 / 640], abs=1e-4)
+    assert cup_row["area_mean"] == pytest.approx(40 * 60 / (360 * 640), abs=1e-4)
+    assert cup_row["size_class"] == "small" and person_row["size_class"] == "large"
+    assert cup_row["position"] == "bottom-right" and person_row["position"] == "left"
+
+
+def test_position_grid_and_size_classes():
+    assert object_detection.position_name(0.5, 0.5) == "center"
+    assert object_detection.position_name(0.1, 0.1) == "top-left"
+    assert object_detection.position_name(0.5, 0.9) == "bottom"
+    assert object_detection.position_name(0.99, 0.5) == "right"
+    assert [object_detection.size_class(a) for a in (0.01, 0.02, 0.149, 0.15)] == ["small", "medium", "medium",
+                                                                                    "large"]
+
+
+def test_analyzer_tracks_a_static_clip_once_per_object_and_loads_the_model_once(settings, tiny_yolo, portraits,
+                                                                               tmp_path):
+    """8 sampled frames of one still picture: every confident random box is one track over the whole
+    clip, with per-frame boxes at the frames' times (plumbing; the random model's classes mean nothing)."""
+    frames = np.stack([portraits[0]] * 8)
+    media = media_from_arrays(tmp_path / "still", frames, fps=2.0, video_id="still")
+    loader = FakeModelLoader(settings, tmp_path / "models", {"yolov8n": _yolo.tiny_random_yolo})
+    context = AnalyzerContext(video_id="still", settings=settings, device="cpu", batch_size=3, models=loader)
+    run = run_analyzer(get_spec("object_detection"), media, context)
+    again = run_analyzer(get_spec("object_detection"), media, context)
+    assert loader.counts["yolov8n"] == 1
+    assert run.table.to_pylist() == again.table.to_pylist()
+    rows = run.table.to_pylist()
+    direct = tiny_yolo.detect([portraits[0]], conf=object_detection.DETECT_CONF)[0]
+    confident = direct.conf >= 0.25
+    assert confident.sum() >= 1 and len(rows) == int(confident.sum())
+    expected = np.array(sorted(map(tuple, direct.xyxy[confident] / [360, 640, 360, 640])))
+    np.testing.assert_allclose(sorted(tuple(r["box_mean"]) for r in rows), expected, atol=2e-4)
+    for row in rows:
+        assert (row["start_s"], row["end_s"], row["frames"]) == (0.0, 4.0, 8)
+        assert [b["t"] for b in row["boxes"]] == [0.5 * i for i in range(8)]
+        assert row["label"] in tiny_yolo.names.values() and row["model"] == "tiny random yolov8n"
+        assert all(0.0 <= v <= 1.0 for v in row["box_mean"])
+    assert run.examined == [(0.0, 4.0)]
+    assert run.metadata["tracks"] == len(rows) and run.metadata["frames"] == 8
+
+
+def test_without_weights_the_analyzer_names_the_setting(settings, tmp_path, monkeypatch):
+    monkeypatch.setattr(_yolo, "_github_reachable", lambda timeout_s=3.0: False)
+    own = dataclasses.replace(settings, model_store=tmp_path / "store")
+    media = media_from_arrays(tmp_path / "m", np.zeros((2, 64, 36, 3), np.uint8), fps=2.0)
+    context = AnalyzerContext(video_id="arrays", settings=own, models=ModelLoader(own))
+    with pytest.raises(ModelUnavailable, match="TIKTOK_ASSETS_OBJECT_MODEL"):
+        run_analyzer(get_spec("object_detection"), media, context)
+    missing = dataclasses.replace(own, object_model=str(tmp_path / "nowhere" / "model.pt"))
+    with pytest.raises(ModelUnavailable, match="TIKTOK_ASSETS_OBJECT_MODEL"):
+        ModelLoader(missing).load("yolov8n", "cpu")
+    assert object_detection.model_id_for("cuda:0") == "yolov8x" and object_detection.model_id_for("cpu") == "yolov8n"
+
+
+def test_a_local_weights_file_is_loaded_through_the_registry(settings, tiny_yolo, tmp_path):
+    folder = _yolo.tiny_random_yolo(tmp_path / "local")
+    own = dataclasses.replace(settings, object_model=str(next(Path(folder).glob("*.pt"))))
+    detector = ModelLoader(own).load("yolov8n", "cpu")
+    assert detector.resolved.origin == "local path" and len(detector.names) == 80
+
+
+def test_lapjv_stand_in_matches_brute_force_with_a_cost_limit():
+    """The SciPy stand-in for ``lap.lapjv`` (ultralytics' trackers need it): optimal assignment where
+    an unmatched row and column together cost ``cost_limit``, checked against every matching."""
+    import itertools
+
+    rng = np.random.default_rng(3)
+    for n, m in ((3, 3), (2, 4), (4, 2), (3, 5)):
+        cost = rng.random((n, m))
+        limit = 0.5
+        _, x, y = _yolo.lapjv(cost, extend_cost=True, cost_limit=limit)
+        best = np.inf
+        for k in range(min(n, m) + 1):
+            for rows in itertools.combinations(range(n), k):
+                for cols in itertools.permutations(range(m), k):
+                    best = min(best, sum(cost[r, c] for r, c in zip(rows, cols)) + (n + m - 2 * k) * limit / 2)
+        got = sum(cost[r, x[r]] for r in range(n) if x[r] >= 0) + ((x < 0).sum() + (y < 0).sum()) * limit / 2
+        assert got == pytest.approx(best)
+        assert all(y[x[r]] == r for r in range(n) if x[r] >= 0)
+        assert all(cost[r, x[r]] <= limit for r in range(n) if x[r] >= 0)
