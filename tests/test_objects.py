@@ -184,3 +184,86 @@ def test_lapjv_stand_in_matches_brute_force_with_a_cost_limit():
         assert got == pytest.approx(best)
         assert all(y[x[r]] == r for r in range(n) if x[r] >= 0)
         assert all(cost[r, x[r]] <= limit for r in range(n) if x[r] >= 0)
+
+
+# --- content_safety (the real NudeNet 320n graph, offline) -----------------------------------------
+# Positives (explicit or suggestive classes) cannot be tested with generated media or the bundled
+# photos: these tests show that the packaged model runs, finds the astronaut's face class, maps its
+# box onto the displayed frame and flags nothing on non-explicit pictures; the flag rule is tested
+# on given per-frame findings.
+
+
+def _placed(photo: np.ndarray, x: int, y: int, size=(640, 360)) -> np.ndarray:
+    frame = np.full((*size, 3), 70, np.uint8)
+    frame[y : y + photo.shape[0], x : x + photo.shape[1]] = photo[: size[0] - y, : size[1] - x]
+    return frame
+
+
+@pytest.fixture(scope="module")
+def nudenet(settings):
+    return ModelLoader(settings).load("nudenet-320n", "cpu")
+
+
+def test_nudenet_batches_reproduce_the_package_detector_on_bundled_photos(nudenet):
+    from nudenet.nudenet import NudeDetector
+
+    photos = [data.astronaut(), data.chelsea(), data.coffee(), data.rocket(), _placed(data.astronaut()[::2, ::2], 40, 100)]
+    ours = nudenet.detect(photos, batch_size=3)
+    reference = NudeDetector()
+    for photo, found in zip(photos, ours):
+        expected = reference.detect(np.ascontiguousarray(photo[..., ::-1]))  # the package reads BGR like cv2
+        assert [d["class"] for d in expected] == [label for label, _, _ in found]
+        for want, (_, conf, box) in zip(expected, found):
+            x, y, w, h = want["box"]
+            assert conf == pytest.approx(want["score"], abs=2e-3)
+            np.testing.assert_allclose(box, [x, y, x + w, y + h], atol=1.5)
+    assert [label for label, _, _ in ours[0]] == ["FACE_FEMALE"]
+    assert nudenet.resolved.origin == "PyPI package nudenet"  # size and sha256 checked by the registry
+
+
+def test_content_safety_finds_the_face_span_and_flags_photos_safe(settings, tmp_path):
+    """10 sampled frames (2 fps): the astronaut at half size from 0 to 2 s, then the coffee cup, the
+    rocket and the cat. Her face (173..274 x 83..180 in the 512 px photo) must come back as one
+    FACE_FEMALE span at its place in the portrait frame."""
+    half = data.astronaut()[::2, ::2]
+    frames = [_placed(half, 40, 100)] * 4 + [_placed(data.coffee()[::2, ::2], 0, 200)] * 3
+    frames += [_placed(data.rocket()[::2, ::2], 10, 300)] * 2 + [_placed(data.chelsea(), 0, 150)]
+    media = media_from_arrays(tmp_path / "photos", np.stack(frames), fps=2.0, video_id="photos")
+    context = AnalyzerContext(video_id="photos", settings=settings, batch_size=4)
+    run = run_analyzer(get_spec("content_safety"), media, context)
+    rows = run.table.to_pylist()
+    spans = [r for r in rows if r["level"] == "span"]
+    faces = [r for r in spans if r["label"] == "FACE_FEMALE"]
+    assert len(faces) == 1 and (faces[0]["start_s"], faces[0]["end_s"], faces[0]["frames"]) == (0.0, 2.0, 4)
+    face = np.array([40 + 173 / 2, 100 + 83 / 2, 40 + 274 / 2, 100 + 180 / 2]) / [360, 640, 360, 640]
+    np.testing.assert_allclose(faces[0]["box_peak"], face, atol=0.02)
+    assert [h["t"] for h in faces[0]["hits"]] == [0.0, 0.5, 1.0, 1.5]
+    assert not [r for r in spans if r["category"] != "none"]
+    video = [r for r in rows if r["level"] == "video"]
+    assert len(video) == 1 and video[0]["flag"] == "safe" and (video[0]["start_s"], video[0]["end_s"]) == (0.0, 5.0)
+    assert run.metadata["flag"] == "safe" and run.examined == [(0.0, 5.0)]
+
+
+def test_flag_rule_and_span_merging():
+    from tiktok_assets.analyzers import content_safety as cs
+
+    box = np.array([10.0, 10.0, 50.0, 50.0])
+
+    def frames(*found):
+        return [{label: (conf, box) for label, conf in f} for f in found]
+
+    breast, belly, face = "FEMALE_BREAST_EXPOSED", "BELLY_EXPOSED", "FACE_FEMALE"
+    assert cs.video_flag(frames([(breast, 0.7)], [(breast, 0.65)], []))[0] == "explicit"
+    assert cs.video_flag(frames([(breast, 0.55)], [(breast, 0.58)], []))[0] == "suggestive"
+    assert cs.video_flag(frames([(belly, 0.9)], [(belly, 0.9)], [(belly, 0.9)]))[0] == "suggestive"
+    assert cs.video_flag(frames([(face, 0.9), (breast, 0.9)], [(face, 0.9)], [(face, 0.9)]))[0] == "safe"
+    assert cs.video_flag(frames([(breast, 0.7)]))[0] == "explicit"  # a one-frame video
+    flag, reason = cs.video_flag(frames([(breast, 0.7)], [(breast, 0.7)]))
+    assert "FEMALE_BREAST_EXPOSED" in reason and "2 sampled frames" in reason
+    assert [cs.category(x) for x in (breast, belly, face, "MALE_BREAST_EXPOSED")] == ["explicit", "suggestive", "none",
+                                                                                     "none"]
+    times = np.array([0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0])
+    found = frames([(face, 0.8)], [(face, 0.6)], [], [(face, 0.7)], [], [], [(face, 0.9)])
+    rows = cs.spans(times, found, 0.5, 3.2, 100, 100, "m")
+    assert [(r["start_s"], r["end_s"], r["frames"]) for r in rows] == [(0.0, 2.0, 3), (3.0, 3.2, 1)]
+    assert rows[0]["confidence_max"] == 0.8 and rows[0]["box_peak"] == [0.1, 0.1, 0.5, 0.5]
