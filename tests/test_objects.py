@@ -267,3 +267,58 @@ def test_flag_rule_and_span_merging():
     rows = cs.spans(times, found, 0.5, 3.2, 100, 100, "m")
     assert [(r["start_s"], r["end_s"], r["frames"]) for r in rows] == [(0.0, 2.0, 3), (3.0, 3.2, 1)]
     assert rows[0]["confidence_max"] == 0.8 and rows[0]["box_peak"] == [0.1, 0.1, 0.5, 0.5]
+
+
+# --- product_detection (from object tracks with known boxes) -----------------------------------------
+
+
+def _object_table(tracks: list[tuple[int, str, list[tuple[float, list[float], float]]]], duration: float):
+    """An object_detection table (its real schema, via track_row) from (track id, label, [(t, box px, conf)])
+    on a 360x640 frame sampled at 2 fps."""
+    from tiktok_assets.analyzers.base import to_table
+    from tiktok_assets.analyzers.object_detection import Track, track_row
+
+    times = np.arange(0.0, duration, 0.5)
+    names = {i: label for i, (_, label, _) in enumerate(tracks)}
+    rows = []
+    for class_id, (track_id, _, hits) in enumerate(tracks):
+        track = Track(track_id, [(int(round(t * 2)), np.array(box, np.float32), conf, class_id) for t, box, conf in hits])
+        rows.append(track_row(track, times, 360, 640, duration, 0.5, names, "known boxes"))
+    return to_table(object_detection.SPEC, "objects", rows)
+
+
+def test_products_come_from_object_tracks_with_category_screen_time_and_prominence(settings, tmp_path):
+    centre_cup = [120, 240, 240, 400]  # 120x160 px in the middle: area 0.0833 of the frame
+    corner_laptop = [0, 0, 90, 64]  # top-left: area 0.025
+    table = _object_table([
+        (1, "cup", [(t, centre_cup, 0.8) for t in (1.0, 1.5, 2.0, 3.0)]),
+        (2, "laptop", [(t, corner_laptop, 0.6) for t in (0.0, 0.5)]),
+        (3, "person", [(t, [0, 0, 360, 640], 0.9) for t in (0.0, 0.5, 1.0)]),
+    ], duration=4.0)
+    media = media_from_arrays(tmp_path / "m", np.zeros((8, 64, 36, 3), np.uint8), fps=2.0)
+    context = AnalyzerContext(video_id="arrays", settings=settings, inputs={"object_detection": table},
+                              input_examined={"object_detection": [(0.0, 4.0)]})
+    run = run_analyzer(get_spec("product_detection"), media, context)
+    rows = {r["label"]: r for r in run.table.to_pylist()}
+    assert set(rows) == {"cup", "laptop"}  # a person is not a product
+    cup, laptop = rows["cup"], rows["laptop"]
+    assert (cup["category"], cup["start_s"], cup["end_s"], cup["time_on_screen_s"]) == ("beverage", 1.0, 3.5, 2.0)
+    assert cup["area_mean"] == pytest.approx(120 * 160 / (360 * 640), abs=1e-4) and cup["centred"]
+    assert cup["prominence"] == pytest.approx(120 * 160 / (360 * 640) / 0.15, abs=1e-3)
+    assert (laptop["category"], laptop["time_on_screen_s"], laptop["centred"]) == ("electronics", 1.0, False)
+    assert laptop["prominence"] == pytest.approx(90 * 64 / (360 * 640) / 0.15 * 0.5, abs=1e-3)
+    assert run.examined == [(0.0, 4.0)]  # what object_detection examined; no media read
+
+
+def test_products_without_object_tracks_say_why(settings, tmp_path):
+    media = media_from_arrays(tmp_path / "m", np.zeros((2, 64, 36, 3), np.uint8), fps=2.0)
+    spec = get_spec("product_detection")
+    unavailable = AnalyzerContext(video_id="arrays", settings=settings,
+                                  input_runs={"object_detection": {"status": "model_unavailable"}})
+    with pytest.raises(ModelUnavailable, match="TIKTOK_ASSETS_OBJECT_MODEL"):
+        run_analyzer(spec, media, unavailable)
+    from tiktok_assets.analyzers.base import AnalyzerError
+
+    with pytest.raises(AnalyzerError, match="object_detection is failed"):
+        run_analyzer(spec, media, AnalyzerContext(video_id="arrays", settings=settings,
+                                                  input_runs={"object_detection": {"status": "failed"}}))
