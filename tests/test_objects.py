@@ -163,6 +163,7 @@ def test_a_local_weights_file_is_loaded_through_the_registry(settings, tiny_yolo
     own = dataclasses.replace(settings, object_model=str(next(Path(folder).glob("*.pt"))))
     detector = ModelLoader(own).load("yolov8n", "cpu")
     assert detector.resolved.origin == "local path" and len(detector.names) == 80
+    assert (detector.names[0], detector.names[41], detector.names[67]) == ("person", "cup", "cell phone")
 
 
 def test_lapjv_stand_in_matches_brute_force_with_a_cost_limit():

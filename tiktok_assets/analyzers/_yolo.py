@@ -192,6 +192,18 @@ def load_model(resolved: ResolvedModel, kind: str, index: int, store: Path) -> Y
     return YoloDetector(model, resolved, kind, index)
 
 
+def coco_names() -> dict[int, str]:
+    """The 80 COCO class names, from the dataset file shipped in ultralytics."""
+    import yaml
+
+    spec = importlib.util.find_spec("ultralytics")
+    folder = Path(spec.submodule_search_locations[0]) if spec and spec.submodule_search_locations else None
+    if folder is None:
+        raise ModelUnavailable("ultralytics is not installed")
+    names = yaml.safe_load((folder / "cfg" / "datasets" / "coco.yaml").read_text())["names"]
+    return {int(k): str(v) for k, v in names.items()}
+
+
 def _calibration_images():
     """Noise, a flat grey and two bundled photos (scikit-image) as a (4, 3, 320, 192) tensor in 0..1."""
     import torch
@@ -205,7 +217,7 @@ def _calibration_images():
 
 
 def tiny_random_yolo(folder: Path, seed: int = 0) -> Path:
-    """Save a randomly initialised YOLOv8n (``yolov8n.yaml``, 80 COCO class names) to ``folder``.
+    """Save a randomly initialised YOLOv8n (``yolov8n.yaml``) with the 80 COCO class names to ``folder``.
 
     For tests of the code path only: its boxes mean nothing. Batch-norm statistics come from noise
     images and the last class convolutions are rescaled so that confidences spread over 0..1 (a
@@ -247,6 +259,7 @@ def tiny_random_yolo(folder: Path, seed: int = 0) -> Path:
             conv.bias.fill_(shift)
     for hook in hooks:
         hook.remove()
+    net.names = coco_names()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "tiny-yolov8n-random.pt"
     model.save(str(path))
