@@ -236,7 +236,7 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
                 if label not in best or conf > best[label][0]:
                     best[label] = (conf, box)
             per_frame.append(best)
-    step = 1.0 / float(getattr(media.meta, "sample_fps", 0) or 2.0)
+    step = 1.0 / float(media.meta.sample_fps)
     name = model.resolved.name
     rows = spans(times, per_frame, step, duration, width, height, name)
     flag, reason = video_flag(per_frame)

@@ -191,7 +191,7 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
         chunk = [frames[i] for i in range(start, min(n, start + batch))]
         detections += detector.detect(chunk, batch_size=batch, conf=DETECT_CONF, iou=NMS_IOU, imgsz=IMGSZ,
                                       max_det=MAX_DET)
-    sample_fps = float(getattr(media.meta, "sample_fps", 0) or 0) or (1.0 / np.median(np.diff(times)) if n > 1 else 2.0)
+    sample_fps = float(media.meta.sample_fps)
     step = 1.0 / sample_fps
     tracks = link(detections, sample_fps)
     model = detector.resolved.name

@@ -101,7 +101,7 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
                                    "weights here; set TIKTOK_ASSETS_OBJECT_MODEL (GPU: _GPU) to a COCO model")
         raise AnalyzerError(f"product_detection needs the object_detection table of this video (object_detection "
                             f"is {status}); run object_detection first")
-    step = 1.0 / float(getattr(media.meta, "sample_fps", 0) or 2.0)
+    step = 1.0 / float(media.meta.sample_fps)
     rows = [row for track in table.to_pylist() if (row := product_row(track, step)) is not None]
     rows.sort(key=lambda r: (r["start_s"], r["track_id"]))
     screen: defaultdict[str, float] = defaultdict(float)
