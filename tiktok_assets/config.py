@@ -112,6 +112,9 @@ class Settings:
     vlm_german: bool = False
     vlm_max_new_tokens: int = 96
     vlm_allow_cpu: bool = False
+    # YOLO weights of object_detection: a local .pt/.onnx (or folder) or an ultralytics release asset name
+    object_model: str = "yolov8n.pt"
+    object_model_gpu: str = "yolov8x.pt"
 
     @property
     def videos_dir(self) -> Path:
@@ -175,6 +178,8 @@ def load_settings() -> Settings:
         vlm_german=_env_bool("TIKTOK_ASSETS_VLM_GERMAN"),
         vlm_max_new_tokens=_env_int("TIKTOK_ASSETS_VLM_MAX_NEW_TOKENS", 96, minimum=8),
         vlm_allow_cpu=_env_bool("TIKTOK_ASSETS_VLM_ALLOW_CPU"),
+        object_model=_env("TIKTOK_ASSETS_OBJECT_MODEL", "yolov8n.pt"),
+        object_model_gpu=_env("TIKTOK_ASSETS_OBJECT_MODEL_GPU", "yolov8x.pt"),
     )
     if settings.media_retention not in MEDIA_RETENTION_POLICIES:
         raise ValueError(f"TIKTOK_ASSETS_MEDIA_RETENTION must be one of {', '.join(MEDIA_RETENTION_POLICIES)}, "

@@ -96,4 +96,6 @@ _FAKES: dict[tuple[str, tuple[str, ...]], FakeModelLoader] = {}
 FAKE_BUILDERS = {
     "speech-emotion": lambda folder: tiny_wav2vec2_classifier(folder, ("calm", "tense", "cheerful")),
     "qwen2-vl-2b": lambda folder: _import("tiktok_assets.model_registry.tiny_vlm:tiny_qwen2_vl")(folder),
+    "yolov8n": lambda folder: _import("tiktok_assets.analyzers._yolo:tiny_random_yolo")(folder),
+    "yolov8x": lambda folder: _import("tiktok_assets.analyzers._yolo:tiny_random_yolo")(folder),
 }
