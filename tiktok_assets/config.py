@@ -98,6 +98,10 @@ class Settings:
     media_retention: str = "evict"  # evict a video's media cache once its analyzers are up to date, or keep
     # videos per Dagster run of a backfill (BackfillPolicy.multi_run on every partitioned asset)
     partitions_per_run: int = 10
+    # sampled frames per second read by the people passes (faces, pose, segmentation)
+    people_fps: float = 2.0
+    # ADE20K scene segmentation (SegFormer) for background_segmentation: local folder or hub id
+    segformer_model: str | None = None
 
     @property
     def videos_dir(self) -> Path:
@@ -150,12 +154,16 @@ def load_settings() -> Settings:
         max_nightly_failures=int(_env_float("TIKTOK_ASSETS_MAX_NIGHTLY_FAILURES", 3)),
         media_retention=_env("TIKTOK_ASSETS_MEDIA_RETENTION", "evict").lower(),
         partitions_per_run=_env_int("TIKTOK_ASSETS_PARTITIONS_PER_RUN", 10, minimum=1),
+        people_fps=_env_float("TIKTOK_ASSETS_PEOPLE_FPS", 2.0),
+        segformer_model=os.environ.get("TIKTOK_ASSETS_SEGFORMER_MODEL", "").strip() or None,
     )
     if settings.media_retention not in MEDIA_RETENTION_POLICIES:
         raise ValueError(f"TIKTOK_ASSETS_MEDIA_RETENTION must be one of {', '.join(MEDIA_RETENTION_POLICIES)}, "
                          f"got {os.environ.get('TIKTOK_ASSETS_MEDIA_RETENTION')!r}")
     if not 0.1 <= settings.sample_fps <= 30:
         raise ValueError("TIKTOK_ASSETS_SAMPLE_FPS must be between 0.1 and 30")
+    if not 0.1 <= settings.people_fps <= 30:
+        raise ValueError("TIKTOK_ASSETS_PEOPLE_FPS must be between 0.1 and 30")
     if settings.max_nightly_failures < 1:
         raise ValueError("TIKTOK_ASSETS_MAX_NIGHTLY_FAILURES must be at least 1")
     if settings.frame_long_side < 64 or settings.lowres_short_side < 16:
