@@ -8,7 +8,7 @@ The clip (360x640, 10 fps, 16 s; every part is its own shot):
   3-5 s   close-up, irises moved to the right     (gaze right)
   5-7 s   the 3-5 s frames mirrored               (gaze left)
   7-9 s   tight close-up, eye openings flattened  (eyes closed)
-  9-11 s  two small copies side by side           (two faces)
+  9-11 s  two copies, one above the other          (two faces)
   11-15 s the whole photo moving right at 40 px/s (one face_id; upper body; movement)
   15-16 s the face filling the frame to its bottom edge (face only)
 """
@@ -44,7 +44,7 @@ def people_clip() -> Clip:
         clip.truth[k] = [Placement(pc.W - p.x - (p.crop[2] - p.crop[0]) * p.scale, p.y, p.scale, p.crop, True)
                          for p in clip.truth[k]]
     clip.add(2, pc.background("coffee"), [Placement(0, 160, 2.0, TIGHT)], photo=pc.closed_eyes(a))
-    clip.add(2, pc.background("rocket"), [Placement(0, 200, 0.34), Placement(186, 230, 0.34)])
+    clip.add(2, pc.background("hubble"), [Placement(0, 40, 0.5), Placement(104, 340, 0.5)])
     clip.add(4, pc.background("coffee"), [Placement(-40, 180, 0.6)], moving=(SPEED, 0))
     clip.add(1, pc.background("gradient"), [Placement(-90, 60, 3.0, (150, 40, 330, 250))])
     return clip
@@ -162,3 +162,87 @@ def test_person_pass_is_computed_once(media, settings, monkeypatch):
     again = person_pass.person(media, NoModels(), "cpu", settings.people_fps)
     assert np.array_equal(first.person_share, again.person_share)
     assert np.allclose(first.pose, again.pose, equal_nan=True)
+
+
+def presence_clip() -> Clip:
+    """12 s: people and person-free backgrounds alternating; at 10 s the background behind the
+    close-up is replaced (green-screen style) while she stays in place."""
+    close = Placement(26, 150, 1.4, CLOSE)
+    clip = Clip()
+    clip.add(2, pc.background("coffee"))
+    clip.add(2, pc.background("coffee"), [Placement(20, 200, 0.6)])
+    clip.add(2, pc.background("hubble"))
+    clip.add(2, pc.background("hubble"), [Placement(100, 300, 0.34)])
+    clip.add(1, pc.background("gradient"))
+    clip.add(1, pc.background("gradient"), [close])
+    clip.add(2, pc.background("coffee"), [close])
+    return clip
+
+
+@pytest.fixture(scope="module")
+def presence_media(tmp_path_factory):
+    out = tmp_path_factory.mktemp("presence")
+    clip = presence_clip()
+    video = encode_frames(out / "presence.mp4", clip.frames, fps=pc.FPS)
+    return make_media(video, out, video_id="presence"), clip
+
+
+def test_person_presence_per_second_and_background_swap(presence_media, settings):
+    media, clip = presence_media
+    rows, run = analyze("background_segmentation", media, settings)
+    assert run.examined == [(0.0, 12.0)]
+    truth = clip.present_per_second()
+    said = [False] * len(truth)
+    for r in spans(rows, "presence"):
+        for s in range(int(r["start_s"]), int(round(r["end_s"]))):
+            said[s] = r["person"]
+    tp = sum(a and b for a, b in zip(said, truth))
+    fp = sum(a and not b for a, b in zip(said, truth))
+    fn = sum(b and not a for a, b in zip(said, truth))
+    f1 = 2 * tp / (2 * tp + fp + fn)
+    assert f1 >= 0.95, (said, truth)
+    frames = spans(rows, "frame")
+    assert all(r["scene_classes"] is None for r in frames)
+    assert run.metadata["scene_classes"].startswith("not available")
+    # the close-up covers a good part of the frame; the empty backgrounds almost nothing
+    assert min(r["person_share"] for r in inside(frames, 9, 12)) > 0.2
+    assert max(r["person_share"] for r in inside(frames, 0, 2) + inside(frames, 4, 6)) < 0.05
+    # the background behind her changes at 10 s, she stays: one change there, person on both sides
+    swaps = [r for r in spans(rows, "change") if r["start_s"] < 10 <= r["end_s"]]
+    assert len(swaps) == 1 and swaps[0]["change_kind"] in ("background_swap", "background_cut"), swaps
+    assert not [r for r in spans(rows, "change") if r["change_kind"] != "scene_change" and r not in swaps]
+
+
+def tiny_segformer(folder):
+    """A randomly initialised 2-stage SegFormer with 3 classes (tests the code path, not quality)."""
+    import torch
+    from transformers import SegformerConfig, SegformerForSemanticSegmentation, SegformerImageProcessor
+
+    torch.manual_seed(0)
+    labels = ("wall", "person", "sky")
+    config = SegformerConfig(num_encoder_blocks=2, depths=[1, 1], sr_ratios=[8, 4], hidden_sizes=[8, 16],
+                             num_attention_heads=[1, 2], patch_sizes=[7, 3], strides=[4, 2], mlp_ratios=[2, 2],
+                             decoder_hidden_size=16, num_labels=3, id2label=dict(enumerate(labels)),
+                             label2id={n: i for i, n in enumerate(labels)})
+    SegformerForSemanticSegmentation(config).save_pretrained(folder)
+    SegformerImageProcessor(size={"height": 64, "width": 64}).save_pretrained(folder)
+    return folder
+
+
+def test_scene_classes_code_path_with_a_tiny_random_segformer(presence_media, settings, tmp_path):
+    """Plumbing only: random weights give random classes; the labels, shares and batching are real."""
+    from tiktok_assets.analyzers import AnalyzerContext, get_spec, run_analyzer
+    from tiktok_assets.model_registry.resource import FakeModelLoader
+
+    media, _ = presence_media
+    loader = FakeModelLoader(settings, tmp_path, {"segformer-ade20k": tiny_segformer,
+                                                  "mediapipe-legacy": lambda folder: folder})
+    context = AnalyzerContext(media.video_id, settings, batch_size=8, models=loader)
+    result = run_analyzer(get_spec("background_segmentation"), media, context)
+    frames = [r for r in result.table.to_pylist() if r["level"] == "frame"]
+    assert len(frames) == 24 and loader.counts["segformer-ade20k"] == 1
+    for r in frames:
+        assert r["scene_classes"], r
+        assert {c["label"] for c in r["scene_classes"]} <= {"wall", "person", "sky"}
+        assert all(c["share"] >= 0.05 for c in r["scene_classes"]) and sum(c["share"] for c in r["scene_classes"]) <= 1.0001
+    assert result.metadata["scene_classes"].startswith("ok: tiny random segformer-ade20k")
