@@ -211,6 +211,18 @@ def test_person_presence_per_second_and_background_swap(presence_media, settings
     swaps = [r for r in spans(rows, "change") if r["start_s"] < 10 <= r["end_s"]]
     assert len(swaps) == 1 and swaps[0]["change_kind"] in ("background_swap", "background_cut"), swaps
     assert not [r for r in spans(rows, "change") if r["change_kind"] != "scene_change" and r not in swaps]
+    # presence per second joins the coverage matrix; the people modality is scored by what was examined
+    from tiktok_assets.analyzers import get_spec
+    from tiktok_assets.reconstruction import coverage_markdown, score_video
+
+    video = {"video_id": media.video_id, "duration_s": media.duration_s, "has_audio": False}
+    record = {"analyzer": "background_segmentation", "status": "success",
+              "examined": [{"start_s": a, "end_s": b} for a, b in run.examined]}
+    scores, coverage = score_video(video, [record], {"background_segmentation": get_spec("background_segmentation")},
+                                   spans(rows, "presence"))
+    assert [r["person"] for r in coverage] == said and all(r["people"] for r in coverage)
+    assert scores["people_score"] == 100.0 and scores["person_seconds"] == float(sum(said))
+    assert "person  ..PP" in coverage_markdown(scores, coverage)
 
 
 def tiny_segformer(folder):

