@@ -42,6 +42,7 @@ from .base import AnalyzerContext, AnalyzerOutput, AnalyzerSpec
 CHANGE_DE = 18.0
 MIN_BACKGROUND = 0.3  # share of a grid cell that must be background to compare it
 GRID = (4, 2)  # rows, columns
+STATS_LONG_SIDE = 160
 CLASS_SHARE = 0.05
 SEGFORMER_SETTING = "TIKTOK_ASSETS_SEGFORMER_MODEL"
 SEGFORMER_SIDE = 512
@@ -141,6 +142,10 @@ def background_cells(frame: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, n
     import cv2
 
     h, w = frame.shape[:2]
+    if max(h, w) > STATS_LONG_SIDE:  # colour statistics need no full resolution
+        scale = STATS_LONG_SIDE / max(h, w)
+        frame = cv2.resize(frame, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+        h, w = frame.shape[:2]
     person = cv2.resize(mask, (w, h), interpolation=cv2.INTER_LINEAR) >= 128
     rows, cols = GRID
     lab = _lab(frame)
