@@ -137,9 +137,9 @@ def closed_eyes(photo: np.ndarray) -> np.ndarray:
     return out
 
 
-def shifted_irises(photo: np.ndarray, dx: float) -> np.ndarray:
-    """The photo with both irises moved ``dx`` pixels sideways (positive: to the picture's right),
-    their old place filled with the white of the eye: the eyes look sideways."""
+def shifted_irises(photo: np.ndarray, dx: float, dy: float = 0.0) -> np.ndarray:
+    """The photo with both irises moved ``dx`` pixels sideways (positive: to the picture's right)
+    and ``dy`` down, their old place filled with the white of the eye: the eyes look aside."""
     out = photo.copy()
     for (cx, cy), (x0, _, x1, _) in zip(EYES, EYE_OPENINGS):
         r = 4.5
@@ -150,8 +150,8 @@ def shifted_irises(photo: np.ndarray, dx: float) -> np.ndarray:
         row = photo[iy - 1 : iy + 2, int(x0) : int(x1)].reshape(-1, 3)
         sclera = row[row.sum(axis=1) >= np.percentile(row.sum(axis=1), 95)].mean(axis=0).astype(np.uint8)
         out[iy - 7 : iy + 8, ix - 7 : ix + 8][disc] = sclera
-        nx = ix + int(round(dx))
-        out[iy - 7 : iy + 8, nx - 7 : nx + 8][disc] = patch[disc]
+        nx, ny = ix + int(round(dx)), iy + int(round(dy))
+        out[ny - 7 : ny + 8, nx - 7 : nx + 8][disc] = patch[disc]
     return out
 
 

@@ -299,3 +299,40 @@ def test_age_estimation_and_face_emotion_per_track(media, settings):
     for r in emotions:
         total = sum(r[label] for label in ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"))
         assert total == pytest.approx(1.0, abs=0.01)
+
+
+def test_vertical_iris_offset_has_the_right_sign(settings):
+    """Irises moved 3 px up / down in the photo move gaze_y up / down (the up/down thresholds
+    themselves are not calibrated on truth)."""
+    from tiktok_assets.analyzers import _people
+
+    model = process_loader(settings).load("mediapipe-legacy")
+    close = Placement(26, 150, 1.4, CLOSE)
+    gaze_y = {}
+    for dy in (-3, 0, 3):
+        frame = pc.paste(pc.background("gradient"), pc.shifted_irises(pc.astronaut(), 0, dy) if dy else pc.astronaut(),
+                         close)
+        (_, _, mesh), = model.faces(frame)
+        gaze_y[dy] = _people.eye_geometry(mesh, pc.W, pc.H)["gaze_y"]
+    assert gaze_y[-3] < gaze_y[0] - 0.02 and gaze_y[3] > gaze_y[0] + 0.02, gaze_y
+
+
+def test_a_short_closing_of_the_eyes_is_a_blink_a_long_one_is_not(tmp_path, settings):
+    from array_media import media_from_arrays
+
+    from tiktok_assets.analyzers import AnalyzerContext, get_spec, run_analyzer
+
+    a, shut = pc.astronaut(), pc.closed_eyes(pc.astronaut())
+    where = Placement(0, 160, 2.0, TIGHT)
+    bg = pc.background("coffee")
+    opened, closed = pc.paste(bg, a, where), pc.paste(bg, shut, where)
+    # 2 frames per second: open 1.5 s, closed 0.5 s (a blink), open 1.5 s, closed 2 s, open 1 s
+    frames = [opened] * 3 + [closed] + [opened] * 3 + [closed] * 4 + [opened] * 2
+    media = media_from_arrays(tmp_path / "blink", np.stack(frames), fps=2.0, video_id="blink")
+    result = run_analyzer(get_spec("eye_tracking"), media, AnalyzerContext("blink", settings))
+    rows = result.table.to_pylist()
+    (track,) = [r for r in rows if r["level"] == "track"]
+    assert track["blinks"] == 1 and track["frames"] == 13
+    closed_spans = [(r["start_s"], r["end_s"]) for r in rows if r["level"] == "span" and r["gaze"] == "eyes_closed"]
+    assert closed_spans == [(1.5, 2.0), (3.5, 5.5)]
+    assert result.metadata["cuts_from"].startswith("none")  # no cut table handed over: position only
