@@ -248,7 +248,7 @@ DEMO_QUERIES = (
     ("Edit points (cut_analysis)",
      "SELECT start_s, end_s, kind, strength FROM cut_analysis WHERE video_id = '{key}' ORDER BY start_s"),
     ("Reconstruction score",
-     "SELECT score, speech_score, text_score, visual_score, audio_score, analyzers_succeeded, "
+     "SELECT score, speech_score, text_score, visual_score, audio_score, people_score, analyzers_succeeded, "
      "analyzers_expected FROM reconstruction_scores WHERE video_id = '{key}'"),
 )
 
