@@ -203,6 +203,7 @@ def test_person_presence_per_second_and_background_swap(presence_media, settings
     frames = spans(rows, "frame")
     assert all(r["scene_classes"] is None for r in frames)
     assert run.metadata["scene_classes"].startswith("not available")
+    assert run.metadata["model"] == "mediapipe-legacy (ADE20K classes: not available)"
     # the close-up covers a good part of the frame; the empty backgrounds almost nothing
     assert min(r["person_share"] for r in inside(frames, 9, 12)) > 0.2
     assert max(r["person_share"] for r in inside(frames, 0, 2) + inside(frames, 4, 6)) < 0.05

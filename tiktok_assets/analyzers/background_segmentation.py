@@ -22,8 +22,8 @@ Rows (``level``):
 ADE20K classes: a transformers SegFormer semantic-segmentation model named by
 ``TIKTOK_ASSETS_SEGFORMER_MODEL`` (local folder or hub id; default the hub's
 ``nvidia/segformer-b0-finetuned-ade-512-512`` where the hub is reachable). Offline without it the
-class part is left out, the run's metadata says so (``scene_classes``), and only the person /
-background part is claimed as examined.
+class part is left out, the run record's ``model`` and the metadata (``scene_classes``) say so, and
+the examined spans stand for the person / background part only.
 """
 
 from __future__ import annotations
@@ -248,6 +248,9 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
     }
     if segmenter is None:
         metadata["note"] = "ADE20K scene classes not available: only person/background shares were examined"
+        metadata["model"] = "mediapipe-legacy (ADE20K classes: not available)"
+    else:
+        metadata["model"] = f"mediapipe-legacy + {segmenter.resolved.name}"
     return AnalyzerOutput(rows=rows, examined=[(0.0, duration)], metadata=metadata)
 
 
