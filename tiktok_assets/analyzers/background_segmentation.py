@@ -155,7 +155,7 @@ def background_cells(frame: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, n
         for c in range(cols):
             ys, xs = slice(r * h // rows, (r + 1) * h // rows), slice(c * w // cols, (c + 1) * w // cols)
             bg = ~person[ys, xs]
-            shares[r, c] = bg.mean()
+            shares[r, c] = bg.mean() if bg.size else 0.0  # a cell of a frame under 4x2 pixels is empty
             if bg.any():
                 means[r, c] = lab[ys, xs][bg].mean(axis=0)
     bg = ~person
