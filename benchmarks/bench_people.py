@@ -67,8 +67,9 @@ def _paste(frame: np.ndarray, img: np.ndarray, x: int, y: int) -> None:
         frame[sy0:sy1, sx0:sx1] = img[sy0 - y : sy1 - y, sx0 - x : sx1 - x]
 
 
-def frames(seconds: float, w: int, h: int):
-    """The clip's frames (see the module docstring), scaled to ``seconds``."""
+def frames(seconds: float, w: int, h: int, truth: list[int] | None = None, render: bool = True):
+    """The clip's frames (see the module docstring), scaled to ``seconds``; ``truth`` gets the number
+    of people in each frame."""
     from skimage import data
 
     a = data.astronaut()
@@ -90,6 +91,10 @@ def frames(seconds: float, w: int, h: int):
     total = sum(d for d, _, _ in shots)
     for duration, kind, placements in shots:
         n = int(round(duration * seconds / total * FPS))
+        if not render:
+            if truth is not None:
+                truth.extend([len(placements)] * n)
+            continue
         bg = _background(kind, w, h)
         base = [(_scaled(a, crop, width, mirrored), crop, width, x, y, dx, dy, mirrored, zoom)
                 for crop, width, x, y, dx, dy, mirrored, zoom in placements]
@@ -102,20 +107,42 @@ def frames(seconds: float, w: int, h: int):
                     img = _scaled(a, crop, int(width * grow), mirrored)
                     x, y = int(x - width * (grow - 1) / 2), int(y - width * (grow - 1) / 2)
                 _paste(frame, img, int(x + dx * t), int(y + dy * t))
+            if truth is not None:
+                truth.append(len(base))
             yield frame
 
 
-def make_clip(path: Path, seconds: float, w: int, h: int) -> None:
+def make_clip(path: Path, seconds: float, w: int, h: int) -> list[int]:
     cmd = ["ffmpeg", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}",
            "-r", str(FPS), "-i", "-", "-c:v", "libx264", "-preset", "veryfast", "-crf", "20",
            "-pix_fmt", "yuv420p", str(path)]
+    truth: list[int] = []
     with subprocess.Popen(cmd, stdin=subprocess.PIPE) as proc:
         assert proc.stdin is not None
-        for frame in frames(seconds, w, h):
+        for frame in frames(seconds, w, h, truth):
             proc.stdin.write(np.ascontiguousarray(frame).tobytes())
         proc.stdin.close()
         if proc.wait() != 0:
             raise RuntimeError("ffmpeg failed")
+    return truth
+
+
+def truth_figures(truth: list[int], found, table) -> str:
+    """Person presence per second F1 (background_segmentation) and exact face counts per sample."""
+    per_second = [np.mean([n > 0 for n in truth[s * FPS : (s + 1) * FPS]]) > 0.5
+                  for s in range(int(np.ceil(len(truth) / FPS)))]
+    said = [False] * len(per_second)
+    for row in table.to_pylist():
+        if row["level"] == "presence":
+            for s in range(int(row["start_s"]), min(len(said), int(round(row["end_s"])))):
+                said[s] = bool(row["person"])
+    tp = sum(a and b for a, b in zip(said, per_second))
+    wrong = sum(a != b for a, b in zip(said, per_second))
+    f1 = 2 * tp / max(1, 2 * tp + wrong)
+    counts = np.bincount(found.det_frame, minlength=len(found.frames))
+    exact = sum(int(c) == truth[min(len(truth) - 1, int(round(t * FPS)))] for c, t in zip(counts, found.times))
+    return (f"truth: person presence per second F1 {f1:.3f} ({sum(per_second)} of {len(per_second)} s with a "
+            f"person); face count exact in {exact} of {len(found.frames)} samples")
 
 
 def main() -> None:
@@ -128,9 +155,13 @@ def main() -> None:
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="tiktok-bench-people-"))
     workdir.mkdir(parents=True, exist_ok=True)
     video = workdir / f"people_{args.width}x{args.height}_{int(args.seconds)}s.mp4"
-    if not video.exists():
-        began = time.perf_counter()
-        make_clip(video, args.seconds, args.width, args.height)
+    began = time.perf_counter()
+    if video.exists():
+        truth = []
+        for _ in frames(args.seconds, args.width, args.height, truth, render=False):  # the truth only
+            pass
+    else:
+        truth = make_clip(video, args.seconds, args.width, args.height)
         print(f"clip made in {time.perf_counter() - began:.1f}s: {video}")
     settings = load_settings()
     began = time.perf_counter()
@@ -152,6 +183,7 @@ def main() -> None:
     cuts = run_analyzer(get_spec("cut_analysis"), media, cut_ctx)
     fps = settings.people_fps
     timings: list[tuple[str, float, int]] = []
+    tables = {}
     began = time.perf_counter()
     found = faces_pass.faces(media, loader, "cpu", fps)
     timings.append(("pass: faces", time.perf_counter() - began, len(found.det_frame)))
@@ -164,6 +196,7 @@ def main() -> None:
         began = time.perf_counter()
         run = run_analyzer(get_spec(name), media, context)
         timings.append((name, time.perf_counter() - began, run.table.num_rows))
+        tables[name] = run.table
     duration = media.duration_s
     print(f"\npeople group: {duration:.1f}s clip, {media.meta.width}x{media.meta.height}, "
           f"{len(found.frames)} frames at {fps:g} fps read, {os.cpu_count()} CPU cores")
@@ -175,6 +208,7 @@ def main() -> None:
         total += seconds
         print(f"{name:<26}{seconds:>10.2f}{seconds / duration:>12.3f}{rows:>8}")
     print(f"{'people group total':<26}{total:>10.2f}{total / duration:>12.3f}")
+    print(truth_figures(truth, found, tables["background_segmentation"]))
 
 
 if __name__ == "__main__":
