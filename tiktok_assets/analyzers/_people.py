@@ -30,6 +30,7 @@ SUBNASALE = 2
 MESH_POINTS = 478
 
 DETECT_LONG_SIDE = 320  # face detection input (the model itself reads 192x192)
+TILE_ASPECT = 1.3  # frames at least this elongated are also searched in square tiles
 MESH_CROP_SCALE = 1.6  # face box enlarged this much (square) before the mesh runs on the crop
 MESH_CROP_SIDE = 256
 
@@ -58,23 +59,46 @@ class MediaPipeModels:
     def faces(self, frame: np.ndarray) -> list[tuple[float, np.ndarray, np.ndarray | None]]:
         """(score, box (x0, y0, x1, y1) in 0..1 of the frame, mesh (478, 3) in 0..1 or None) per face.
 
-        Detection runs on the frame scaled to :data:`DETECT_LONG_SIDE`; the mesh runs only on a
-        square crop around each detected face."""
+        Detection runs on the frame scaled to :data:`DETECT_LONG_SIDE` and, for a portrait or
+        landscape frame, also on square tiles along its long side at full resolution (the
+        detector squeezes its input into 192x192, so a whole 9:16 frame loses small faces);
+        overlapping boxes are merged (the best score wins). The mesh runs only on a square crop
+        around each face found."""
         import cv2
 
         h, w = frame.shape[:2]
         scale = min(1.0, DETECT_LONG_SIDE / max(h, w))
         small = cv2.resize(frame, (max(1, round(w * scale)), max(1, round(h * scale))),
                            interpolation=cv2.INTER_AREA) if scale < 1 else frame
+        found = self._detect(small, 0, 0, 1.0, 1.0)
+        side, long = min(h, w), max(h, w)
+        if long >= TILE_ASPECT * side and side >= 16:
+            count = int(np.ceil(long / side))
+            for start in np.linspace(0, long - side, count).round().astype(int).tolist():
+                if h > w:
+                    tile, offset = frame[start : start + side], (0.0, start / h)
+                else:
+                    tile, offset = frame[:, start : start + side], (start / w, 0.0)
+                found += self._detect(tile, offset[0], offset[1], side / w, side / h)
+        out = []
+        for score, box in merge_boxes(found):
+            out.append((score, box, self.mesh(frame, box)))
+        return out
+
+    def _detect(self, image: np.ndarray, x0: float, y0: float, sx: float, sy: float
+                ) -> list[tuple[float, np.ndarray]]:
+        """Detector boxes of ``image``, mapped into the frame (``image`` = the part of the frame
+        starting at (x0, y0) and spanning (sx, sy), all in 0..1 of the frame)."""
         with self.lock:
-            found = self.face_detection.process(np.ascontiguousarray(small))
+            found = self.face_detection.process(np.ascontiguousarray(image))
         out = []
         for det in found.detections or []:
             b = det.location_data.relative_bounding_box
-            box = np.clip(np.array([b.xmin, b.ymin, b.xmin + b.width, b.ymin + b.height], np.float64), 0, 1)
-            if box[2] - box[0] < 1e-3 or box[3] - box[1] < 1e-3:
-                continue
-            out.append((float(det.score[0]), box, self.mesh(frame, box)))
+            box = np.array([x0 + b.xmin * sx, y0 + b.ymin * sy, x0 + (b.xmin + b.width) * sx,
+                            y0 + (b.ymin + b.height) * sy], np.float64)
+            box = np.clip(box, 0, 1)
+            if box[2] - box[0] >= 1e-3 and box[3] - box[1] >= 1e-3:
+                out.append((float(det.score[0]), box))
         return out
 
     def mesh(self, frame: np.ndarray, box: np.ndarray) -> np.ndarray | None:
@@ -145,6 +169,24 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     inter = ix * iy
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
+
+
+def merge_boxes(found: list[tuple[float, np.ndarray]]) -> list[tuple[float, np.ndarray]]:
+    """Detections of the whole frame and its tiles without duplicates: best score first, a box is
+    dropped when it overlaps a kept one (IoU > 0.3, or half of the smaller box inside it)."""
+    kept: list[tuple[float, np.ndarray]] = []
+    for score, box in sorted(found, key=lambda f: -f[0]):
+        duplicate = False
+        for _, other in kept:
+            ix = max(0.0, min(box[2], other[2]) - max(box[0], other[0]))
+            iy = max(0.0, min(box[3], other[3]) - max(box[1], other[1]))
+            smaller = min((box[2] - box[0]) * (box[3] - box[1]), (other[2] - other[0]) * (other[3] - other[1]))
+            if iou(box, other) > 0.3 or (smaller > 0 and ix * iy / smaller > 0.5):
+                duplicate = True
+                break
+        if not duplicate:
+            kept.append((score, box))
+    return sorted(kept, key=lambda f: (f[1][1], f[1][0]))
 
 
 def _match_cost(a: np.ndarray, b: np.ndarray, aspect: float) -> float:

@@ -25,6 +25,6 @@ VERSIONS: dict[str, str] = {
     "prosody": "1",
     "motion": "1",
     "frame_stats": "1",
-    "faces": "1",
+    "faces": "2",
     "person": "1",
 }

@@ -1,9 +1,9 @@
 """Faces on the sampled frames: one MediaPipe pass per video shared by the face analyzers.
 
 At the frames chosen by ``people_fps`` (:func:`~tiktok_assets.analyzers._people.people_frames`):
-full-range face detection on the frame scaled to a long side of 320, then the refined face mesh
-(478 points with the irises) on a square crop around each face found, so the mesh costs nothing on
-frames without faces. Arrays:
+full-range face detection on the frame scaled to a long side of 320 and on square tiles along the
+long side of a portrait frame (small faces), then the refined face mesh (478 points with the
+irises) on a square crop around each face found, so the mesh costs nothing on frames without faces. Arrays:
 
 * ``frames`` / ``times``: the sampled-frame indices read and their times,
 * ``det_frame`` (position in ``frames``), ``det_score``, ``det_box`` (x0, y0, x1, y1 in 0..1),
