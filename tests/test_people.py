@@ -336,3 +336,20 @@ def test_a_short_closing_of_the_eyes_is_a_blink_a_long_one_is_not(tmp_path, sett
     closed_spans = [(r["start_s"], r["end_s"]) for r in rows if r["level"] == "span" and r["gaze"] == "eyes_closed"]
     assert closed_spans == [(1.5, 2.0), (3.5, 5.5)]
     assert result.metadata["cuts_from"].startswith("none")  # no cut table handed over: position only
+
+
+def test_small_faces_in_a_portrait_frame_are_found(settings):
+    """Two people 174 px wide side by side (faces ~30 px in a 360x640 frame): the detector sees
+    the whole 9:16 frame squeezed to 192x192, so the pass also searches square tiles."""
+    model = process_loader(settings).load("mediapipe-legacy")
+    placed = [Placement(0, 200, 0.34), Placement(186, 230, 0.34)]
+    frame = pc.background("hubble")
+    for p in placed:
+        frame = pc.paste(frame, pc.astronaut(), p)
+    found = model.faces(frame)
+    assert len(found) == 2
+    for p in placed:
+        eyes = [p.point(*e) for e in pc.EYES]
+        hits = [b for _, b, _ in found if all(b[0] * pc.W <= x <= b[2] * pc.W and b[1] * pc.H <= y <= b[3] * pc.H
+                                             for x, y in eyes)]
+        assert len(hits) == 1, (p, found)
