@@ -116,7 +116,8 @@ def test_every_expensive_pass_runs_once_for_all_analyzers(clip, settings, tmp_pa
             tables[name] = run_analyzer(spec, media, AnalyzerContext(media.video_id, settings, inputs=inputs)).table
         assert counts == {"vad": 1, "pyin": 1, "flow": 1, "histograms": 1, "luma": 1}, counts
         stored = sorted(p.name for p in (media.directory / store.FOLDER).glob("*.npz"))
-    assert [s.split("-")[0] for s in stored] == ["frame_stats", "motion", "prosody", "speech_activity"]
+    assert [s.split("-")[0] for s in stored] == ["faces", "frame_stats", "motion", "person", "prosody",
+                                                 "speech_activity"]
     assert all(s.removesuffix(".npz").split("-")[1] == VERSIONS[s.split("-")[0]] for s in stored)
     # the analyzers still find what the clip holds
     cuts = [r["start_s"] for r in tables["cut_analysis"].to_pylist() if r["kind"] == "hard_cut"]

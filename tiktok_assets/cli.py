@@ -267,7 +267,7 @@ DEMO_QUERIES = (
     ("Edit points (cut_analysis)",
      "SELECT start_s, end_s, kind, strength FROM cut_analysis WHERE video_id = '{key}' ORDER BY start_s"),
     ("Reconstruction score",
-     "SELECT score, speech_score, text_score, visual_score, audio_score, analyzers_succeeded, "
+     "SELECT score, speech_score, text_score, visual_score, audio_score, people_score, analyzers_succeeded, "
      "analyzers_expected FROM reconstruction_scores WHERE video_id = '{key}'"),
 )
 
@@ -311,7 +311,9 @@ def cuts_vs_truth(expected: list[float], found: list[float], tolerance_s: float 
 def score_line(scores: dict) -> str:
     """The reconstruction score and what it means, in one line."""
     parts = []
-    for m in ("speech", "text", "visual", "audio"):
+    from .analyzers.base import MODALITIES
+
+    for m in MODALITIES:
         value = scores.get(f"{m}_score")
         parts.append(f"{m} {'n/a' if value is None else f'{value:.0f}'}")
     return (f"Score {scores['score']:g}/100 = mean over modalities of the share of the video their analyzers "

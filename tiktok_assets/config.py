@@ -115,6 +115,10 @@ class Settings:
     # YOLO weights of object_detection: a local .pt/.onnx (or folder) or an ultralytics release asset name
     object_model: str = "yolov8n.pt"
     object_model_gpu: str = "yolov8x.pt"
+    # sampled frames per second read by the people passes (faces, pose, segmentation)
+    people_fps: float = 2.0
+    # ADE20K scene segmentation (SegFormer) for background_segmentation: local folder or hub id
+    segformer_model: str | None = None
 
     @property
     def videos_dir(self) -> Path:
@@ -180,12 +184,16 @@ def load_settings() -> Settings:
         vlm_allow_cpu=_env_bool("TIKTOK_ASSETS_VLM_ALLOW_CPU"),
         object_model=_env("TIKTOK_ASSETS_OBJECT_MODEL", "yolov8n.pt"),
         object_model_gpu=_env("TIKTOK_ASSETS_OBJECT_MODEL_GPU", "yolov8x.pt"),
+        people_fps=_env_float("TIKTOK_ASSETS_PEOPLE_FPS", 2.0),
+        segformer_model=os.environ.get("TIKTOK_ASSETS_SEGFORMER_MODEL", "").strip() or None,
     )
     if settings.media_retention not in MEDIA_RETENTION_POLICIES:
         raise ValueError(f"TIKTOK_ASSETS_MEDIA_RETENTION must be one of {', '.join(MEDIA_RETENTION_POLICIES)}, "
                          f"got {os.environ.get('TIKTOK_ASSETS_MEDIA_RETENTION')!r}")
     if not 0.1 <= settings.sample_fps <= 30:
         raise ValueError("TIKTOK_ASSETS_SAMPLE_FPS must be between 0.1 and 30")
+    if not 0.1 <= settings.people_fps <= 30:
+        raise ValueError("TIKTOK_ASSETS_PEOPLE_FPS must be between 0.1 and 30")
     if settings.max_nightly_failures < 1:
         raise ValueError("TIKTOK_ASSETS_MAX_NIGHTLY_FAILURES must be at least 1")
     if settings.vlm_precision not in VLM_PRECISIONS:

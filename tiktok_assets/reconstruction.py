@@ -6,13 +6,15 @@ Definitions (also in the README):
   something), measured by the framework (:mod:`tiktok_assets.analyzers.base`): the media it read
   plus its inputs' examined spans, cut to where it claims complete key output. A failed or
   missing run examined nothing.
-* **Per-second coverage**: second ``s`` of modality ``m`` (speech, text, visual, audio) is covered
+* **Per-second coverage**: second ``s`` of modality ``m`` (speech, text, visual, audio, people) is covered
   when a successful analyzer of that modality examined at least half of it.
 * **Expected**: every registered analyzer of every modality the video can have; speech and audio are
   not expected for a video without an audio track.
 * **Score** (0-100) = 100 x the mean over expected modalities of the mean examined share of that
   modality's analyzers. A modality with no analyzer yet (e.g. text before OCR exists) counts 0, a
   failed analyzer counts 0, an analyzer that only looked at the first 10 s of 60 counts 1/6.
+* **Person presence** (not part of the score): per second, whether background_segmentation saw a
+  person (a face or a pose) in most of its samples; null where it has not run successfully.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ SCORES_SCHEMA = pa.schema(
         ("analyzers_missing", pa.list_(pa.string())),
         ("analyzers_model_unavailable", pa.list_(pa.string())),
         ("definition", pa.string()),
+        ("person_seconds", pa.float64()),
     ]
 )
 
@@ -51,6 +54,7 @@ COVERAGE_SCHEMA = pa.schema(
         *[(m, pa.bool_()) for m in MODALITIES],
         ("modalities_covered", pa.int64()),
         ("analyzers", pa.list_(pa.string())),
+        ("person", pa.bool_()),
     ]
 )
 
@@ -65,9 +69,12 @@ def _overlap(spans: Iterable[Mapping[str, float]], start: float, end: float) -> 
 
 
 def score_video(
-    video: Mapping[str, Any], runs: list[Mapping[str, Any]], specs: Mapping[str, AnalyzerSpec]
+    video: Mapping[str, Any], runs: list[Mapping[str, Any]], specs: Mapping[str, AnalyzerSpec],
+    presence: list[Mapping[str, Any]] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """(scores row, per-second coverage rows) for one video from its ``videos`` row and runs."""
+    """(scores row, per-second coverage rows) for one video from its ``videos`` row and runs;
+    ``presence``: background_segmentation's ``presence`` rows (``start_s``, ``end_s``, ``person``),
+    None when it has not run successfully."""
     video_id, duration = video["video_id"], float(video["duration_s"])
     expected_modalities = [m for m in MODALITIES if video["has_audio"] or m not in ("speech", "audio")]
     latest = {r["analyzer"]: r for r in runs}
@@ -91,6 +98,9 @@ def score_video(
             covered_seconds[m] += width if row[m] else 0.0
         row["modalities_covered"] = sum(row[m] for m in expected_modalities)
         row["analyzers"] = sorted(names)
+        row["person"] = None
+        if presence is not None:
+            row["person"] = _overlap([p for p in presence if p["person"]], start, end) >= 0.5 * width
         coverage_rows.append(row)
 
     modality_scores: dict[str, float | None] = {}
@@ -122,6 +132,8 @@ def score_video(
         "analyzers_missing": sorted(spec.name for spec in expected if spec.name not in latest),
         "analyzers_model_unavailable": sorted(n for n, r in latest.items() if r["status"] == MODEL_UNAVAILABLE),
         "definition": DEFINITION,
+        "person_seconds": None if presence is None else round(
+            sum(r["end_s"] - r["start_s"] for r in coverage_rows if r["person"]), 3),
     }
     return scores_row, coverage_rows
 
@@ -156,6 +168,9 @@ def coverage_markdown(scores: Mapping[str, Any], coverage: list[Mapping[str, Any
         value = scores.get(f"{m}_score")
         label = "n/a" if value is None else f"{value:.0f}%"
         lines.append(f"{m:<8}{cells}  {label}")
+    if coverage and coverage[0].get("person") is not None:
+        cells = "".join("P" if r["person"] else "." for r in coverage)
+        lines.append(f"{'person':<8}{cells}  {scores.get('person_seconds') or 0:.0f}s with a person")
     lines.append("```")
     if scores["analyzers_failed"]:
         lines.append(f"Failed: {', '.join(scores['analyzers_failed'])}")

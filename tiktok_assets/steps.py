@@ -187,7 +187,7 @@ def score_reconstruction(
         video = {**video, "duration_s": meta.duration_s, "has_audio": meta.has_audio}
     runs_table = store.read("analyzer_runs", video_id)
     runs = runs_table.to_pylist() if runs_table is not None else []
-    scores, coverage = score_video(video, runs, all_specs())
+    scores, coverage = score_video(video, runs, all_specs(), person_presence(store, video_id, runs))
     store.write("reconstruction_scores", video_id, pa.Table.from_pylist([scores], schema=SCORES_SCHEMA))
     store.write("coverage_seconds", video_id, pa.Table.from_pylist(coverage, schema=COVERAGE_SCHEMA))
     if refresh:
@@ -200,6 +200,18 @@ def score_reconstruction(
     os.replace(tmp, report)
     evict_if_done(settings, video_id)  # retention: the media cache goes once every analyzer is up to date
     return scores, coverage_markdown(scores, coverage), timeline
+
+
+def person_presence(store: Any, video_id: str, runs: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """background_segmentation's per-second ``presence`` rows, when its latest run succeeded."""
+    latest = [r for r in runs if r.get("analyzer") == "background_segmentation"]
+    if not latest or latest[-1].get("status") != "success":
+        return None
+    table = store.read("background_segmentation", video_id)
+    if table is None or "level" not in table.column_names:
+        return None
+    rows = table.select(["level", "start_s", "end_s", "person"]).to_pylist()
+    return [r for r in rows if r["level"] == "presence"]
 
 
 def readable_timeline(settings: Settings, video_id: str) -> list[dict[str, Any]]:

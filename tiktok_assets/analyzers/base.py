@@ -31,7 +31,7 @@ from ..config import Settings
 from ..media import MediaCache
 from ..media_access import Span, TrackedMedia, intersect_spans, merge_spans, total
 
-MODALITIES = ("speech", "text", "visual", "audio")
+MODALITIES = ("speech", "text", "visual", "audio", "people")
 BASE_FIELDS = (
     pa.field("video_id", pa.string(), nullable=False),
     pa.field("start_s", pa.float64(), nullable=False),

@@ -11,6 +11,8 @@ goes into their code version.
 * ``prosody``: one pYIN pass over the whole audio -> f0, voiced probability, plus the energy track.
 * ``motion``: sparse optical-flow similarity fits for a list of low-res frame pairs.
 * ``frame_stats``: per low-res frame 8x8x8 RGB histogram and grey-level mean and deviation.
+* ``faces``: MediaPipe face detection + refined face mesh (iris) at the people frames (:mod:`.faces`).
+* ``person``: MediaPipe pose (33 landmarks) + selfie-segmentation share and a small mask (:mod:`.person`).
 
 This package imports no heavy library at module level.
 """
@@ -23,4 +25,6 @@ VERSIONS: dict[str, str] = {
     "prosody": "1",
     "motion": "1",
     "frame_stats": "1",
+    "faces": "2",
+    "person": "1",
 }
