@@ -22,6 +22,7 @@ from tiktok_assets.analyzers import all_specs, get_spec, run_analyzer
 from tiktok_assets.analyzers.base import AnalyzerContext
 from tiktok_assets.media import MediaCache, build_media_cache
 from tiktok_assets.media_access import TrackedMedia
+from tiktok_assets.model_registry import ModelUnavailable
 from tiktok_assets.passes import VERSIONS, motion, prosody, speech_activity, store
 from tiktok_assets.sample_video import generate_sample_video, speak
 
@@ -112,8 +113,13 @@ def test_every_expensive_pass_runs_once_for_all_analyzers(clip, settings, tmp_pa
     with decode(clip.path, tmp_path / "media" / "clip") as media:
         for name in order(list(all_specs())):
             spec = get_spec(name)
-            inputs = {d: tables[d] for d in spec.depends_on if d in tables}
-            tables[name] = run_analyzer(spec, media, AnalyzerContext(media.video_id, settings, inputs=inputs)).table
+            if any(d not in tables for d in spec.depends_on):
+                continue  # an upstream without offline weights produced nothing to read
+            inputs = {d: tables[d] for d in spec.depends_on}
+            try:
+                tables[name] = run_analyzer(spec, media, AnalyzerContext(media.video_id, settings, inputs=inputs)).table
+            except ModelUnavailable:  # no offline weights (the VLM, COCO object detection): no rows
+                continue
         assert counts == {"vad": 1, "pyin": 1, "flow": 1, "histograms": 1, "luma": 1}, counts
         stored = sorted(p.name for p in (media.directory / store.FOLDER).glob("*.npz"))
     assert [s.split("-")[0] for s in stored] == ["faces", "frame_stats", "motion", "person", "prosody",
