@@ -57,7 +57,6 @@ from __future__ import annotations
 
 import math
 import re
-import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -65,6 +64,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..audio_features import transcript_segments, transcript_words
+from ..textfold import fold
 from .base import AnalyzerContext, AnalyzerOutput, AnalyzerSpec
 
 HOOK_S = 3.0
@@ -114,14 +114,6 @@ COLUMNS = (
     pa.field("sources", pa.list_(pa.string())),
     pa.field("detail", pa.string()),
 )
-
-
-def fold(text: str) -> str:
-    """Lower case with umlauts and ß spelled out (``"GRÜSSE"`` and ``"Grüße"`` -> ``"gruesse"``)."""
-    text = unicodedata.normalize("NFC", text).lower()
-    for a, b in (("ä", "ae"), ("ö", "oe"), ("ü", "ue"), ("ß", "ss")):
-        text = text.replace(a, b)
-    return text
 
 
 def is_cta(text: str) -> bool:
