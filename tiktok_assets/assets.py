@@ -250,6 +250,16 @@ def group_asset(
     return _group
 
 
+def _report_links(settings: Settings, video: str) -> dict[str, dg.MetadataValue]:
+    """The HTML report as a file URL (opens in a browser from the UI) and a path, when written."""
+    from .report_html import report_path
+
+    path = report_path(settings, video)
+    if not path.is_file():
+        return {}
+    return {"report": dg.MetadataValue.url(path.resolve().as_uri()), "report_file": dg.MetadataValue.path(str(path))}
+
+
 def reconstruction_asset(
     groups: GpuGroups, analyzer_keys: Sequence[dg.AssetKey], code_version: str, policy: dg.BackfillPolicy
 ) -> dg.AssetsDefinition:
@@ -292,6 +302,7 @@ def reconstruction_asset(
                 "coverage": dg.MetadataValue.md(markdown),
                 "timeline": dg.MetadataValue.md(timeline),
                 "timeline_file": dg.MetadataValue.path(str(settings.home / "reports" / video / "timeline.md")),
+                **_report_links(settings, video),
             })
         catalog.refresh_catalog(settings)
         yield from events.finish(failed, skipped)
