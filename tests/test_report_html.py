@@ -140,3 +140,20 @@ def test_shot_spans_from_edit_points():
             {"kind": "fade_out", "start_s": 3.5, "end_s": 4.0}]
     assert report_html.shots(rows, 4.0) == [(0.0, 1.0), (1.0, 2.0), (2.5, 3.5)]
     assert report_html.shots(None, 3.0) == [(0.0, 3.0)]
+
+
+def test_render_shows_descriptions_text_and_people_lanes_when_their_tables_exist():
+    """Tables of analyzers other branches add, as rows of their documented shape: their lanes and
+    the description section appear, text is escaped."""
+    frames = [np.full((32, 18, 3), v, np.uint8) for v in (40, 200)]
+    tables = {
+        "cut_analysis": [{"start_s": 1.0, "end_s": 1.0, "kind": "hard_cut"}],
+        "qwen2_vl_temporal": [{"start_s": 0.0, "end_s": 2.0, "description": "A cook <chops> Tomaten"}],
+        "text_overlay": [{"start_s": 0.2, "end_s": 1.5, "text": "Grüße!"}],
+        "face_emotion": [{"start_s": 0.5, "end_s": 1.0}],
+    }
+    page = report_html.render("v", 2.0, tables, {}, {"score": 50.0}, [], frames, [])
+    assert "A cook &lt;chops&gt; Tomaten" in page and page.count('class="keyframe"') == 2
+    lanes = re.findall(r"<text[^>]*>([^<]*)</text>", page)
+    assert {"on-screen text", "people", "cuts", "Grüße!", "face_emotion"} <= {t.strip() for t in lanes}
+    assert "transcript" not in {t.strip() for t in lanes}

@@ -8,8 +8,8 @@ evicted. Sections:
   sampled frame nearest the shot's middle; shots from ``cut_analysis``'s edit points), then one
   swimlane per kind of content whose table exists (:data:`LANES`: transcript words, on-screen
   text, people, objects, audio events, music with beats, camera motion, cuts, scenes, story
-  phases, ...), items labelled from each analyzer's ``timeline`` label (the row span with the
-  table name for tables without one), then temporal_flow's pace per second and the per-second
+  phases, ...), items labelled from each analyzer's ``timeline`` label (for a table without one:
+  its ``text``/``label``/... column or the table name), then temporal_flow's pace per second and the per-second
   coverage of each modality when those exist;
 * **shots**: the keyframes again as images with their times;
 * **transcript**: every word with its time (``speech_transcription``);
@@ -75,7 +75,7 @@ def shots(cut_rows: list[dict[str, Any]] | None, duration: float) -> list[tuple[
 
 
 def keyframes(media_dir: Path, spans: list[tuple[float, float]]) -> list[np.ndarray] | None:
-    """The sampled frame nearest each shot's middle, from the media cache; None without a cache."""
+    """The sampled frame nearest each shot's middle (shrunk), from the media cache; None without a cache."""
     from .media import MediaCache
 
     if not (media_dir / "meta.json").is_file():
@@ -88,8 +88,17 @@ def keyframes(media_dir: Path, spans: list[tuple[float, float]]) -> list[np.ndar
         for a, b in spans:
             inside = np.flatnonzero((times >= a) & (times < b))
             pool = inside if inside.size else np.arange(times.size)
-            picked.append(np.array(media.frames[int(pool[np.argmin(np.abs(times[pool] - (a + b) / 2))])]))
+            picked.append(shrink(np.array(media.frames[int(pool[np.argmin(np.abs(times[pool] - (a + b) / 2))])])))
     return picked
+
+
+def shrink(frame: np.ndarray) -> np.ndarray:
+    """The frame with its long side at most ``THUMB_LONG_SIDE`` (keeps the report small)."""
+    from PIL import Image
+
+    image = Image.fromarray(frame)
+    image.thumbnail((THUMB_LONG_SIDE, THUMB_LONG_SIDE))
+    return np.asarray(image)
 
 
 def thumbnail_uri(frame: np.ndarray) -> str:
@@ -113,10 +122,19 @@ def _svg(figure) -> str:
     return text[text.index("<svg"):]
 
 
+FALLBACK_LABELS = ("text", "label", "class_name", "emotion", "description")
+
+
+def _row_label(row: Mapping[str, Any], table: str) -> str:
+    """A row's first non-empty column of ``FALLBACK_LABELS``, else the table name."""
+    return next((str(row[c]) for c in FALLBACK_LABELS if row.get(c) not in (None, "")), table)
+
+
 def lane_items(tables: Mapping[str, list[dict[str, Any]]], labels: Mapping[str, list[dict[str, Any]]],
                ) -> list[tuple[str, list[tuple[float, float, str, str]]]]:
     """Per lane whose tables exist: (title, [(start, end, text, analyzer)]). Analyzers with a
-    ``timeline_label`` show their labelled rows; others their rows' spans under the table name."""
+    ``timeline_label`` show their labelled rows; others their rows with the first column of
+    ``FALLBACK_LABELS`` they have (else the table name)."""
     from .analyzers import all_specs
 
     labelled = {name for name, spec in all_specs().items() if spec.timeline_label}
@@ -145,7 +163,8 @@ def lane_items(tables: Mapping[str, list[dict[str, Any]]], labels: Mapping[str, 
                 elif name in labels or name in labelled:
                     rows = labels.get(name, [])  # rows without a label (static camera...) are not shown
                 else:
-                    rows = [{"start_s": r["start_s"], "end_s": r["end_s"], "label": name} for r in tables[name]]
+                    rows = [{"start_s": r["start_s"], "end_s": r["end_s"], "label": _row_label(r, name)}
+                            for r in tables[name]]
                 items += [(float(r["start_s"]), float(r["end_s"]), str(r["label"]), name) for r in rows]
         out.append((title, items[:MAX_ITEMS_PER_LANE]))
     return out
