@@ -21,6 +21,8 @@ from tiktok_assets import catalog, cli, search
 from tiktok_assets.config import load_settings
 from tiktok_assets.sample_video import speak, voiced_span
 
+pytestmark = pytest.mark.slow  # the clips go through the CLI's Dagster run
+
 RATE = 16_000
 SAID = (("hello and welcome", 0.5), ("the secret ingredient is fresh basil", 2.6))
 SHOWN = (("THE SECRET INGREDIENT: BASIL", 1.0, 3.0), ("Frische Tomaten und viele GRÜSSE aus München", 3.5, 5.5))

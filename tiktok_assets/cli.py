@@ -354,7 +354,9 @@ def demo(settings: Settings) -> int:
     home = f"TIKTOK_ASSETS_HOME={settings.home} "
     print(f"\nResults:  {settings.warehouse_dir} (Parquet), {settings.catalog_path} (DuckDB views)")
     print(f"Timeline: {settings.home / 'reports' / key / 'timeline.md'}")
+    print(f"Report:   {settings.home / 'reports' / key / 'index.html'} (open in a browser)")
     print(f"SQL:      {home}{command} sql \"SELECT * FROM timeline WHERE video_id = '{key}' ORDER BY start_s\"")
+    print(f"Search:   {home}{command} search \"Tomaten\" --lang de")
     print(f"UI:       {home}{command} ui   ->  http://127.0.0.1:3000 (asset graph, partitions, scores)")
     return 0 if ok else 1
 

@@ -302,10 +302,10 @@ def hits_text(hits: list[Hit], fmt: str = "table") -> str:
         return "\n".join(json.dumps(hit.__dict__, ensure_ascii=False) for hit in hits)
     if not hits:
         return "no match (videos are indexed by the score run that follows their analysis)"
-    lines = [f"{'score':>7}  {'video':<20} {'span':<15} {'source':<28} text"]
+    lines = [f"{'score':>7}  {'video':<20} {'span':<15} {'source':<30} text"]
     for hit in hits:
         text = " ".join(hit.text.split())
         text = text if len(text) <= 100 else text[:99] + "…"
         span = f"{hit.start_s:.1f}-{hit.end_s:.1f}s"
-        lines.append(f"{hit.score:7.3f}  {hit.video_id:<20} {span:<15} {hit.source + ' (' + hit.analyzer + ')':<28} {text}")
+        lines.append(f"{hit.score:7.3f}  {hit.video_id:<20} {span:<15} {hit.source + ' (' + hit.analyzer + ')':<30} {text}")
     return "\n".join(lines)
