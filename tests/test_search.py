@@ -114,3 +114,5 @@ def test_labels_reindex_and_cli(indexed, capsys):
     assert [(x["video_id"], x["source"], x["text"]) for x in lines] == [(shown_id, "text", SHOWN[1][0])]
     assert cli.main(["search", "Quantenphysik"]) == 1
     assert "no match" in capsys.readouterr().out
+    assert cli.main(["search", "?!"]) == 2
+    assert "no word to search for" in capsys.readouterr().err

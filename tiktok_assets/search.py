@@ -38,7 +38,7 @@ from typing import Any
 from .config import Settings
 from .textfold import fold
 
-INDEX_VERSION = 1
+INDEX_VERSION = 1  # a new schema or analysis: bump it (a fresh folder) and assets.SEARCH_VERSION (re-index)
 SOURCES = ("speech", "text", "description", "label")
 # analyzer table -> (source, text column); the other analyzers' rows are searched by their label
 TEXT_TABLES = {"speech_transcription": ("speech", "text"), "text_overlay": ("text", "text"),

@@ -47,7 +47,8 @@ sampled frames). Rows by ``level``:
   same brightness count as 1.0, a flat and a textured one as 0.0); ``is_loop`` when it is >=
   ``LOOP_MIN`` with mean grey levels within ``LOOP_MAX_GREY`` AND the picture changes in between
   (some frame correlates < ``LOOP_MIN`` with the first): a clip that never changes is not a loop.
-* ``video``: the whole clip: mean ``pace``, overall edit rate, ``speech_density``, the loop flag.
+* ``video``: the whole clip: mean ``pace``, overall edit rate, ``speech_density``, the hook, the
+  loop flag; ``detail`` is the sequence of phases (``hook > setup > main``).
 
 Coverage: the analyzer claims the whole video when it has at least one input table; what it
 examined is then what its inputs examined plus the frames it read.
