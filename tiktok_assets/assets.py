@@ -30,6 +30,8 @@ COVERAGE_CHECK = "examined_whole_video"
 SOURCE_KEY = dg.AssetKey("source_video")
 MEDIA_KEY = dg.AssetKey("media")
 SCORES_KEY = dg.AssetKey("reconstruction_scores")
+SEARCH_KEY = dg.AssetKey("search_index")
+SEARCH_VERSION = "search1"  # with the analyzers' versions: a changed analyzer re-indexes
 
 
 def backfill_policy(settings: Settings | None = None) -> dg.BackfillPolicy:
@@ -248,6 +250,16 @@ def group_asset(
     return _group
 
 
+def _report_links(settings: Settings, video: str) -> dict[str, dg.MetadataValue]:
+    """The HTML report as a file URL (opens in a browser from the UI) and a path, when written."""
+    from .report_html import report_path
+
+    path = report_path(settings, video)
+    if not path.is_file():
+        return {}
+    return {"report": dg.MetadataValue.url(path.resolve().as_uri()), "report_file": dg.MetadataValue.path(str(path))}
+
+
 def reconstruction_asset(
     groups: GpuGroups, analyzer_keys: Sequence[dg.AssetKey], code_version: str, policy: dg.BackfillPolicy
 ) -> dg.AssetsDefinition:
@@ -290,6 +302,7 @@ def reconstruction_asset(
                 "coverage": dg.MetadataValue.md(markdown),
                 "timeline": dg.MetadataValue.md(timeline),
                 "timeline_file": dg.MetadataValue.path(str(settings.home / "reports" / video / "timeline.md")),
+                **_report_links(settings, video),
             })
         catalog.refresh_catalog(settings)
         yield from events.finish(failed, skipped)
@@ -297,8 +310,55 @@ def reconstruction_asset(
     return reconstruction_scores
 
 
+def search_index_asset(
+    groups: GpuGroups, analyzer_keys: Sequence[dg.AssetKey], code_version: str, policy: dg.BackfillPolicy
+) -> dg.AssetsDefinition:
+    """The full-text search index (``search.py``): re-indexes the videos of the run from the
+    warehouse, in the ``score_video`` run beside the score (each video's documents replaced in one
+    commit)."""
+    from . import search
+
+    group = groups.groups[groups.pipeline_group]
+    spec = dg.AssetSpec(
+        SEARCH_KEY, deps=list(analyzer_keys),
+        description="Transcripts, on-screen text, descriptions and labels of each video in the tantivy index "
+                    "that `tiktok-assets search` reads (German and English stemming).",
+        group_name="reconstruction", code_version=code_version, kinds={"python"}, skippable=True,
+    )
+
+    @dg.multi_asset(
+        name="search_index", specs=[spec], partitions_def=videos_partitions, pool=group.pool,
+        op_tags={GROUP_TAG: group.name}, backfill_policy=policy,
+    )
+    def search_index(context: dg.AssetExecutionContext):
+        settings = load_settings()
+        events = PartitionEvents(context, [SEARCH_KEY], {SEARCH_KEY: code_version})
+        events.plan()
+        failed: dict[str, list[str]] = {}
+        skipped: dict[str, list[str]] = {}
+        store = catalog.warehouse(settings)
+        for video in events.videos:
+            if store.read("videos", video) is None:
+                skipped[video] = ["not ingested"]
+                continue
+            try:
+                counts = search.index_video(settings, video)
+            except Exception as exc:  # noqa: BLE001 - one sentence per video
+                failed[video] = [f"search_index: {user_message(exc)}"]
+                continue
+            yield from events.success(SEARCH_KEY, video, {
+                "documents": counts["documents"],
+                **{f"{source}_documents": counts[source] for source in search.SOURCES},
+                "tables": ", ".join(counts["tables"]) or "none",
+                "index": dg.MetadataValue.path(str(search.index_dir(settings))),
+            })
+        yield from events.finish(failed, skipped)
+
+    return search_index
+
+
 def build_assets(groups: GpuGroups, settings: Settings | None = None) -> list[dg.AssetsDefinition]:
-    """Every asset: the ingest step, one step per GPU group with analyzers, the score."""
+    """Every asset: the ingest step, one step per GPU group with analyzers, the score, the search index."""
     settings = settings or load_settings()
     specs = all_specs()
     versions = code_versions(settings, specs)
@@ -312,4 +372,5 @@ def build_assets(groups: GpuGroups, settings: Settings | None = None) -> list[dg
     return [
         pipeline_assets(groups, versions, policy), *steps_,
         reconstruction_asset(groups, keys, versions["reconstruction_scores"], policy),
+        search_index_asset(groups, keys, f"{SEARCH_VERSION}-{versions['reconstruction_scores']}", policy),
     ]

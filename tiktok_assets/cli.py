@@ -375,7 +375,9 @@ def demo(settings: Settings) -> int:
     home = f"TIKTOK_ASSETS_HOME={settings.home} "
     print(f"\nResults:  {settings.warehouse_dir} (Parquet), {settings.catalog_path} (DuckDB views)")
     print(f"Timeline: {settings.home / 'reports' / key / 'timeline.md'}")
+    print(f"Report:   {settings.home / 'reports' / key / 'index.html'} (open in a browser)")
     print(f"SQL:      {home}{command} sql \"SELECT * FROM timeline WHERE video_id = '{key}' ORDER BY start_s\"")
+    print(f"Search:   {home}{command} search \"Tomaten\" --lang de")
     print(f"UI:       {home}{command} ui   ->  http://127.0.0.1:3000 (asset graph, partitions, scores)")
     return 0 if ok else 1
 
@@ -429,6 +431,7 @@ EPILOG = """examples:
   tiktok-assets add clip.mp4 https://...      register videos as partitions (all or nothing)
   tiktok-assets analyze a.mp4 b.mp4           analyze videos now, in this process
   tiktok-assets sql "SELECT * FROM timeline"  query the warehouse
+  tiktok-assets search "Tomaten" --lang de    find words said, shown or described in any video
   tiktok-assets ui                            open the Dagster UI on http://127.0.0.1:3000
 
 Data lives under $TIKTOK_ASSETS_HOME (see the README for every setting)."""
@@ -454,6 +457,15 @@ def main(argv: list[str] | None = None) -> int:
     p_sql = sub.add_parser("sql", help="run read-only SQL against the warehouse (no query: interactive shell)")
     p_sql.add_argument("query", nargs="?")
     p_sql.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p_search = sub.add_parser(
+        "search", help="full-text search over transcripts, on-screen text, descriptions and labels of all videos",
+        description="Ranked hits with video, time span, source and the matching text. Umlauts match their "
+        "ae/oe/ue/ss spellings; --lang picks the stemmer of the query (default: German and English).",
+    )
+    p_search.add_argument("query")
+    p_search.add_argument("--lang", choices=("de", "en"))
+    p_search.add_argument("--limit", type=int, default=10)
+    p_search.add_argument("--format", choices=("table", "json"), default="table")
     sub.add_parser("demo", help="analyze the generated sample video end to end")
     sub.add_parser("models", help="list the models: available offline here or not, source, size, setting")
     p_ui = sub.add_parser("ui", help="open the Dagster UI (dagster dev) on this data root")
@@ -482,6 +494,12 @@ def main(argv: list[str] | None = None) -> int:
                 return sql_shell(settings)
             run_sql(settings, args.query, args.format)
             return 0
+        if args.command == "search":
+            from .search import hits_text, search
+
+            hits = search(settings, args.query, args.lang, max(1, args.limit))
+            print(hits_text(hits, args.format))
+            return 0 if hits else 1
         if args.command == "demo":
             return _run_guarded(settings, "demo", lambda: demo(settings))
         if args.command == "models":

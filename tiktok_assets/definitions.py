@@ -19,7 +19,7 @@ import logging
 import dagster as dg
 
 from .analyzers import all_specs
-from .assets import SCORES_KEY, build_assets, videos_partitions
+from .assets import SCORES_KEY, SEARCH_KEY, build_assets, videos_partitions
 from .automation import SCORE_JOB, build_automation
 from .config import load_settings
 from .execution import PER_VIDEO_EVENTS_TAGS
@@ -79,7 +79,7 @@ def build_definitions() -> dg.Definitions:
     assets = build_assets(groups)
     analyze_job = dg.define_asset_job(
         ANALYZE_JOB,
-        selection=dg.AssetSelection.all() - dg.AssetSelection.assets(SCORES_KEY),
+        selection=dg.AssetSelection.all() - dg.AssetSelection.assets(SCORES_KEY, SEARCH_KEY),
         partitions_def=videos_partitions,
         run_tags=PER_VIDEO_EVENTS_TAGS,
         description="Ingest, decode and analyze one video or a range of videos (one step per GPU group, "
@@ -88,10 +88,11 @@ def build_definitions() -> dg.Definitions:
     )
     score_job = dg.define_asset_job(
         SCORE_JOB,
-        selection=dg.AssetSelection.assets(SCORES_KEY),
+        selection=dg.AssetSelection.assets(SCORES_KEY, SEARCH_KEY),
         partitions_def=videos_partitions,
         run_tags=PER_VIDEO_EVENTS_TAGS,
-        description="Score the reconstruction of the videos of a run from the warehouse (after each run).",
+        description="Score the reconstruction of the videos of a run from the warehouse and index them for "
+                    "search (after each run).",
     )
     sensors, nightly_backfill = build_automation(ANALYZE_JOB, videos_partitions, score_job)
     _pool_limits_on_load(groups)

@@ -173,8 +173,9 @@ def run_analyzer_step(
 def score_reconstruction(
     settings: Settings, video_id: str, refresh: bool = True
 ) -> tuple[dict[str, Any], str, str]:
-    """Score the video from the warehouse; write ``reconstruction_scores``, ``coverage_seconds`` and
-    ``reports/<id>/timeline.md``; return the scores and the coverage and timeline markdown."""
+    """Score the video from the warehouse; write ``reconstruction_scores``, ``coverage_seconds``,
+    ``reports/<id>/timeline.md`` and ``reports/<id>/index.html`` (``report_html``; a failure there is
+    logged, not raised); return the scores and the coverage and timeline markdown."""
     store = catalog.warehouse(settings)
     videos = store.read("videos", video_id)
     if videos is None or videos.num_rows == 0:
@@ -198,6 +199,12 @@ def score_reconstruction(
     tmp = report.with_suffix(f".tmp-{os.getpid()}")
     tmp.write_text(timeline)
     os.replace(tmp, report)
+    try:  # before eviction: the keyframes come from the media cache
+        from .report_html import write_report
+
+        write_report(settings, video_id, scores, coverage, float(video["duration_s"]))
+    except Exception as exc:  # noqa: BLE001 - a view of the data: the score and timeline are written
+        log.warning(f"{video_id}: HTML report not written: {type(exc).__name__}: {exc}")
     evict_if_done(settings, video_id)  # retention: the media cache goes once every analyzer is up to date
     return scores, coverage_markdown(scores, coverage), timeline
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import pkgutil
 from functools import cache
@@ -15,7 +16,9 @@ _NOT_ANALYZERS = {"base"}
 
 @cache
 def all_specs() -> dict[str, AnalyzerSpec]:
-    """Name -> spec for every analyzer module, in dependency-respecting order."""
+    """Name -> spec for every analyzer module, in dependency-respecting order.
+
+    A spec's ``optional_inputs`` that are registered analyzers are appended to its ``depends_on``."""
     specs: dict[str, AnalyzerSpec] = {}
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         if info.name in _NOT_ANALYZERS or info.name.startswith("_"):
@@ -26,6 +29,10 @@ def all_specs() -> dict[str, AnalyzerSpec]:
             if spec.name in specs:
                 raise ValueError(f"two analyzers are named {spec.name!r}")
             specs[spec.name] = spec
+    for name, spec in list(specs.items()):
+        present = tuple(o for o in spec.optional_inputs if o in specs and o not in spec.depends_on)
+        if present:
+            specs[name] = dataclasses.replace(spec, depends_on=(*spec.depends_on, *present))
     for spec in specs.values():
         missing = [d for d in spec.depends_on if d not in specs]
         if missing:

@@ -108,6 +108,10 @@ class AnalyzerSpec:
     # shared intermediates it reads (names in ``tiktok_assets.passes.VERSIONS``): their versions go
     # into the code version too
     passes: tuple[str, ...] = ()
+    # analyzers read when the registry has them (e.g. a fusion analyzer reading tables that other
+    # analyzers may or may not provide): the registry adds the registered ones to ``depends_on``
+    # (so deps, code versions and ``context.inputs`` treat them alike) and ignores the others
+    optional_inputs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:

@@ -1,0 +1,356 @@
+"""The per-video HTML report ``reports/<id>/index.html``: a reconstruction people can look at.
+
+One self-contained file (images as data URIs, plots as inline SVG drawn with matplotlib, no script,
+no external reference), written atomically by the score step before the media cache may be
+evicted. Sections:
+
+* **timeline**: one matplotlib figure on a common time axis: the keyframe of every shot (the
+  sampled frame nearest the shot's middle; shots from ``cut_analysis``'s edit points), then one
+  swimlane per kind of content whose table exists (:data:`LANES`: transcript words, on-screen
+  text, people, objects, audio events, music with beats, camera motion, cuts, scenes, story
+  phases, ...), items labelled from each analyzer's ``timeline`` label (for a table without one:
+  its ``text``/``label``/... column or the table name), then temporal_flow's pace per second and the per-second
+  coverage of each modality when those exist;
+* **shots**: the keyframes again as images with their times;
+* **transcript**: every word with its time (``speech_transcription``);
+* **descriptions**: the window descriptions of the vision-language model (``qwen2_vl_temporal``);
+* **score**: the reconstruction score and its per-modality breakdown (bar chart and table), the
+  analyzers that failed or whose model is missing;
+* **sources**: which tables were present, and what could not be shown (no media cache: no
+  keyframes).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .analyzers.base import MODALITIES
+from .config import Settings
+
+# (lane title, analyzer tables drawn in it); "transcript" and "music" are drawn specially
+LANES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("transcript", ("speech_transcription",)),
+    ("on-screen text", ("text_overlay", "comment_cta_detection")),
+    ("people", ("face_emotion", "age_estimation", "body_pose", "eye_tracking", "background_segmentation")),
+    ("objects", ("object_detection",)),
+    ("audio events", ("sound_effects", "audio_environment")),
+    ("music", ("audio_environment", "audio_analysis")),
+    ("voice", ("speech_flow", "speech_emotion")),
+    ("camera motion", ("camera_analysis",)),
+    ("cuts", ("cut_analysis",)),
+    ("scenes", ("scene_segmentation",)),
+    ("effects", ("visual_effects",)),
+    ("story", ("temporal_flow",)),
+)
+MAX_ITEMS_PER_LANE = 400
+THUMB_LONG_SIDE = 180
+COLOURS = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f")
+
+
+def report_path(settings: Settings, video_id: str) -> Path:
+    return settings.home / "reports" / video_id / "index.html"
+
+
+def shots(cut_rows: list[dict[str, Any]] | None, duration: float) -> list[tuple[float, float]]:
+    """Shot spans between edit points (a dissolve or fade ends one shot where it starts and begins
+    the next where it ends); the whole video when there is no cut table."""
+    edges = sorted((float(r["start_s"]), float(r["end_s"])) for r in cut_rows or []
+                   if r.get("kind") in ("hard_cut", "dissolve", "fade_in", "fade_out"))
+    spans, start = [], 0.0
+    for a, b in edges:
+        if a - start > 0.05:
+            spans.append((start, a))
+        start = max(start, b if b > a else a)
+    if duration - start > 0.05 or not spans:
+        spans.append((start, duration))
+    return spans
+
+
+def keyframes(media_dir: Path, spans: list[tuple[float, float]]) -> list[np.ndarray] | None:
+    """The sampled frame nearest each shot's middle (shrunk), from the media cache; None without a cache."""
+    from .media import MediaCache
+
+    if not (media_dir / "meta.json").is_file():
+        return None
+    with MediaCache(media_dir) as media:
+        times = np.asarray(media.frame_times, dtype=np.float64)
+        if times.size == 0:
+            return None
+        picked = []
+        for a, b in spans:
+            inside = np.flatnonzero((times >= a) & (times < b))
+            pool = inside if inside.size else np.arange(times.size)
+            picked.append(shrink(np.array(media.frames[int(pool[np.argmin(np.abs(times[pool] - (a + b) / 2))])])))
+    return picked
+
+
+def shrink(frame: np.ndarray) -> np.ndarray:
+    """The frame with its long side at most ``THUMB_LONG_SIDE`` (keeps the report small)."""
+    from PIL import Image
+
+    image = Image.fromarray(frame)
+    image.thumbnail((THUMB_LONG_SIDE, THUMB_LONG_SIDE))
+    return np.asarray(image)
+
+
+def thumbnail_uri(frame: np.ndarray) -> str:
+    from PIL import Image
+
+    image = Image.fromarray(frame)
+    image.thumbnail((THUMB_LONG_SIDE, THUMB_LONG_SIDE))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=82)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _svg(figure) -> str:
+    import matplotlib
+
+    buffer = io.StringIO()
+    # text stays text (searchable, selectable); each image stays its own <image> (keyframe ids)
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "tiktok-assets", "image.composite_image": False}):
+        figure.savefig(buffer, format="svg", bbox_inches="tight")
+    text = buffer.getvalue()
+    return text[text.index("<svg"):]
+
+
+FALLBACK_LABELS = ("text", "label", "class_name", "emotion", "description")
+
+
+def _row_label(row: Mapping[str, Any], table: str) -> str:
+    """A row's first non-empty column of ``FALLBACK_LABELS``, else the table name."""
+    return next((str(row[c]) for c in FALLBACK_LABELS if row.get(c) not in (None, "")), table)
+
+
+def lane_items(tables: Mapping[str, list[dict[str, Any]]], labels: Mapping[str, list[dict[str, Any]]],
+               ) -> list[tuple[str, list[tuple[float, float, str, str]]]]:
+    """Per lane whose tables exist: (title, [(start, end, text, analyzer)]). Analyzers with a
+    ``timeline_label`` show their labelled rows; others their rows with the first column of
+    ``FALLBACK_LABELS`` they have (else the table name)."""
+    from .analyzers import all_specs
+
+    labelled = {name for name, spec in all_specs().items() if spec.timeline_label}
+    out = []
+    for title, names in LANES:
+        present = [n for n in names if n in tables]
+        if not present:
+            continue
+        items: list[tuple[float, float, str, str]] = []
+        if title == "transcript":
+            for segment in tables["speech_transcription"]:
+                items += [(float(w["start_s"]), float(w["end_s"]), str(w["word"]).strip(), "speech_transcription")
+                          for w in segment.get("words") or [] if w.get("start_s") is not None]
+        elif title == "music":
+            if "audio_environment" in tables:
+                items += [(r["start_s"], r["end_s"], "music", "audio_environment")
+                          for r in labels.get("audio_environment", []) if "music" in str(r["label"]).lower()]
+            for row in tables.get("audio_analysis", []):
+                if row.get("level") == "video" and row.get("tempo_bpm"):
+                    items += [(float(t), float(t), "", "audio_analysis") for t in row.get("beat_times") or []]
+                    items.append((row["start_s"], row["start_s"], f"{row['tempo_bpm']:.0f} BPM", "audio_analysis"))
+        else:
+            for name in present:
+                if title == "audio events" and name == "audio_environment":
+                    rows = [r for r in labels.get(name, []) if "music" not in str(r["label"]).lower()]
+                elif name in labels or name in labelled:
+                    rows = labels.get(name, [])  # rows without a label (static camera...) are not shown
+                else:
+                    rows = [{"start_s": r["start_s"], "end_s": r["end_s"], "label": _row_label(r, name)}
+                            for r in tables[name]]
+                items += [(float(r["start_s"]), float(r["end_s"]), str(r["label"]), name) for r in rows]
+        out.append((title, items[:MAX_ITEMS_PER_LANE]))
+    return out
+
+
+def timeline_figure(duration: float, spans, frames, lanes, pace, coverage) -> str:
+    """The keyframes, swimlanes, pace and coverage on one time axis, as inline SVG."""
+    from matplotlib.figure import Figure
+
+    rows = [("keyframes", 1.6)] if frames else []
+    rows += [("lanes", 0.42 * max(1, len(lanes)))]
+    if pace:
+        rows.append(("pace", 0.8))
+    if coverage:
+        rows.append(("coverage", 0.9))
+    figure = Figure(figsize=(13, sum(h for _, h in rows) + 0.6))
+    axes = figure.subplots(len(rows), 1, sharex=True, gridspec_kw={"height_ratios": [h for _, h in rows]},
+                           squeeze=False)[:, 0]
+    by_name = dict(zip((name for name, _ in rows), axes))
+    right = max(duration, 1e-3)
+    if frames:
+        ax = by_name["keyframes"]
+        for index, ((a, b), frame) in enumerate(zip(spans, frames), start=1):
+            h, w = frame.shape[:2]
+            width = min(b - a, right * 0.08 * w / max(h, 1) * 1.6)  # keep the picture's shape where room allows
+            mid = (a + b) / 2
+            image = ax.imshow(frame, extent=(mid - width / 2, mid + width / 2, 0, 1), aspect="auto", zorder=2)
+            image.set_gid(f"keyframe-{index}")
+            ax.axvspan(a, b, color=COLOURS[index % 2], alpha=0.15, zorder=1)
+        ax.set_ylim(0, 1)
+        ax.set_yticks([0.5], ["shots"])
+    ax = by_name["lanes"]
+    for lane, (title, items) in enumerate(lanes):
+        y = len(lanes) - 1 - lane
+        colour_of = {}
+        for k, (a, b, text, analyzer) in enumerate(items):
+            colour = colour_of.setdefault(analyzer, COLOURS[len(colour_of) % len(COLOURS)])
+            if b - a < 1e-3:
+                ax.plot([a, a], [y - 0.35, y + 0.35], color=colour, linewidth=0.8)
+            else:
+                ax.broken_barh([(a, b - a)], (y - 0.35, 0.7), facecolors=colour, alpha=0.45, edgecolor=colour)
+            if text:
+                offset = 0.12 if (title == "transcript" and k % 2) else -0.12
+                ax.text(a, y + offset, text, fontsize=6, va="center", ha="left", clip_on=True)
+    ax.set_ylim(-0.6, len(lanes) - 0.4)
+    ax.set_yticks(range(len(lanes)), [t for t, _ in reversed(lanes)])
+    if pace:
+        ax = by_name["pace"]
+        ax.step([a for a, _ in pace] + [pace[-1][0] + 1], [p for _, p in pace] + [pace[-1][1]], where="post")
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("pace", fontsize=8)
+    if coverage:
+        ax = by_name["coverage"]
+        grid = np.array([[1.0 if row.get(m) else 0.0 for row in coverage] for m in MODALITIES])
+        ax.imshow(grid, aspect="auto", cmap="Greens", vmin=0, vmax=1.4, interpolation="nearest",
+                  extent=(0, coverage[-1]["end_s"], len(MODALITIES) - 0.5, -0.5))
+        ax.set_yticks(range(len(MODALITIES)), [f"{m} covered" for m in MODALITIES])
+    axes[-1].set_xlim(0, right)
+    axes[-1].set_xlabel("seconds")
+    figure.subplots_adjust(hspace=0.08)
+    return _svg(figure)
+
+
+def score_figure(scores: Mapping[str, Any]) -> str:
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6, 2.2))
+    ax = figure.subplots()
+    values = [float(scores.get(f"{m}_score") or 0.0) for m in MODALITIES]
+    bars = ax.barh(list(MODALITIES), values, color=COLOURS[: len(MODALITIES)])
+    ax.bar_label(bars, [f"{v:.1f}" for v in values], fontsize=8)
+    ax.set_xlim(0, 110)
+    ax.invert_yaxis()
+    ax.set_title(f"score {float(scores.get('score') or 0):.1f} / 100", fontsize=10)
+    return _svg(figure)
+
+
+CSS = """
+body { font-family: DejaVu Sans, Arial, sans-serif; margin: 1.5em; color: #222; }
+h1 { font-size: 1.4em; } h2 { font-size: 1.15em; border-bottom: 1px solid #ddd; margin-top: 1.6em; }
+.strip { display: flex; flex-wrap: wrap; gap: 8px; }
+.shot { margin: 0; text-align: center; font-size: 0.8em; }
+.shot img { display: block; height: 160px; border: 1px solid #bbb; }
+.word { padding: 0 1px; } .time { color: #888; font-size: 0.8em; margin-right: 0.4em; }
+table { border-collapse: collapse; font-size: 0.9em; } td, th { border: 1px solid #ddd; padding: 3px 8px; }
+.note { color: #8a5a00; }
+svg { max-width: 100%; height: auto; }
+"""
+
+
+def render(video_id: str, duration: float, tables: Mapping[str, list[dict[str, Any]]],
+           labels: Mapping[str, list[dict[str, Any]]], scores: Mapping[str, Any],
+           coverage: Sequence[Mapping[str, Any]], frames: list[np.ndarray] | None, notes: list[str]) -> str:
+    """The report's HTML from the video's tables, labels, score and keyframes."""
+    esc = html.escape
+    spans = shots(tables.get("cut_analysis"), duration)
+    if frames is not None and len(frames) != len(spans):
+        raise ValueError(f"{len(frames)} keyframes for {len(spans)} shots")
+    lanes = lane_items(tables, labels)
+    pace = [(float(r["start_s"]), float(r["pace"])) for r in tables.get("temporal_flow", [])
+            if r.get("level") == "second" and r.get("pace") is not None]
+    parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{esc(video_id)}: reconstruction"
+             f"</title><style>{CSS}</style></head><body>",
+             f"<h1>Video {esc(video_id)}</h1><p>{duration:.2f} s · {len(spans)} shot{'s' * (len(spans) != 1)} · "
+             f"reconstruction score <b id=\"score\">{float(scores.get('score') or 0):.1f}</b></p>"]
+    parts.append("<section id=\"timeline\"><h2>Timeline</h2>")
+    parts.append(timeline_figure(duration, spans, frames, lanes, pace, list(coverage)))
+    parts.append("</section><section id=\"shots\"><h2>Shots</h2>")
+    if frames is None:
+        parts.append("<p class=\"note\">No keyframes: the media cache was not present when the report was written.</p>")
+    else:
+        parts.append("<div class=\"strip\">")
+        for index, ((a, b), frame) in enumerate(zip(spans, frames), start=1):
+            parts.append(f"<figure class=\"shot\" data-start=\"{a:.3f}\" data-end=\"{b:.3f}\"><img class=\"keyframe\" "
+                         f"alt=\"shot {index}, {a:.1f}-{b:.1f} s\" src=\"{thumbnail_uri(frame)}\">"
+                         f"<figcaption>{index} · {a:.1f}–{b:.1f} s</figcaption></figure>")
+        parts.append("</div>")
+    parts.append("</section><section id=\"transcript\"><h2>Transcript</h2>")
+    if "speech_transcription" not in tables:
+        parts.append("<p class=\"note\">No speech_transcription table.</p>")
+    elif not tables["speech_transcription"]:
+        parts.append("<p>No speech transcribed.</p>")
+    for segment in tables.get("speech_transcription", []):
+        words = segment.get("words") or []
+        text = "".join(
+            f"<span class=\"word\" data-start=\"{w['start_s']:.2f}\" title=\"{w['start_s']:.2f}-{w['end_s']:.2f} s\">"
+            f"{esc(str(w['word']).strip())}</span> " for w in words if w.get("start_s") is not None
+        ) or esc(segment.get("text") or "")
+        parts.append(f"<p class=\"segment\" lang=\"{esc(segment.get('language') or '')}\"><span class=\"time\">"
+                     f"{segment['start_s']:.1f}–{segment['end_s']:.1f} s</span>{text}</p>")
+    parts.append("</section>")
+    if tables.get("qwen2_vl_temporal"):
+        parts.append("<section id=\"descriptions\"><h2>Descriptions</h2><table><tr><th>time</th><th>description</th></tr>")
+        for row in tables["qwen2_vl_temporal"]:
+            parts.append(f"<tr><td>{row['start_s']:.1f}–{row['end_s']:.1f} s</td>"
+                         f"<td>{esc(str(row.get('description') or ''))}</td></tr>")
+        parts.append("</table></section>")
+    parts.append("<section id=\"score-breakdown\"><h2>Score</h2>")
+    parts.append(score_figure(scores))
+    parts.append("<table><tr><th>modality</th><th>score</th><th>seconds covered</th></tr>")
+    for m in MODALITIES:
+        parts.append(f"<tr><td>{m}</td><td>{float(scores.get(f'{m}_score') or 0):.1f}</td>"
+                     f"<td>{float(scores.get(f'{m}_seconds_covered') or 0):.1f}</td></tr>")
+    parts.append("</table>")
+    for key, title in (("analyzers_failed", "failed"), ("analyzers_model_unavailable", "model unavailable"),
+                       ("analyzers_missing", "not run")):
+        if scores.get(key):
+            parts.append(f"<p>{title}: {esc(', '.join(scores[key]))}</p>")
+    parts.append("</section><section id=\"sources\"><h2>Sources</h2>")
+    parts.append(f"<p>Tables read: {esc(', '.join(sorted(tables)) or 'none')}.</p>")
+    parts += [f"<p class=\"note\">{esc(n)}</p>" for n in notes]
+    parts.append("</section></body></html>\n")
+    return "".join(parts)
+
+
+def write_report(settings: Settings, video_id: str, scores: Mapping[str, Any],
+                 coverage: Sequence[Mapping[str, Any]], duration: float) -> Path:
+    """Read the video's tables and keyframes and write ``reports/<id>/index.html`` atomically."""
+    from . import catalog
+    from .analyzers import all_specs
+    from .steps import readable_timeline
+
+    store = catalog.warehouse(settings)
+    names = sorted({n for _, lane in LANES for n in lane} | {"temporal_flow", "qwen2_vl_temporal", *all_specs()})
+    tables = {}
+    for name in names:
+        table = store.read(name, video_id)
+        if table is not None:
+            tables[name] = sorted(table.to_pylist(), key=lambda r: (r["start_s"], r["end_s"]))
+    labels: dict[str, list[dict[str, Any]]] = {}
+    for row in readable_timeline(settings, video_id):
+        labels.setdefault(row["analyzer"], []).append(row)
+    notes = []
+    if "cut_analysis" not in tables:
+        notes.append("No cut_analysis table: the whole video is shown as one shot.")
+    spans = shots(tables.get("cut_analysis"), duration)
+    frames = keyframes(settings.media_dir / video_id, spans)
+    if frames is None:
+        notes.append("No keyframes: the media cache was not present.")
+    missing = [title for title, lane in LANES if not any(n in tables for n in lane)]
+    if missing:
+        notes.append(f"Lanes without a table: {', '.join(missing)}.")
+    page = render(video_id, duration, tables, labels, scores, coverage, frames, notes)
+    target = report_path(settings, video_id)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(f".tmp-{os.getpid()}")
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, target)
+    return target
