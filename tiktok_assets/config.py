@@ -98,6 +98,10 @@ class Settings:
     media_retention: str = "evict"  # evict a video's media cache once its analyzers are up to date, or keep
     # videos per Dagster run of a backfill (BackfillPolicy.multi_run on every partitioned asset)
     partitions_per_run: int = 10
+    # OCR engine per on-screen text language (text_overlay): ("de", "rapidocr"), ("en", "rapidocr")
+    ocr_engines: tuple[tuple[str, str], ...] = (("de", "rapidocr"), ("en", "rapidocr"))
+    # a CSV of extra brands (columns brand, aliases, category) added to the packaged list
+    brands_file: Path | None = None
 
     @property
     def videos_dir(self) -> Path:
@@ -150,6 +154,9 @@ def load_settings() -> Settings:
         max_nightly_failures=int(_env_float("TIKTOK_ASSETS_MAX_NIGHTLY_FAILURES", 3)),
         media_retention=_env("TIKTOK_ASSETS_MEDIA_RETENTION", "evict").lower(),
         partitions_per_run=_env_int("TIKTOK_ASSETS_PARTITIONS_PER_RUN", 10, minimum=1),
+        ocr_engines=_ocr_engines(_env("TIKTOK_ASSETS_OCR_ENGINES", "de=rapidocr,en=rapidocr")),
+        brands_file=Path(os.environ["TIKTOK_ASSETS_BRANDS_FILE"]).expanduser()
+        if os.environ.get("TIKTOK_ASSETS_BRANDS_FILE", "").strip() else None,
     )
     if settings.media_retention not in MEDIA_RETENTION_POLICIES:
         raise ValueError(f"TIKTOK_ASSETS_MEDIA_RETENTION must be one of {', '.join(MEDIA_RETENTION_POLICIES)}, "
@@ -161,3 +168,21 @@ def load_settings() -> Settings:
     if settings.frame_long_side < 64 or settings.lowres_short_side < 16:
         raise ValueError("frame sizes are too small (long side >= 64, low-res short side >= 16)")
     return settings
+
+
+OCR_ENGINE_NAMES = ("rapidocr", "easyocr")
+
+
+def _ocr_engines(value: str) -> tuple[tuple[str, str], ...]:
+    """``de=rapidocr,en=easyocr`` (or one engine name for every language) -> (language, engine) pairs."""
+    text = value.strip().lower()
+    if text in OCR_ENGINE_NAMES:
+        return (("de", text), ("en", text))
+    pairs = {"de": "rapidocr", "en": "rapidocr"}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        lang, _, engine = item.partition("=")
+        if lang.strip() not in ("de", "en") or engine.strip() not in OCR_ENGINE_NAMES:
+            raise ValueError(f"TIKTOK_ASSETS_OCR_ENGINES must look like 'de=rapidocr,en=easyocr' "
+                             f"(engines: {', '.join(OCR_ENGINE_NAMES)}), got {value!r}")
+        pairs[lang.strip()] = engine.strip()
+    return tuple(sorted(pairs.items()))
