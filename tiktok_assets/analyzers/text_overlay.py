@@ -388,6 +388,18 @@ def read_frames(engine: _ocr.OcrEngine, frames, stats: dict) -> list[list[_ocr.R
     return out
 
 
+def fragment(row: dict, other: dict) -> bool:
+    """``row`` is a piece of ``other`` (a line the detector split in a few frames): seen less often,
+    at the same time, inside its box, its text a part of the other's."""
+    if row["reads"] >= other["reads"] or row["end_s"] <= other["start_s"] or other["end_s"] <= row["start_s"]:
+        return False
+    a = (row["box_x"], row["box_y"], row["box_x"] + row["box_w"], row["box_y"] + row["box_h"])
+    b = (other["box_x"], other["box_y"], other["box_x"] + other["box_w"], other["box_y"] + other["box_h"])
+    inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    area = max((a[2] - a[0]) * (a[3] - a[1]), 1e-9)
+    return inter / area >= 0.8 and norm(row["text"]) in norm(other["text"])
+
+
 def engines_for(context: AnalyzerContext) -> tuple[str, dict[str, str]]:
     """(primary engine, engine per language) from the settings."""
     per_language = dict(context.settings.ocr_engines)
@@ -417,6 +429,7 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
         row = track_row(track, edges, frames, width, height)
         row["engine"] = engine.name
         rows.append((track, row))
+    rows = [(t, r) for t, r in rows if not any(fragment(r, other) for _, other in rows if other is not r)]
     known = [r["language"] for _, r in rows if r["language"] in ("de", "en")]
     majority = max(set(known), key=known.count) if known else "other"
     for track, row in rows:
