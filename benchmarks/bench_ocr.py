@@ -1,14 +1,15 @@
 """OCR engines on the same generated frames (CER by language, size and style) and text_overlay's speed.
 
-1. Accuracy: 360x640 frames (what ``text_overlay`` reads at the default 640 long side) over a packaged
-   photo, one line each, German (umlauts, ß) and English, sizes 14-120 px (glyph size in frame pixels;
-   x3 in a 1080x1920 source), styles outline / shadow / box / caption / plain, straight and slanted
-   8 degrees. Each engine detects and reads the whole frame; CER = edit distance / truth length of the
-   lines joined top to bottom.
+1. Accuracy: 1080x1920 pictures (packaged photos) with one line each, German (umlauts, ß) and English,
+   glyph sizes 14-120 px of the 1080x1920 picture, styles outline / shadow / box / caption / plain,
+   straight and slanted 8 degrees, scaled to the frames ``text_overlay`` reads (long side 640 by
+   default: a third of the size; 1280 with TIKTOK_ASSETS_FRAME_LONG_SIDE=1280). Each engine detects
+   and reads the whole frame; CER = edits / characters of the lines joined top to bottom.
 2. Speed: ``text_overlay`` on a 49 s 1080x1920 clip (the sample recipe with a text overlay in most
    shots), after one warm-up run that loads the model: seconds and realtime factor.
 
-Usage: python benchmarks/bench_ocr.py [--engines rapidocr,easyocr] [--skip-speed] [--skip-accuracy]
+Usage: python benchmarks/bench_ocr.py [--runs rapidocr@640,easyocr@640,rapidocr@1280] [--skip-speed]
+       [--skip-accuracy]
 """
 
 from __future__ import annotations
@@ -33,13 +34,14 @@ from tiktok_assets.analyzers import _ocr  # noqa: E402
 from tiktok_assets.config import load_settings  # noqa: E402
 from tiktok_assets.model_registry import process_loader  # noqa: E402
 
-W, H = 360, 640
+SOURCE_W, SOURCE_H = 1080, 1920  # sizes are glyph sizes in pixels of a 1080x1920 TikTok video
 SIZES = (14, 18, 24, 32, 48, 72, 120)
+RESOLUTIONS = {640: (360, 640), 1280: (720, 1280)}  # TIKTOK_ASSETS_FRAME_LONG_SIDE -> frame size
 PHRASES = {
-    "de": ["Grüße aus Köln", "Übung macht Spaß", "Jetzt Teil 2 ansehen", "Link in der Bio", "Schöne Grüße",
-           "Öffnungszeiten", "Süßes Frühstück", "Straße", "Bär", "Süß", "Öl"],
-    "en": ["Link in bio", "Follow for part 2", "Wait for it", "Best pasta ever", "Save this recipe",
-           "Comment below", "Try this", "Wow", "Yes", "Go"],
+    "de": ["Übung macht Spaß", "Jetzt Teil 2 ansehen", "Grüße aus Köln", "Link in der Bio", "Süßes Frühstück",
+           "Öffnungszeiten", "Schöne Grüße", "Straße", "Grüße"],
+    "en": ["Follow for part 2", "Save this recipe", "Best pasta ever", "Comment below", "Link in bio",
+           "Wait for it", "Try this", "Wow"],
 }
 
 
@@ -48,17 +50,19 @@ def photo(i: int) -> Image.Image:
 
     pics = [data.astronaut(), data.chelsea(), data.coffee(), data.rocket()]
     pic = Image.fromarray(pics[i % len(pics)])
-    scale = max(W / pic.width, H / pic.height)
+    scale = max(SOURCE_W / pic.width, SOURCE_H / pic.height)
     pic = pic.resize((int(pic.width * scale) + 1, int(pic.height * scale) + 1), Image.BICUBIC)
-    return pic.crop((0, 0, W, H))
+    return pic.crop((0, 0, SOURCE_W, SOURCE_H))
 
 
 def fitting_phrase(lang: str, size: int, k: int) -> str:
-    fits = [p for p in PHRASES[lang] if font(size).getbbox(p)[2] <= W - 60]
-    return fits[k % len(fits)]
+    """One of the two longest phrases that fit the width (alternating), so big sizes get words, not letters."""
+    fits = [p for p in PHRASES[lang] if font(size).getbbox(p)[2] <= SOURCE_W - 3 * size]
+    return fits[k % min(2, len(fits))]
 
 
 def accuracy_frames() -> list[dict]:
+    """1080x1920 pictures with one line each (all languages, sizes, styles, straight and slanted)."""
     cases = []
     k = 0
     for lang in ("de", "en"):
@@ -68,12 +72,20 @@ def accuracy_frames() -> list[dict]:
                     text = fitting_phrase(lang, size, k)
                     img = photo(k)
                     tw = font(size).getbbox(text)[2]
-                    y = 120 + (k * 37) % max(1, H - 300 - size)
-                    draw_text(img, text, size, ((W - tw) / 2, y), style, angle)
+                    y = 300 + (k * 97) % (SOURCE_H - 900)
+                    draw_text(img, text, size, ((SOURCE_W - tw) / 2, y), style, angle)
                     cases.append({"lang": lang, "size": size, "style": style, "angle": angle, "text": text,
-                                  "image": np.asarray(img)})
+                                  "image": img})
                     k += 1
     return cases
+
+
+def frame_of(img: Image.Image, long_side: int) -> np.ndarray:
+    """The picture as the media cache stores it: long side ``long_side``, area-averaged."""
+    import cv2
+
+    w, h = RESOLUTIONS[long_side]
+    return cv2.resize(np.asarray(img), (w, h), interpolation=cv2.INTER_AREA)
 
 
 def read_all(engine, image: np.ndarray) -> str:
@@ -82,56 +94,60 @@ def read_all(engine, image: np.ndarray) -> str:
     return " ".join(r.text for r in reads)
 
 
-def accuracy(engines: list[str]) -> dict:
+def accuracy(runs: list[tuple[str, int]]) -> dict:
     cases = accuracy_frames()
     loader = process_loader(load_settings())
     results: dict = {}
-    for name in engines:
+    for name, long_side in runs:
         engine = loader.load(_ocr.MODEL_IDS[name], "cpu")
-        read_all(engine, cases[0]["image"])  # warm-up
+        read_all(engine, frame_of(cases[0]["image"], long_side))  # warm-up
         rows, began = [], time.perf_counter()
         for case in cases:
-            hyp = read_all(engine, case["image"])
+            hyp = read_all(engine, frame_of(case["image"], long_side))
+            ref = _ocr.clean_text(case["text"])
             rows.append({**{k: v for k, v in case.items() if k != "image"}, "hyp": hyp,
-                         "cer": _ocr.character_error_rate(case["text"], hyp)})
-        results[name] = {"rows": rows, "seconds_per_frame": (time.perf_counter() - began) / len(cases)}
+                         "edits": _ocr.character_error_rate(ref, hyp) * len(ref), "chars": len(ref)})
+        results[f"{name}@{long_side}"] = {"rows": rows, "seconds_per_frame": (time.perf_counter() - began) / len(cases)}
     return results
+
+
+def cer(rows: list[dict]) -> float:
+    """Corpus CER: all edits over all reference characters."""
+    return sum(r["edits"] for r in rows) / max(1, sum(r["chars"] for r in rows))
 
 
 def print_tables(results: dict) -> None:
     names = list(results)
-    print(f"\nCER (mean over {len(STYLES)} styles x straight/slanted), frames {W}x{H}")
-    print(f"{'lang':<5}{'size':>5}" + "".join(f"{n:>12}" for n in names))
+    print(f"\nCER (edits / characters over {len(STYLES)} styles x straight/slanted); sizes are glyph pixels in a "
+          f"1080x1920 video, read on frames of the given long side")
+    print(f"{'lang':<5}{'size':>5}" + "".join(f"{n:>18}" for n in names))
     for lang in ("de", "en"):
         for size in SIZES:
-            cells = [np.mean([r["cer"] for r in results[n]["rows"] if r["lang"] == lang and r["size"] == size])
-                     for n in names]
-            print(f"{lang:<5}{size:>5}" + "".join(f"{c:>12.3f}" for c in cells))
+            cells = [cer([r for r in results[n]["rows"] if r["lang"] == lang and r["size"] == size]) for n in names]
+            print(f"{lang:<5}{size:>5}" + "".join(f"{c:>18.3f}" for c in cells))
     print("\nCER on text >= 24 px by style (both languages)")
     for style in [*STYLES, "slanted"]:
-        cells = []
-        for n in names:
-            sel = [r["cer"] for r in results[n]["rows"] if r["size"] >= 24
-                   and (r["angle"] > 0 if style == "slanted" else r["style"] == style and r["angle"] == 0)]
-            cells.append(np.mean(sel))
-        print(f"{style:<10}" + "".join(f"{c:>12.3f}" for c in cells))
-    print("\nSummary (CER on text >= 24 px; < 24 px)")
+        cells = [cer([r for r in results[n]["rows"] if r["size"] >= 24
+                      and (r["angle"] > 0 if style == "slanted" else r["style"] == style and r["angle"] == 0)])
+                 for n in names]
+        print(f"{style:<10}" + "".join(f"{c:>18.3f}" for c in cells))
+    print("\nSummary: CER on text >= 24 px / >= 48 px / < 24 px")
     for lang in ("de", "en"):
         for n in names:
-            big = [r["cer"] for r in results[n]["rows"] if r["lang"] == lang and r["size"] >= 24]
-            small = [r["cer"] for r in results[n]["rows"] if r["lang"] == lang and r["size"] < 24]
-            print(f"  {lang} {n:<10} {np.mean(big):.3f}   {np.mean(small):.3f}")
+            rows = [r for r in results[n]["rows"] if r["lang"] == lang]
+            print(f"  {lang} {n:<16} {cer([r for r in rows if r['size'] >= 24]):.3f} / "
+                  f"{cer([r for r in rows if r['size'] >= 48]):.3f} / {cer([r for r in rows if r['size'] < 24]):.3f}")
     for n in names:
         print(f"  {n}: {results[n]['seconds_per_frame']:.2f} s per frame (detect + read)")
     worst = defaultdict(list)
     for n in names:
         for r in results[n]["rows"]:
-            if r["size"] >= 24 and r["cer"] > 0.05:
+            if r["size"] >= 24 and r["edits"] > 0.05 * r["chars"]:
                 worst[n].append(f"{r['lang']} {r['size']}px {r['style']}{' slanted' if r['angle'] else ''}: "
                                 f"{r['text']!r} -> {r['hyp']!r}")
     for n, items in worst.items():
         print(f"\n{n}: {len(items)} reads of >= 24 px text above 5 % CER")
-        for item in items[:12]:
+        for item in items[:10]:
             print("   ", item)
 
 
@@ -172,12 +188,14 @@ def speed(duration_s: float = 49.0) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--engines", default="rapidocr,easyocr")
+    parser.add_argument("--runs", default="rapidocr@640,easyocr@640,rapidocr@1280",
+                        help="engine@frame long side, comma-separated")
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-accuracy", action="store_true")
     args = parser.parse_args()
     if not args.skip_accuracy:
-        print_tables(accuracy([e.strip() for e in args.engines.split(",") if e.strip()]))
+        runs = [(e.split("@")[0].strip(), int(e.split("@")[1])) for e in args.runs.split(",") if e.strip()]
+        print_tables(accuracy(runs))
     if not args.skip_speed:
         speed()
 

@@ -10,6 +10,7 @@ Phrases without wildcards also match on-screen text whose spaces the OCR lost ("
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import re
 import unicodedata
@@ -146,6 +147,14 @@ def find_phrases(item: Item, phrases: Iterable[Phrase]) -> list[Match]:
         if all(m.last < k.first or m.first > k.last for k in kept):
             kept.append(m)
     return sorted(kept, key=lambda m: m.first)
+
+
+def data_digest(*paths: Path) -> str:
+    """A short digest of data files, for analyzer versions (editing a phrase list recomputes the tables)."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()[:8]
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:

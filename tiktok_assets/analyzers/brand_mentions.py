@@ -100,7 +100,7 @@ SPEC = AnalyzerSpec(
     modality="text",
     description="Brand names said, shown on screen or written in the caption, from an extendable brand list "
                 "(case- and umlaut-insensitive)",
-    version="1",
+    version=f"1-{tm.data_digest(BRANDS_FILE)}",
     columns=COLUMNS,
     run=run,
     depends_on=("text_overlay", "speech_transcription"),

@@ -91,7 +91,7 @@ SPEC = AnalyzerSpec(
     modality="text",
     description="Calls to action (follow, like, comment, share, save, link in bio, buy/code, part 2) in on-screen "
                 "text, speech and the caption, German and English phrases from a data file",
-    version="1",
+    version=f"1-{tm.data_digest(PHRASES_FILE)}",
     columns=COLUMNS,
     run=run,
     depends_on=("text_overlay", "speech_transcription"),
