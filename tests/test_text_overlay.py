@@ -77,7 +77,8 @@ def test_one_track_per_line_and_attributes(overlay_run):
     caption, _ = find(rows, "FOLLOW FOR PART 2")
     assert caption["position"] == "bottom"
     assert caption["background_hex"] is not None and int(caption["background_hex"][1:3], 16) < 60
-    assert run.metadata["frames_detected"] + run.metadata["frames_skipped"] == 16
+    meta = run.metadata
+    assert meta["frames_detected"] + meta["frames_skipped"] + meta["frames_between"] == 16
     assert run.examined == [(0.0, 8.0)]
 
 

@@ -2,9 +2,10 @@
 
 Every sampled frame (``media.frames``) is looked at. A frame whose picture did not change since
 the last detected frame (quarter-size grey, mean difference below ``STATIC_MEAN``) keeps that
-frame's lines without running the OCR; otherwise the engine detects the text lines, and only lines
-whose pixels changed since the last read (new box, or the same box with different content) are
-recognized. Reads below ``MIN_SCORE`` or without a letter/digit are dropped. Reads are merged
+frame's lines without running the OCR; so does a frame less than 1 / ``OCR_FPS`` s after the last
+detected one when no known line's pixels (widened by ``WIDEN`` line heights for words popping in)
+changed. Otherwise the engine detects the text lines, and only lines whose pixels changed since
+the last read (new box, or the same box with different content) are recognized. Reads below ``MIN_SCORE`` or without a letter/digit are dropped. Reads are merged
 into tracks: the same line in consecutive frames (same place and near-identical text, or the same
 text moved: scrolling, or the text grew by words: karaoke-style pop-in). Engines: ``_ocr``
 (RapidOCR PP-OCRv6 by default; ``TIKTOK_ASSETS_OCR_ENGINES`` picks EasyOCR per language, and
@@ -12,7 +13,7 @@ the lines of that language are read again with it).
 
 One row per track:
 
-* ``start_s``/``end_s``: between the last sampled frame without the line and the first with it,
+* ``start_s``/``end_s``: between the last sampled frame known without the line and the first with it,
   the first full-rate low-res frame whose box region looks like the "with" picture (likewise at
   the end); halfway between the two samples for scrolling lines or without low-res frames.
 * ``text``: the read with the highest summed confidence over the track (the final text for a
@@ -55,6 +56,8 @@ MIN_TRACK_CONFIDENCE = 0.6
 STATIC_MEAN = 1.0  # mean |difference| (0..255) of quarter-size grey frames: nothing moved
 STATIC_P99 = 10.0
 REUSE_MEAN = 5.0  # mean |difference| inside a line's box below which its previous read is kept
+OCR_FPS = 1.0  # frames detected per second at least where the picture changes (more where lines change)
+WIDEN = 3.0  # line heights left/right of a known line watched for words popping in between detections
 MAX_GAP = 1  # sampled frames a track may miss (an OCR dropout) and go on
 SAME_TEXT = 0.75  # similarity of normalized texts that are the same line
 SCROLL_MIN = 0.04  # centre displacement (fraction of the frame) that makes a track scrolling
@@ -196,8 +199,9 @@ class Edges:
     (likewise the first frame closer to "without" after the last sampled frame with it is the end).
     Without low-res frames in between it is the midpoint of the two samples."""
 
-    def __init__(self, media, times: np.ndarray, frame_size: tuple[int, int]):
+    def __init__(self, media, times: np.ndarray, frame_size: tuple[int, int], known: list[bool]):
         self.media, self.times, self.duration = media, times, float(media.duration_s)
+        self.known = np.flatnonzero(np.asarray(known, dtype=bool))
         self.low_times = np.asarray(media.lowres_times, dtype=np.float64)
         self.frame_h, self.frame_w = frame_size
 
@@ -223,9 +227,11 @@ class Edges:
         return None
 
     def start(self, index: int, quad: np.ndarray, refine: bool = True) -> float:
-        if index == 0:
+        """Between the last frame known to be without the line (detected or unchanged) and ``index``."""
+        before = self.known[self.known < index]
+        if index == 0 or before.size == 0:
             return 0.0
-        a, b = float(self.times[index - 1]), float(self.times[index])
+        a, b = float(self.times[before[-1]]), float(self.times[index])
         found = self._switch(a, b, bbox(quad)) if refine else None
         return found if found is not None else (a + b) / 2
 
@@ -342,10 +348,14 @@ def small_grey(frame: np.ndarray) -> np.ndarray:
     return cv2.resize(grey, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA).astype(np.float32)
 
 
-def box_changed(frame: np.ndarray, previous: np.ndarray, quad: np.ndarray) -> bool:
-    x0, y0, x1, y1 = (int(round(v)) for v in bbox(quad))
+def box_changed(frame: np.ndarray, previous: np.ndarray, quad: np.ndarray, widen: float = -0.2) -> bool:
+    """Whether the pixels under ``quad`` changed: its box widened by ``widen`` x its height left and
+    right (negative: the inner part only, so a background moving at the box's rim does not count)."""
+    x0, y0, x1, y1 = bbox(quad)
+    grow = widen * (y1 - y0)
+    inset = 0.2 * (y1 - y0)
     h, w = frame.shape[:2]
-    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+    x0, y0, x1, y1 = max(0, int(x0 - grow)), max(0, int(y0 + inset)), min(w, int(x1 + grow)), min(h, int(y1 - inset))
     if x1 - x0 < 2 or y1 - y0 < 2:
         return True
     a = frame[y0:y1, x0:x1].astype(np.int16)
@@ -353,12 +363,18 @@ def box_changed(frame: np.ndarray, previous: np.ndarray, quad: np.ndarray) -> bo
     return float(np.abs(a - b).mean()) > REUSE_MEAN
 
 
-def read_frames(engine: _ocr.OcrEngine, frames, stats: dict) -> list[list[_ocr.Read]]:
-    """Reads per sampled frame, running the OCR only where the picture / a line's pixels changed."""
+def read_frames(engine: _ocr.OcrEngine, frames, stride: int, stats: dict) -> tuple[list[list[_ocr.Read]], list[bool]]:
+    """Reads per sampled frame and whether each frame's reads are known (detected, or the same picture).
+
+    The OCR runs on every ``stride``-th frame whose picture changed, and on the frames between where
+    a known line's pixels (widened for words popping in) changed; otherwise a frame keeps the
+    last reads. In a detected frame only lines whose pixels changed are recognized again."""
     out: list[list[_ocr.Read]] = []
+    known: list[bool] = []
     last_grey = last_frame = None
     last_reads: list[_ocr.Read] = []
-    for frame in frames:
+    last_index = -stride
+    for index, frame in enumerate(frames):
         frame = np.asarray(frame)
         grey = small_grey(frame)
         if last_grey is not None:
@@ -366,6 +382,14 @@ def read_frames(engine: _ocr.OcrEngine, frames, stats: dict) -> list[list[_ocr.R
             if diff.mean() < STATIC_MEAN and np.percentile(diff, 99) < STATIC_P99:
                 stats["frames_skipped"] += 1
                 out.append(list(last_reads))
+                known.append(True)
+                continue
+            if index - last_index < stride and not any(
+                box_changed(frame, last_frame, r.quad, WIDEN) for r in last_reads
+            ):
+                stats["frames_between"] += 1
+                out.append(list(last_reads))
+                known.append(False)
                 continue
         stats["frames_detected"] += 1
         quads = [q for q in engine.detect(frame) if _ocr.plausible_line(q, frame.shape[0])]
@@ -384,8 +408,9 @@ def read_frames(engine: _ocr.OcrEngine, frames, stats: dict) -> list[list[_ocr.R
             reads[qi] = _ocr.Read(text, score, quads[qi])
         kept = [r for r in reads if r is not None and r.score >= MIN_SCORE and re.search(r"\w", r.text)]
         out.append(kept)
-        last_grey, last_frame, last_reads = grey, frame, kept
-    return out
+        known.append(True)
+        last_grey, last_frame, last_reads, last_index = grey, frame, kept, index
+    return out, known
 
 
 def fragment(row: dict, other: dict) -> bool:
@@ -416,11 +441,14 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
     if len(times) == 0:
         return AnalyzerOutput(rows=[], examined=[], metadata={"note": "no sampled frames"})
     height, width = np.asarray(frames[0]).shape[:2]
-    stats = {"frames_detected": 0, "frames_skipped": 0, "lines_recognized": 0, "lines_reused": 0}
-    frames_reads = read_frames(engine, frames, stats)
+    stats = {"frames_detected": 0, "frames_skipped": 0, "frames_between": 0, "lines_recognized": 0,
+             "lines_reused": 0}
+    step = float(np.median(np.diff(times))) if len(times) > 1 else 1.0
+    stride = max(1, int(round(1.0 / (OCR_FPS * step))))
+    frames_reads, known = read_frames(engine, frames, stride, stats)
     tracks = merge_tracks(frames_reads, times, height)
     rows = []
-    edges = Edges(media, times, (height, width))
+    edges = Edges(media, times, (height, width), known)
     for track in tracks:
         confidence = float(np.mean([s.read.score for s in track.seen]))
         text = chosen_text(track)
