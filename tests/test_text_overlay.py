@@ -7,6 +7,8 @@ found as one scrolling track, a karaoke line as one word-by-word track with word
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from array_media import media_from_arrays
@@ -99,3 +101,19 @@ def test_sample_video_link_in_bio(sample, sample_media, settings):
     assert character_error_rate(truth["text"], row["text"]) == 0.0
     assert abs(row["start_s"] - truth["start_s"]) <= 0.5 and abs(row["end_s"] - truth["end_s"]) <= 0.5
     assert row["background_hex"] == "#000000" and row["position"] == "top"
+
+
+def test_english_lines_read_again_by_the_selected_engine(tmp_path, settings):
+    """TIKTOK_ASSETS_OCR_ENGINES=en=easyocr: the English line is re-read by EasyOCR, the German one
+    stays with RapidOCR (EasyOCR's offline weights have no umlauts)."""
+    img = background(W, H, 0.0)
+    draw_text(img, "SAVE THIS RECIPE", 28, (30, 150), "outline")
+    draw_text(img, "Grüße aus Köln", 28, (30, 450), "outline")
+    frames = np.stack([np.asarray(img)] * 20)
+    media = media_from_arrays(tmp_path / "clip", frames, FPS, video_id="engines")
+    chosen = dataclasses.replace(settings, ocr_engines=(("de", "rapidocr"), ("en", "easyocr")))
+    rows, _ = analyze("text_overlay", media, chosen)
+    by_engine = {r["engine"]: r for r in rows}
+    assert set(by_engine) == {"easyocr", "rapidocr"}
+    assert character_error_rate("SAVE THIS RECIPE", by_engine["easyocr"]["text"]) <= 0.05
+    assert by_engine["rapidocr"]["text"] == "Grüße aus Köln" and by_engine["rapidocr"]["language"] == "de"
