@@ -91,6 +91,11 @@ def test_analyze_fills_the_warehouse(analyzed, sample, capsys):
     visual = [name for name, spec in all_specs().items() if spec.modality == "visual"]
     ok_visual = [name for name in visual if name not in unavailable]
     assert visual_score == pytest.approx(100.0 * len(ok_visual) / len(visual), abs=0.5)  # each ok one saw it all
+    # the sample's "LINK IN BIO" overlay: a text track and a call to action; the text modality is covered
+    assert sql(f"SELECT text FROM text_overlay WHERE video_id = '{key}'") == [("LINK IN BIO",)]
+    assert sql(f"SELECT source, cta_class FROM comment_cta_detection WHERE video_id = '{key}'") == [
+        ("text", "link_in_bio")]
+    assert text_score == 100.0
     assert 0 < score <= 100
     seconds = sql(f"SELECT count(*), bool_and(speech), bool_and(visual) FROM coverage_seconds WHERE video_id = '{key}'")
     assert seconds[0][0] == int(-(-sample.duration_s // 1)) and seconds[0][1] and seconds[0][2]

