@@ -145,4 +145,3 @@ def test_real_analyzers_agree_on_a_person_speaking(tmp_path, settings):
     assert levels["second"][1]["speech"] is True and "vad=yes" in levels["second"][1]["detail"]
     inner = [s for s in levels["second"] if s["end_s"] <= speech_end - 0.3 and s["start_s"] >= 1.0]
     assert inner and all(s["confidence"] == 1.0 for s in inner)
-    print([s["detail"] for s in levels["second"]])
