@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from helpers import analyze, encode_frames, make_media
-from people_clips import FPS, H, W, Clip, Placement, background
+from people_clips import FPS, Clip, H, Placement, W, background
 
 from tiktok_assets.analyzers import get_spec
 from tiktok_assets.analyzers.base import AnalyzerContext, run_analyzer

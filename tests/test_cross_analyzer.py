@@ -79,10 +79,10 @@ def test_two_against_one_and_speech_music_language_cta(grey, settings):
     seg = table("background_segmentation", [{"start_s": t / 2, "end_s": t / 2 + 0.5, "level": "frame",
                                               "person": True, "person_share": 0.0 if t >= 8 else 0.3}
                                              for t in range(12)])
+    said = "Folgt mir für mehr Rezepte und schreibt es in die Kommentare"
     words = [{"word": w, "start_s": 0.28 * i, "end_s": 0.28 * i + 0.25, "probability": 0.9}
-             for i, w in enumerate("folgt mir für mehr Rezepte und schreibt es in die Kommentare".split())]
-    transcript = table("speech_transcription", [{"start_s": 0.0, "end_s": 3.05, "language": "de",
-                                                 "text": "Folgt mir für mehr Rezepte und schreibt es in die Kommentare",
+             for i, w in enumerate(said.split())]
+    transcript = table("speech_transcription", [{"start_s": 0.0, "end_s": 3.05, "language": "de", "text": said,
                                                  "words": words}])
     windows = [{"start_s": float(k), "end_s": float(k + 1), "kind": "window", "category": cat,
                 "speech_score": sp, "music_score": mu}
