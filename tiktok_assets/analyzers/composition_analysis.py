@@ -206,7 +206,7 @@ def frame_figures(frame: np.ndarray) -> tuple[float, float]:
     import cv2
 
     grey = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY).astype(np.float64)
-    half = grey.shape[1] // 2
+    half = max(1, grey.shape[1] // 2)  # a one-pixel-wide frame compares its column with itself
     left, right = grey[:, :half].mean(), grey[:, grey.shape[1] - half :].mean()
     balance = (right - left) / (right + left) if right + left > 1e-6 else 0.0
     thumb = cv2.resize(grey, (THUMB, THUMB), interpolation=cv2.INTER_AREA)

@@ -68,7 +68,7 @@ BEAT_REACH_S = 0.5
 CTA_REACH_S = 3.0
 FACE_TABLES = ("face_emotion", "eye_tracking", "age_estimation")
 VAD_USERS = ("speech_rate", "speech_flow")
-REQUIRED = ("body_pose", "background_segmentation", "face_emotion", "eye_tracking", "age_estimation",
+INPUTS = ("body_pose", "background_segmentation", "face_emotion", "eye_tracking", "age_estimation",
             "speech_transcription", "audio_environment", "audio_analysis", "speech_rate", "speech_flow")
 OPTIONAL = ("object_detection", "text_overlay", "comment_cta_detection")
 ASPECTS = ("person", "speech", "music")
@@ -339,7 +339,7 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
     for row in rows:
         row["sources"] = sources_read
 
-    missing = [n for n in (*REQUIRED, *OPTIONAL) if n not in inputs]
+    missing = [n for n in (*INPUTS, *OPTIONAL) if n not in inputs]
     metadata: dict[str, Any] = {"conflicts": len(merged), "conflict_kinds": summary, "mean_confidence": mean_conf,
                                 "cta_agreements": cta_agree, "sources": ", ".join(sources_read) or "none"}
     if missing:
@@ -359,7 +359,7 @@ SPEC = AnalyzerSpec(
     columns=COLUMNS,
     run=run,
     depends_on=(),
-    optional_inputs=(*REQUIRED, *OPTIONAL),
+    optional_inputs=(*INPUTS, *OPTIONAL),
     passes=("speech_activity",),
     main_figure="mean_confidence",
     timeline_label="CASE WHEN level = 'conflict' THEN 'conflict ' || kind || ': ' || detail END",
