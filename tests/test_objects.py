@@ -309,6 +309,46 @@ def test_products_come_from_object_tracks_with_category_screen_time_and_prominen
     assert (laptop["category"], laptop["time_on_screen_s"], laptop["centred"]) == ("electronics", 1.0, False)
     assert laptop["prominence"] == pytest.approx(90 * 64 / (360 * 640) / 0.15 * 0.5, abs=1e-3)
     assert run.examined == [(0.0, 4.0)]  # what object_detection examined; no media read
+    assert cup["held_up"] is None and cup["in_hand_share"] is None  # no body_pose table: not computed
+    assert run.metadata["hands"].startswith("no body_pose table")
+
+
+def _pose_rows(hands: dict[float, tuple[float, float, float]]) -> list[dict]:
+    """body_pose ``frame`` rows whose right wrist is at (x, y) with visibility v at time t (all
+    other landmarks unseen), in body_pose's schema."""
+    rows = []
+    for t, (x, y, v) in hands.items():
+        marks = np.zeros((33, 4), np.float32)
+        marks[16] = (x, y, 0.0, v)  # MediaPipe pose: right wrist
+        rows.append({"start_s": t, "end_s": t, "level": "frame", "landmarks": marks.ravel().tolist(), "frames": 1})
+    return rows
+
+
+def test_a_product_in_a_hand_of_the_pose_is_held_up(settings, tmp_path):
+    from tiktok_assets.analyzers import body_pose
+    from tiktok_assets.analyzers.base import to_table
+
+    centre_cup = [120, 240, 240, 400]  # normalised x 0.333-0.667, y 0.375-0.625
+    table = _object_table([
+        (1, "cup", [(t, centre_cup, 0.8) for t in (1.0, 1.5, 2.0, 3.0)]),
+        (2, "laptop", [(t, [0, 0, 90, 64], 0.6) for t in (0.0, 0.5)]),
+    ], duration=4.0)
+    # the wrist holds the cup at 1.0-2.0 s; at 3.0 s it is inside the box but not seen (visibility
+    # 0.2); it is near the laptop's corner only at 1.0 s, when the laptop is gone
+    pose = to_table(body_pose.SPEC, "arrays", _pose_rows({
+        0.0: (0.9, 0.9, 0.9), 0.5: (0.9, 0.9, 0.9), 1.0: (0.5, 0.5, 0.9), 1.5: (0.68, 0.5, 0.9),
+        2.0: (0.4, 0.6, 0.8), 3.0: (0.5, 0.5, 0.2),
+    }))
+    media = media_from_arrays(tmp_path / "m", np.zeros((8, 64, 36, 3), np.uint8), fps=2.0)
+    context = AnalyzerContext(video_id="arrays", settings=settings,
+                              inputs={"object_detection": table, "body_pose": pose},
+                              input_examined={"object_detection": [(0.0, 4.0)], "body_pose": [(0.0, 4.0)]})
+    run = run_analyzer(get_spec("product_detection"), media, context)
+    rows = {r["label"]: r for r in run.table.to_pylist()}
+    # 0.68 lies in the 10 % margin of the box (x up to 0.667 + 0.033): in hand at 1.0, 1.5, 2.0 of 4 frames
+    assert rows["cup"]["in_hand_share"] == pytest.approx(0.75) and rows["cup"]["held_up"] is True
+    assert rows["laptop"]["in_hand_share"] == 0.0 and rows["laptop"]["held_up"] is False
+    assert run.metadata["held_up"] == 1 and run.metadata["hands"] == "from body_pose"
 
 
 def test_products_without_object_tracks_say_why(settings, tmp_path):

@@ -12,11 +12,15 @@ so those are not found. One row per product track:
 * ``centred_share``: share of its frames whose box centre lies in the middle third of the frame
   both ways; ``centred``: ``centred_share >= 0.5``;
 * ``prominence`` (0..1) = ``min(1, area_mean / 0.15) x (0.5 + 0.5 x centred_share)``: a product
-  filling 15 % of the frame in the centre scores 1, the same off-centre 0.5.
+  filling 15 % of the frame in the centre scores 1, the same off-centre 0.5;
+* ``in_hand_share``: share of the track's frames in which a seen hand landmark of ``body_pose``
+  (wrist, index, pinky or thumb with visibility >= 0.5, from the body_pose frame row within half a
+  sampling step of the box) lies inside the box grown by 10 % of its size; ``held_up``: in a hand
+  in at least ``HELD_SHARE`` of its frames. Both null when ``body_pose`` has no table for the video
+  (then ``metadata.hands`` says so).
 
-Not yet: whether a product is held up to the camera (its box overlapping a hand of the pose pass),
-which needs the pose pass. Without the object tracks (``object_detection`` could not load its
-model, or failed) the analyzer raises the same kind of error and produces no rows.
+Without the object tracks (``object_detection`` could not load its model, or failed) the analyzer
+raises the same kind of error and produces no rows.
 """
 
 from __future__ import annotations
@@ -31,6 +35,10 @@ from .base import AnalyzerContext, AnalyzerError, AnalyzerOutput, AnalyzerSpec
 
 PROMINENT_AREA = 0.15
 CENTRED_SHARE = 0.5
+HELD_SHARE = 0.3
+HAND_LANDMARKS = (15, 16, 17, 18, 19, 20, 21, 22)  # MediaPipe pose: wrists, pinkies, index fingers, thumbs
+SEEN = 0.5
+GROW = 0.1
 
 CATEGORIES: dict[str, str] = {
     **dict.fromkeys(("bottle", "wine glass", "cup"), "beverage"),
@@ -57,6 +65,8 @@ COLUMNS = (
     pa.field("centred_share", pa.float64()),
     pa.field("centred", pa.bool_()),
     pa.field("prominence", pa.float64()),
+    pa.field("in_hand_share", pa.float64()),
+    pa.field("held_up", pa.bool_()),
 )
 
 
@@ -66,7 +76,34 @@ def centred(box: list[float]) -> bool:
     return 1 / 3 <= cx <= 2 / 3 and 1 / 3 <= cy <= 2 / 3
 
 
-def product_row(track: dict, step: float) -> dict | None:
+def hands_by_time(pose_rows: list[dict]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(frame times, seen hand points (N, 2) per time) from body_pose's ``frame`` rows."""
+    times, points = [], []
+    for row in sorted((r for r in pose_rows if r.get("level") == "frame" and r.get("landmarks")),
+                      key=lambda r: r["start_s"]):
+        marks = np.asarray(row["landmarks"], np.float64).reshape(-1, 4)
+        hands = marks[list(HAND_LANDMARKS)]
+        times.append(float(row["start_s"]))
+        points.append(hands[hands[:, 3] >= SEEN, :2])
+    return np.asarray(times), points
+
+
+def in_hand(box: list[float], t: float, hands: tuple[np.ndarray, list[np.ndarray]], step: float) -> bool:
+    """Whether a seen hand point near time ``t`` lies inside ``box`` grown by ``GROW`` of its size."""
+    times, points = hands
+    if times.size == 0:
+        return False
+    i = int(np.argmin(np.abs(times - t)))
+    if abs(times[i] - t) > step / 2 + 1e-6 or points[i].size == 0:
+        return False
+    x1, y1, x2, y2 = box
+    gx, gy = GROW * (x2 - x1), GROW * (y2 - y1)
+    p = points[i]
+    inside = (p[:, 0] >= x1 - gx) & (p[:, 0] <= x2 + gx) & (p[:, 1] >= y1 - gy) & (p[:, 1] <= y2 + gy)
+    return bool(inside.any())
+
+
+def product_row(track: dict, step: float, hands: tuple[np.ndarray, list[np.ndarray]] | None = None) -> dict | None:
     """The row of one object track, or None when its class is not a product."""
     category = CATEGORIES.get(track["label"])
     if category is None:
@@ -76,6 +113,9 @@ def product_row(track: dict, step: float) -> dict | None:
     share = float(np.mean([centred(b) for b in boxes])) if boxes else float(centred(track["box_mean"]))
     area = float(track["area_mean"])
     span = track["end_s"] - track["start_s"]
+    held = None
+    if hands is not None and track["boxes"]:
+        held = float(np.mean([in_hand(b["box"], float(b["t"]), hands, step) for b in track["boxes"]]))
     return {
         "start_s": track["start_s"],
         "end_s": track["end_s"],
@@ -89,6 +129,8 @@ def product_row(track: dict, step: float) -> dict | None:
         "centred_share": round(share, 3),
         "centred": share >= CENTRED_SHARE,
         "prominence": round(min(1.0, area / PROMINENT_AREA) * (0.5 + 0.5 * share), 4),
+        "in_hand_share": None if held is None else round(held, 3),
+        "held_up": None if held is None else held >= HELD_SHARE,
     }
 
 
@@ -102,7 +144,9 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
         raise AnalyzerError(f"product_detection needs the object_detection table of this video (object_detection "
                             f"is {status}); run object_detection first")
     step = 1.0 / float(media.meta.sample_fps)
-    rows = [row for track in table.to_pylist() if (row := product_row(track, step)) is not None]
+    pose = context.inputs.get("body_pose")
+    hands = hands_by_time(pose.to_pylist()) if pose is not None else None
+    rows = [row for track in table.to_pylist() if (row := product_row(track, step, hands)) is not None]
     rows.sort(key=lambda r: (r["start_s"], r["track_id"]))
     screen: defaultdict[str, float] = defaultdict(float)
     for row in rows:
@@ -112,7 +156,8 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
         "products": ", ".join(f"{label} {k}" for label, k in counts.most_common(8)) or "none",
         "product_tracks": len(rows),
         "screen_time_s": ", ".join(f"{c} {s:.1f}" for c, s in sorted(screen.items(), key=lambda x: -x[1])) or "none",
-        "note": "held up to the camera (hand overlap) needs the pose pass: not computed yet",
+        "hands": "from body_pose" if hands is not None else "no body_pose table: held_up not computed",
+        "held_up": sum(1 for r in rows if r["held_up"]),
     }
     return AnalyzerOutput(rows=rows, examined=[(0.0, float(media.duration_s))], metadata=metadata)
 
@@ -122,10 +167,11 @@ SPEC = AnalyzerSpec(
     modality="visual",
     description="Products (COCO product classes with a category) from the object tracks: time on screen and "
                 "prominence (box area, centred)",
-    version="1",
+    version="2",
     columns=COLUMNS,
     run=run,
     depends_on=("object_detection",),
+    optional_inputs=("body_pose",),
     main_figure="products",
     timeline_label="category || ': ' || label",
 )
