@@ -102,11 +102,11 @@ def test_text_inside_and_outside_the_ui_safe_area(composed, settings):
     media, inputs, examined = composed
     texts = pa.Table.from_pylist([
         {"start_s": 0.0, "end_s": 2.0, "text": "Größte Überraschung", "language": "de",
-         "x": 0.1, "y": 0.3, "w": 0.6, "h": 0.08},  # mid-frame: safe
+         "box_x": 0.1, "box_y": 0.3, "box_w": 0.6, "box_h": 0.08},  # mid-frame: safe
         {"start_s": 1.0, "end_s": 3.0, "text": "Link in bio", "language": "en",
-         "x": 0.1, "y": 0.86, "w": 0.6, "h": 0.08},  # bottom caption band
+         "box_x": 0.1, "box_y": 0.86, "box_w": 0.6, "box_h": 0.08},  # bottom caption band
         {"start_s": 2.0, "end_s": 4.0, "text": "Like!", "language": "en",
-         "x": 0.8, "y": 0.5, "w": 0.2, "h": 0.05},  # right-hand buttons: 3/4 of its width
+         "box_x": 0.8, "box_y": 0.5, "box_w": 0.2, "box_h": 0.05},  # right-hand buttons: 3/4 of its width
         {"start_s": 3.0, "end_s": 4.0, "text": "no box", "language": "en"},
     ])
     levels, run = compose(media, settings, {**inputs, "text_overlay": texts}, examined)

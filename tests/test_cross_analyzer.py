@@ -2,7 +2,7 @@
 on a generated clip of a person speaking the real people and speech analyzers agree.
 
 Hand-written rows follow each table's schema (object_detection has no offline weights here;
-text_overlay and comment_cta_detection come from another branch). The media is a silent 6 s grey
+written in text_overlay's schema where the clip shows no text). The media is a silent 6 s grey
 clip, so only the tables speak.
 """
 
@@ -91,7 +91,7 @@ def test_two_against_one_and_speech_music_language_cta(grey, settings):
     events = table("audio_environment", windows)
     beats = table("audio_analysis", [{"start_s": 0.0, "end_s": 6.0, "level": "video", "beat_times": [3.5]}])
     texts = loose([{"start_s": 0.0, "end_s": 2.0, "text": "Follow for more", "language": "en",
-                    "x": 0.1, "y": 0.3, "w": 0.5, "h": 0.1}])
+                    "box_x": 0.1, "box_y": 0.3, "box_w": 0.5, "box_h": 0.1}])
     levels, run = cross(grey, settings, {"body_pose": pose, "face_emotion": faces, "background_segmentation": seg,
                                          "speech_transcription": transcript, "audio_environment": events,
                                          "audio_analysis": beats, "text_overlay": texts})

@@ -33,8 +33,8 @@ largest ``person`` object box. The **subject point** is the face's eye line (fac
 Rows by ``level``: ``second`` (samples of [k, k+1)) and ``shot`` (``shot_index``, samples of the
 shot) give medians of the numbers over the samples (subject figures over the samples with a
 subject) and the most common labels; ``samples`` counts the samples, ``faces`` the most faces
-seen on one. ``text``: one per ``text_overlay`` track with a box (columns ``x``, ``y`` = top-left
-corner, ``w``, ``h``; tracks without them are passed over): ``ui_zones`` (the zones it touches),
+seen on one. ``text``: one per ``text_overlay`` track with a box (columns ``box_x``, ``box_y`` = top-left
+corner, ``box_w``, ``box_h``, fractions of the frame; tracks without them are passed over): ``ui_zones`` (the zones it touches),
 ``ui_overlap`` (share of its box inside them) and ``text_safe`` (``ui_overlap`` <=
 ``SAFE_MAX_OVERLAP``). ``video``: the shares of subject samples centred / on thirds, the median
 subject size, the number of unsafe texts in ``detail``.
@@ -282,10 +282,11 @@ def text_rows(inputs: Mapping[str, pa.Table]) -> tuple[list[dict[str, Any]], int
     """Rows for text_overlay tracks with a box, and the number of tracks without one."""
     rows, boxless = [], 0
     for t in rows_of(inputs, "text_overlay") or []:
-        if any(t.get(k) is None for k in ("x", "y", "w", "h")):
+        if any(t.get(k) is None for k in ("box_x", "box_y", "box_w", "box_h")):
             boxless += 1
             continue
-        box = (float(t["x"]), float(t["y"]), float(t["x"]) + float(t["w"]), float(t["y"]) + float(t["h"]))
+        x, y = float(t["box_x"]), float(t["box_y"])  # top-left corner, fractions of the frame
+        box = (x, y, x + float(t["box_w"]), y + float(t["box_h"]))
         share, zones = ui_overlap(box)
         rows.append({"start_s": float(t["start_s"]), "end_s": float(t["end_s"]), "level": "text",
                      "text": t.get("text"), "ui_zones": zones, "ui_overlap": round(share, 4),

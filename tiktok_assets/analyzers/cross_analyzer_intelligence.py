@@ -39,8 +39,8 @@ majority, its agreement is ``(2m - n) / n`` (1 unanimous, 0 an even split); the 
 ``confidence`` is the mean over its checked aspects, null when nothing could be cross-checked.
 
 Call to action (``cta``): said = a transcript segment holding a CTA phrase (temporal_flow's
-list) or a ``comment_cta_detection`` row with source ``transcript``; shown = a text track holding
-one or a detection with source ``screen``. When both the transcript and on-screen text were read,
+list) or a ``comment_cta_detection`` row with source ``speech``; shown = a text track holding
+one or a detection with source ``text``. When both the transcript and on-screen text were read,
 a CTA said with none shown within ``CTA_REACH_S`` (or shown and never said nearby) is a conflict
 row over the CTA's span; agreeing pairs are counted in the metadata (``cta_agreements``).
 
@@ -234,11 +234,11 @@ def cta_conflicts(inputs: Mapping[str, pa.Table], duration: float) -> tuple[list
     said = [(float(s["start_s"]), float(s["end_s"]), s.get("text") or "", "speech_transcription")
             for s in transcript_segments(inputs["speech_transcription"]) if is_cta(s.get("text") or "")]
     said += [(float(r["start_s"]), float(r["end_s"]), r.get("text") or "", "comment_cta_detection")
-             for r in detections if r.get("source") == "transcript"]
+             for r in detections if r.get("source") == "speech"]
     shown = [(float(t["start_s"]), float(t["end_s"]), t.get("text") or "", "text_overlay")
              for t in rows_of(inputs, "text_overlay") or [] if is_cta(t.get("text") or "")]
     shown += [(float(r["start_s"]), float(r["end_s"]), r.get("text") or "", "comment_cta_detection")
-              for r in detections if r.get("source") == "screen"]
+              for r in detections if r.get("source") == "text"]
 
     def near(x, others) -> bool:
         return any(o[0] - CTA_REACH_S <= x[1] and x[0] <= o[1] + CTA_REACH_S for o in others)
