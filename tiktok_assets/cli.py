@@ -316,9 +316,11 @@ def score_line(scores: dict) -> str:
     for m in MODALITIES:
         value = scores.get(f"{m}_score")
         parts.append(f"{m} {'n/a' if value is None else f'{value:.0f}'}")
+    unavailable = scores.get("analyzers_model_unavailable") or []
+    missing = f"; no model here for {', '.join(unavailable)} (counted 0)" if unavailable else ""
     return (f"Score {scores['score']:g}/100 = mean over modalities of the share of the video their analyzers "
             f"really examined ({', '.join(parts)}; {scores['analyzers_succeeded']} of "
-            f"{scores['analyzers_expected']} analyzers succeeded; text stays 0 until an OCR analyzer exists)")
+            f"{scores['analyzers_expected']} analyzers succeeded{missing})")
 
 
 def demo_report(settings: Settings, key: str, truth: dict | None) -> list[str]:
