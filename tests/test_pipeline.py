@@ -96,6 +96,12 @@ def test_analyze_fills_the_warehouse(analyzed, sample, capsys):
     assert sql(f"SELECT source, cta_class FROM comment_cta_detection WHERE video_id = '{key}'") == [
         ("text", "link_in_bio")]
     assert text_score == 100.0
+    # score v2: the objects dimension is described by content_safety only (no YOLO weights offline)
+    (v2, objects_v2, edit_v2, per_second), = sql(
+        "SELECT score_v2, objects_v2, edit_v2, (SELECT count(*) FROM coverage_seconds c WHERE c.video_id = r.video_id "
+        f"AND c.score_v2 BETWEEN 0 AND 1) FROM reconstruction_scores r WHERE video_id = '{key}'")
+    assert 0 < v2 < 100 and objects_v2 == pytest.approx(100 / 3, abs=1) and edit_v2 == pytest.approx(100, abs=1)
+    assert per_second == int(-(-sample.duration_s // 1))
     assert 0 < score <= 100
     seconds = sql(f"SELECT count(*), bool_and(speech), bool_and(visual) FROM coverage_seconds WHERE video_id = '{key}'")
     assert seconds[0][0] == int(-(-sample.duration_s // 1)) and seconds[0][1] and seconds[0][2]

@@ -269,6 +269,10 @@ DEMO_QUERIES = (
     ("Reconstruction score",
      "SELECT score, speech_score, text_score, visual_score, audio_score, people_score, analyzers_succeeded, "
      "analyzers_expected FROM reconstruction_scores WHERE video_id = '{key}'"),
+    ("Reconstruction score v2 (dimensions per second, weighted; with the cross-analyzer confidence)",
+     "SELECT score_v2, speech_content_v2 AS speech, music_sound_v2 AS music, on_screen_text_v2 AS text, "
+     "people_v2 AS people, objects_v2 AS objects, setting_v2 AS setting, camera_v2 AS camera, edit_v2 AS edit "
+     "FROM reconstruction_scores WHERE video_id = '{key}'"),
 )
 
 

@@ -26,6 +26,7 @@ from typing import Any
 import pyarrow as pa
 
 from .analyzers.base import MODALITIES, AnalyzerSpec
+from .reconstruction_v2 import DEFINITION_V2, DIMENSIONS, score_v2
 from .warehouse import MODEL_UNAVAILABLE
 
 SCORES_SCHEMA = pa.schema(
@@ -43,6 +44,10 @@ SCORES_SCHEMA = pa.schema(
         ("analyzers_model_unavailable", pa.list_(pa.string())),
         ("definition", pa.string()),
         ("person_seconds", pa.float64()),
+        # score v2 (tiktok_assets/reconstruction_v2.py): dimensions per second, with the fusion confidence
+        ("score_v2", pa.float64()),
+        *[(f"{d}_v2", pa.float64()) for d in DIMENSIONS],
+        ("definition_v2", pa.string()),
     ]
 )
 
@@ -55,6 +60,7 @@ COVERAGE_SCHEMA = pa.schema(
         ("modalities_covered", pa.int64()),
         ("analyzers", pa.list_(pa.string())),
         ("person", pa.bool_()),
+        ("score_v2", pa.float64()),  # the second's v2 score, 0-1
     ]
 )
 
@@ -70,11 +76,12 @@ def _overlap(spans: Iterable[Mapping[str, float]], start: float, end: float) -> 
 
 def score_video(
     video: Mapping[str, Any], runs: list[Mapping[str, Any]], specs: Mapping[str, AnalyzerSpec],
-    presence: list[Mapping[str, Any]] | None = None,
+    presence: list[Mapping[str, Any]] | None = None, confidence: list[Mapping[str, Any]] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(scores row, per-second coverage rows) for one video from its ``videos`` row and runs;
     ``presence``: background_segmentation's ``presence`` rows (``start_s``, ``end_s``, ``person``),
-    None when it has not run successfully."""
+    None when it has not run successfully; ``confidence``: cross_analyzer_intelligence's ``second``
+    rows (``start_s``, ``confidence``) for score v2, None when it has not run successfully."""
     video_id, duration = video["video_id"], float(video["duration_s"])
     expected_modalities = [m for m in MODALITIES if video["has_audio"] or m not in ("speech", "audio")]
     latest = {r["analyzer"]: r for r in runs}
@@ -135,6 +142,11 @@ def score_video(
         "person_seconds": None if presence is None else round(
             sum(r["end_s"] - r["start_s"] for r in coverage_rows if r["person"]), 3),
     }
+    runs_of_specs = {name: run for name, run in latest.items() if name in specs}
+    v2, per_second = score_v2(duration, bool(video["has_audio"]), runs_of_specs, specs, confidence)
+    scores_row.update(v2, definition_v2=DEFINITION_V2)
+    for row, value in zip(coverage_rows, per_second, strict=True):
+        row["score_v2"] = value
     return scores_row, coverage_rows
 
 

@@ -188,7 +188,8 @@ def score_reconstruction(
         video = {**video, "duration_s": meta.duration_s, "has_audio": meta.has_audio}
     runs_table = store.read("analyzer_runs", video_id)
     runs = runs_table.to_pylist() if runs_table is not None else []
-    scores, coverage = score_video(video, runs, all_specs(), person_presence(store, video_id, runs))
+    scores, coverage = score_video(video, runs, all_specs(), person_presence(store, video_id, runs),
+                                   fusion_confidence(store, video_id, runs))
     store.write("reconstruction_scores", video_id, pa.Table.from_pylist([scores], schema=SCORES_SCHEMA))
     store.write("coverage_seconds", video_id, pa.Table.from_pylist(coverage, schema=COVERAGE_SCHEMA))
     if refresh:
@@ -219,6 +220,19 @@ def person_presence(store: Any, video_id: str, runs: list[dict[str, Any]]) -> li
         return None
     rows = table.select(["level", "start_s", "end_s", "person"]).to_pylist()
     return [r for r in rows if r["level"] == "presence"]
+
+
+def fusion_confidence(store: Any, video_id: str, runs: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """cross_analyzer_intelligence's per-second rows (``start_s``, ``confidence``), when its latest run
+    succeeded (score v2 uses them)."""
+    latest = [r for r in runs if r.get("analyzer") == "cross_analyzer_intelligence"]
+    if not latest or latest[-1].get("status") != "success":
+        return None
+    table = store.read("cross_analyzer_intelligence", video_id)
+    if table is None or "confidence" not in table.column_names:
+        return None
+    rows = table.select(["level", "start_s", "confidence"]).to_pylist()
+    return [r for r in rows if r["level"] == "second"]
 
 
 def readable_timeline(settings: Settings, video_id: str) -> list[dict[str, Any]]:
