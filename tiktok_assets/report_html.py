@@ -321,11 +321,12 @@ def render(video_id: str, duration: float, tables: Mapping[str, list[dict[str, A
 
 
 def write_report(settings: Settings, video_id: str, scores: Mapping[str, Any],
-                 coverage: Sequence[Mapping[str, Any]], duration: float) -> Path:
-    """Read the video's tables and keyframes and write ``reports/<id>/index.html`` atomically."""
+                 coverage: Sequence[Mapping[str, Any]], duration: float,
+                 timeline: Sequence[Mapping[str, Any]]) -> Path:
+    """Read the video's tables and keyframes and write ``reports/<id>/index.html`` atomically;
+    ``timeline``: the video's labelled rows (``steps.readable_timeline``)."""
     from . import catalog
     from .analyzers import all_specs
-    from .steps import readable_timeline
 
     store = catalog.warehouse(settings)
     names = sorted({n for _, lane in LANES for n in lane} | {"temporal_flow", "qwen2_vl_temporal", *all_specs()})
@@ -335,7 +336,7 @@ def write_report(settings: Settings, video_id: str, scores: Mapping[str, Any],
         if table is not None:
             tables[name] = sorted(table.to_pylist(), key=lambda r: (r["start_s"], r["end_s"]))
     labels: dict[str, list[dict[str, Any]]] = {}
-    for row in readable_timeline(settings, video_id):
+    for row in timeline:
         labels.setdefault(row["analyzer"], []).append(row)
     notes = []
     if "cut_analysis" not in tables:

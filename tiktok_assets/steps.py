@@ -194,7 +194,8 @@ def score_reconstruction(
     store.write("coverage_seconds", video_id, pa.Table.from_pylist(coverage, schema=COVERAGE_SCHEMA))
     if refresh:
         catalog.refresh_catalog(settings)
-    timeline = timeline_markdown(video_id, readable_timeline(settings, video_id))
+    labelled = readable_timeline(settings, video_id)
+    timeline = timeline_markdown(video_id, labelled)
     report = settings.home / "reports" / video_id / "timeline.md"
     report.parent.mkdir(parents=True, exist_ok=True)
     tmp = report.with_suffix(f".tmp-{os.getpid()}")
@@ -203,7 +204,7 @@ def score_reconstruction(
     try:  # before eviction: the keyframes come from the media cache
         from .report_html import write_report
 
-        write_report(settings, video_id, scores, coverage, float(video["duration_s"]))
+        write_report(settings, video_id, scores, coverage, float(video["duration_s"]), labelled)
     except Exception as exc:  # noqa: BLE001 - a view of the data: the score and timeline are written
         log.warning(f"{video_id}: HTML report not written: {type(exc).__name__}: {exc}")
     evict_if_done(settings, video_id)  # retention: the media cache goes once every analyzer is up to date
