@@ -202,3 +202,23 @@ def speech_items(table) -> list[Item]:
         probs = [w.get("probability") for w in r.get("words") or [] if w.get("probability") is not None]
         items.append(Item("speech", tokens, float(sum(probs) / len(probs)) if probs else None, r.get("language")))
     return items
+
+
+def all_items(context, duration_s: float) -> list[Item]:
+    """The video's text tracks, transcript segments and yt-dlp caption (spanning the video) as items."""
+    items = text_items(context.inputs.get("text_overlay"))
+    items += speech_items(context.inputs.get("speech_transcription"))
+    caption = caption_of(context.settings, context.video_id).get("caption")
+    if caption:
+        items.append(item_from_text("caption", caption, 0.0, duration_s))
+    return items
+
+
+def mark_said_and_shown(rows: list[dict], key: str, within_s: float) -> None:
+    """Set ``said_and_shown`` on speech and text rows of the same ``key`` within ``within_s`` of each other."""
+    said = [r for r in rows if r["source"] == "speech"]
+    shown = [r for r in rows if r["source"] == "text"]
+    for a in said:
+        for b in shown:
+            if a[key] == b[key] and a["start_s"] <= b["end_s"] + within_s and b["start_s"] <= a["end_s"] + within_s:
+                a["said_and_shown"] = b["said_and_shown"] = True

@@ -64,11 +64,7 @@ def brand_phrases(extra: Path | None) -> tuple[tuple[tm.Phrase, ...], dict[str, 
 def run(media, context: AnalyzerContext) -> AnalyzerOutput:
     duration = float(media.duration_s)
     phrases, categories = brand_phrases(context.settings.brands_file)
-    items = tm.text_items(context.inputs.get("text_overlay"))
-    items += tm.speech_items(context.inputs.get("speech_transcription"))
-    caption = tm.caption_of(context.settings, context.video_id).get("caption")
-    if caption:
-        items.append(tm.item_from_text("caption", caption, 0.0, duration))
+    items = tm.all_items(context, duration)
     rows = []
     for item in items:
         for m in tm.find_phrases(item, phrases):
@@ -84,11 +80,7 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
                 "said_and_shown": False,
                 "confidence": None if item.confidence is None else round(float(item.confidence), 4),
             })
-    for a in rows:
-        for b in rows:
-            if (a["source"], b["source"]) == ("speech", "text") and a["brand"] == b["brand"] \
-                    and a["start_s"] <= b["end_s"] + TOGETHER_S and b["start_s"] <= a["end_s"] + TOGETHER_S:
-                a["said_and_shown"] = b["said_and_shown"] = True
+    tm.mark_said_and_shown(rows, "brand", TOGETHER_S)
     rows.sort(key=lambda r: (r["start_s"], r["source"]))
     metadata = {"mentions": len(rows), "brands": ", ".join(sorted({r["brand"] for r in rows})) or "none",
                 "brands_listed": len(categories)}

@@ -51,11 +51,7 @@ def phrases() -> tuple[tm.Phrase, ...]:
 
 def run(media, context: AnalyzerContext) -> AnalyzerOutput:
     duration = float(media.duration_s)
-    items = tm.text_items(context.inputs.get("text_overlay"))
-    items += tm.speech_items(context.inputs.get("speech_transcription"))
-    caption = tm.caption_of(context.settings, context.video_id).get("caption")
-    if caption:
-        items.append(tm.item_from_text("caption", caption, 0.0, duration))
+    items = tm.all_items(context, duration)
     rows = []
     for item in items:
         for m in tm.find_phrases(item, phrases()):
@@ -71,11 +67,7 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
                 "said_and_shown": False,
                 "confidence": None if item.confidence is None else round(float(item.confidence), 4),
             })
-    for a in rows:
-        for b in rows:
-            if (a["source"], b["source"]) == ("speech", "text") and a["cta_class"] == b["cta_class"] \
-                    and a["start_s"] <= b["end_s"] + TOGETHER_S and b["start_s"] <= a["end_s"] + TOGETHER_S:
-                a["said_and_shown"] = b["said_and_shown"] = True
+    tm.mark_said_and_shown(rows, "cta_class", TOGETHER_S)
     rows.sort(key=lambda r: (r["start_s"], r["source"]))
     metadata = {
         "ctas": len(rows),
