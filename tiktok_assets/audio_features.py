@@ -164,44 +164,6 @@ def frame_db(audio: np.ndarray, hop_s: float = 0.01, frame_s: float = 0.03) -> t
     return np.arange(n) * hop_s, 10 * np.log10(np.maximum(power, 1e-12))
 
 
-def pitch_track(
-    audio: np.ndarray,
-    spans: list[tuple[float, float]],
-    hop_s: float = 0.02,
-    fmin: float = 65.0,
-    fmax: float = 600.0,
-) -> tuple[np.ndarray, np.ndarray]:
-    """F0 in Hz every ``hop_s`` seconds (NaN where unvoiced), from pYIN run over ``spans`` only."""
-    import librosa
-
-    n = int(np.ceil(audio.size / RATE / hop_s)) if audio.size else 0
-    times = np.arange(n) * hop_s
-    f0 = np.full(n, np.nan)
-    hop = int(hop_s * RATE)
-    frame_length = 1024
-    for start, end in spans:
-        a = max(0, int(start * RATE) - frame_length // 2)
-        b = min(audio.size, int(end * RATE) + frame_length // 2)
-        if b - a < frame_length + hop:
-            continue
-        piece_f0, voiced, _ = librosa.pyin(
-            np.ascontiguousarray(audio[a:b], dtype=np.float32),
-            fmin=fmin,
-            fmax=fmax,
-            sr=RATE,
-            frame_length=frame_length,
-            hop_length=hop,
-            resolution=0.25,
-            center=True,
-        )
-        piece_f0 = np.where(voiced, piece_f0, np.nan)
-        index = np.round((a / RATE + np.arange(piece_f0.size) * hop_s) / hop_s).astype(int)
-        keep = (index >= 0) & (index < n)
-        inside = (times[index[keep]] >= start) & (times[index[keep]] <= end)
-        f0[index[keep][inside]] = piece_f0[keep][inside]
-    return times, f0
-
-
 def zscores(values: np.ndarray) -> np.ndarray:
     """Standard scores ignoring NaN (NaN stays NaN; all-equal values give 0)."""
     values = np.asarray(values, dtype=np.float64)

@@ -3,8 +3,7 @@
 Stored per cache version: ``f0`` (Hz, NaN where pYIN finds no voicing) and ``voiced_prob`` every
 :data:`HOP_S` seconds (frame ``k`` centred at ``k * HOP_S``), and the RMS level in dBFS every 10 ms
 (:func:`tiktok_assets.audio_features.frame_db`). :func:`pitch_track` restricts f0 to the spans an
-analyzer asks for, on the grid ``audio_features.pitch_track`` used (pYIN settings unchanged:
-65-600 Hz, 1024-sample frames, resolution 0.25).
+analyzer asks for, on a 20 ms grid (pYIN: 65-600 Hz, 1024-sample frames, resolution 0.25).
 
 librosa is imported only inside the pYIN computation (its import costs seconds per process).
 """
