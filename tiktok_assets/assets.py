@@ -15,7 +15,8 @@ from . import catalog, steps
 from .analyzers import AnalyzerSpec, all_specs
 from .config import Settings, load_settings
 from .execution import PartitionEvents
-from .gpu_groups import GROUP_TAG, GpuGroup, GpuGroups
+from .executors import step_tags
+from .gpu_groups import GpuGroup, GpuGroups
 from .ids import InvalidVideoKey, validate_key
 from .ingest import IngestError
 from .media import MediaError
@@ -72,7 +73,7 @@ def pipeline_assets(groups: GpuGroups, versions: dict[str, str], policy: dg.Back
 
     @dg.multi_asset(
         name="ingest", specs=specs, partitions_def=videos_partitions, can_subset=True, pool=group.pool,
-        op_tags={GROUP_TAG: group.name}, backfill_policy=policy,
+        op_tags=step_tags(group, groups, load_settings()), backfill_policy=policy,
     )
     def ingest(context: dg.AssetExecutionContext):
         settings = load_settings()
@@ -190,7 +191,7 @@ def group_asset(
 
     @dg.multi_asset(
         name=f"{group.name}_analyzers", specs=asset_specs, check_specs=check_specs, partitions_def=videos_partitions,
-        can_subset=True, pool=group.pool, op_tags={GROUP_TAG: group.name}, backfill_policy=policy,
+        can_subset=True, pool=group.pool, op_tags=step_tags(group, groups, load_settings()), backfill_policy=policy,
         description=f"GPU group `{group.name}` ({device}): {', '.join(own)}",
     )
     def _group(context: dg.AssetExecutionContext, models: ModelsResource):
@@ -277,7 +278,7 @@ def reconstruction_asset(
 
     @dg.multi_asset(
         name="reconstruction_scores", specs=[spec], partitions_def=videos_partitions, pool=group.pool,
-        op_tags={GROUP_TAG: group.name}, backfill_policy=policy,
+        op_tags=step_tags(group, groups, load_settings()), backfill_policy=policy,
     )
     def reconstruction_scores(context: dg.AssetExecutionContext):
         settings = load_settings()
@@ -328,7 +329,7 @@ def search_index_asset(
 
     @dg.multi_asset(
         name="search_index", specs=[spec], partitions_def=videos_partitions, pool=group.pool,
-        op_tags={GROUP_TAG: group.name}, backfill_policy=policy,
+        op_tags=step_tags(group, groups, load_settings()), backfill_policy=policy,
     )
     def search_index(context: dg.AssetExecutionContext):
         settings = load_settings()

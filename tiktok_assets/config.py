@@ -18,6 +18,9 @@ RESOURCES_DIR = PROJECT_DIR / "resources"
 MEDIA_RETENTION_POLICIES = ("evict", "keep")
 VLM_PRECISIONS = ("auto", "bf16", "fp16", "fp32", "int8", "int4")
 VLM_ATTENTIONS = ("auto", "flash_attention_2", "sdpa", "eager")
+# where the steps of a run execute: one machine (a process per step), Celery workers per GPU group, or a
+# Kubernetes job per step (tiktok_assets/executors/)
+EXECUTORS = ("multiprocess", "celery", "k8s")
 
 
 def _env(name: str, default: str) -> str:
@@ -123,6 +126,7 @@ class Settings:
     ocr_engines: tuple[tuple[str, str], ...] = (("de", "rapidocr"), ("en", "rapidocr"))
     # a CSV of extra brands (columns brand, aliases, category) added to the packaged list
     brands_file: Path | None = None
+    executor: str = "multiprocess"
 
     @property
     def videos_dir(self) -> Path:
@@ -193,7 +197,10 @@ def load_settings() -> Settings:
         ocr_engines=_ocr_engines(_env("TIKTOK_ASSETS_OCR_ENGINES", "de=rapidocr,en=rapidocr")),
         brands_file=Path(os.environ["TIKTOK_ASSETS_BRANDS_FILE"]).expanduser()
         if os.environ.get("TIKTOK_ASSETS_BRANDS_FILE", "").strip() else None,
+        executor=_env("TIKTOK_ASSETS_EXECUTOR", "multiprocess").lower(),
     )
+    if settings.executor not in EXECUTORS:
+        raise ValueError(f"TIKTOK_ASSETS_EXECUTOR must be one of {', '.join(EXECUTORS)}, got {settings.executor!r}")
     if settings.media_retention not in MEDIA_RETENTION_POLICIES:
         raise ValueError(f"TIKTOK_ASSETS_MEDIA_RETENTION must be one of {', '.join(MEDIA_RETENTION_POLICIES)}, "
                          f"got {os.environ.get('TIKTOK_ASSETS_MEDIA_RETENTION')!r}")

@@ -23,17 +23,12 @@ from .assets import SCORES_KEY, SEARCH_KEY, build_assets, videos_partitions
 from .automation import SCORE_JOB, build_automation
 from .config import load_settings
 from .execution import PER_VIDEO_EVENTS_TAGS
+from .executors import build_executor
+from .executors.multiprocess import STEP_DEPENDENCIES
 from .gpu_groups import GpuGroups, load_groups
 from .model_registry.resource import ModelsResource
 
 ANALYZE_JOB = "analyze_video"
-# downstream steps run on the outputs a partly failed step handed on (execution.py)
-STEP_DEPENDENCIES = {"require_upstream_step_success": False}
-# Step processes fork from a server that has imported these once per run (instead of each step
-# importing Dagster, the project and its libraries anew). Nothing here touches CUDA (a forked CUDA
-# context breaks): the code location itself, whose load may ask the driver for GPUs, is not listed.
-FORKSERVER_PRELOAD = ["dagster", "tiktok_assets.assets", "pyarrow.parquet", "duckdb", "av", "cv2", "scipy.signal",
-                      "librosa"]
 log = logging.getLogger("tiktok_assets")
 
 
@@ -72,10 +67,7 @@ def _pool_limits_on_load(groups: GpuGroups) -> None:
 
 def build_definitions() -> dg.Definitions:
     groups = load_gpu_groups()
-    executor = dg.multiprocess_executor.configured(
-        {"tag_concurrency_limits": groups.executor_tag_limits(), "step_dependency_config": STEP_DEPENDENCIES,
-         "start_method": {"forkserver": {"preload_modules": FORKSERVER_PRELOAD}}}
-    )
+    executor = build_executor(groups, load_settings())
     assets = build_assets(groups)
     analyze_job = dg.define_asset_job(
         ANALYZE_JOB,

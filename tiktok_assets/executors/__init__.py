@@ -1,0 +1,25 @@
+"""Where a run's steps execute, chosen by ``TIKTOK_ASSETS_EXECUTOR`` and derived from ``gpu_groups.yaml``.
+
+- ``multiprocess`` (default): this machine, one process per step (``multiprocess.py``).
+Each mode contributes the executor of the code location and the tags of every group's step (queue,
+pod resources): the steps themselves are the same in every mode.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from ..config import Settings
+from ..gpu_groups import GROUP_TAG, GpuGroup, GpuGroups
+from . import multiprocess
+
+
+def step_tags(group: GpuGroup, groups: GpuGroups, settings: Settings) -> dict[str, str]:
+    """Op tags of a step of ``group``: its group, plus what the deployment mode routes by."""
+    tags = {GROUP_TAG: group.name}
+    return tags
+
+
+def build_executor(groups: GpuGroups, settings: Settings) -> dg.ExecutorDefinition:
+    """The code location's executor for the deployment mode in ``settings.executor``."""
+    return multiprocess.executor(groups)
