@@ -1,0 +1,322 @@
+"""The Kubernetes deployment, rendered and checked here (no cluster, no helm binary, no Docker daemon).
+
+Every step of the analysis job is turned into its Kubernetes Job by dagster-k8s's own code
+(``get_user_defined_k8s_config`` on the step's tags, ``K8sContainerContext`` merges as the
+executor's step handler does, ``construct_dagster_k8s_job``), and the pod is checked against
+``gpu_groups.yaml`` read independently of the code that made the tags. The Helm values, the
+storage manifest and the Dockerfile are checked against the settings the code reads.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tiktok_assets.config import PROJECT_DIR
+from tiktok_assets.gpu_groups import GROUP_TAG
+
+DEPLOY = PROJECT_DIR / "deploy"
+VALUES = DEPLOY / "helm" / "values.yaml"
+RELEASE = "tiktok"  # the release name deploy/helm/values.yaml's header installs with
+NAMESPACE = "tiktok"
+GiB = 1024**3
+
+
+def raw_groups() -> dict:
+    return yaml.safe_load((PROJECT_DIR / "gpu_groups.yaml").read_text())
+
+
+def values() -> dict:
+    return yaml.safe_load(VALUES.read_text())
+
+
+def deployment() -> dict:
+    (only,) = values()["dagster-user-deployments"]["deployments"]
+    return only
+
+
+def chart_container_context(dep: dict) -> dict:
+    """What the chart hands the code location as container context for launched runs
+    (``dagsterUserDeployments.k8sContainerContext`` in its user-deployment helpers), from our values:
+    the env map becomes the ConfigMap ``<release>-<deployment>-user-env``."""
+    return {
+        "k8s": {
+            "image_pull_policy": dep["image"]["pullPolicy"],
+            "env_config_maps": [f"{RELEASE}-dagster-user-deployments-{dep['name']}-user-env"],
+            "volume_mounts": dep.get("volumeMounts", []),
+            "volumes": dep.get("volumes", []),
+            "resources": dep.get("resources") or None,
+            "namespace": NAMESPACE,
+            "service_account_name": f"{RELEASE}-dagster-user-deployments-user-deployments",
+            "run_k8s_config": {"pod_spec_config": {"automount_service_account_token": True}},
+        }
+    }
+
+
+@pytest.fixture(scope="module")
+def k8s_defs(home):
+    """The code location built as in the cluster (``TIKTOK_ASSETS_EXECUTOR=k8s``), on this GPU-less
+    machine and as seen by a process that detects a GPU."""
+    from tiktok_assets.definitions import build_definitions
+
+    patch = pytest.MonkeyPatch()
+    patch.setenv("TIKTOK_ASSETS_EXECUTOR", "k8s")
+    patch.setenv("TIKTOK_ASSETS_DEVICE", "cpu")
+    without_gpu = build_definitions()
+    patch.setenv("TIKTOK_ASSETS_DEVICE", "cuda")
+    with_gpu = build_definitions()
+    patch.undo()
+    return without_gpu, with_gpu
+
+
+def plan_steps(defs) -> dict:
+    from dagster._core.execution.api import create_execution_plan
+
+    plan = create_execution_plan(defs.resolve_job_def("analyze_video"))
+    return {step.key: step for step in plan.steps}
+
+
+def render_step_job(defs, step):
+    """The Kubernetes Job of ``step`` as ``K8sStepHandler.launch_step`` builds it (minus the API call)."""
+    import dagster as dg
+    from dagster._grpc.types import ExecuteStepArgs
+    from dagster_k8s.container_context import K8sContainerContext
+    from dagster_k8s.job import (
+        DagsterK8sJobConfig,
+        construct_dagster_k8s_job,
+        get_k8s_job_name,
+        get_user_defined_k8s_config,
+    )
+
+    from tiktok_assets.definitions import analyze_job
+
+    dep = deployment()
+    executor_config = defs.resolve_job_def("analyze_video").executor_def.config_schema.resolve_config({}).value[
+        "config"]
+    context = K8sContainerContext.create_from_config(chart_container_context(dep)).merge(
+        K8sContainerContext(image_pull_policy=executor_config.get("image_pull_policy"),
+                            namespace=executor_config.get("job_namespace"))
+    ).merge(K8sContainerContext(run_k8s_config=get_user_defined_k8s_config(step.tags)))
+    image = f"{dep['image']['repository']}:{dep['image']['tag']}"
+    job_config = DagsterK8sJobConfig(
+        job_image=image, dagster_home="/opt/dagster/dagster_home", instance_config_map=f"{RELEASE}-dagster-instance",
+        postgres_password_secret="dagster-postgresql-secret",
+    )
+    run_id = "8f7c4b0e-6a53-4a2b-9d0c-1c2f3e4d5a6b"
+    args = ExecuteStepArgs(dg.reconstructable(analyze_job).get_python_origin(), run_id, [step.key],
+                           print_serialized_events=False)
+    name = f"dagster-step-{get_k8s_job_name(run_id, step.key)}"
+    job = construct_dagster_k8s_job(
+        job_config=job_config, args=args.get_command_args(skip_serialized_namedtuple=True), job_name=name,
+        pod_name=name, component="step_worker", user_defined_k8s_config=context.run_k8s_config,
+        labels={"dagster/job": "analyze_video", "dagster/op": step.key, "dagster/run-id": run_id},
+        env_vars=[*args.get_command_env(), {"name": "DAGSTER_RUN_JOB_NAME", "value": "analyze_video"},
+                  {"name": "DAGSTER_RUN_STEP_KEY", "value": step.key}],
+    )
+    return job, context.namespace
+
+
+def quantity(value) -> Decimal:
+    from kubernetes.utils import parse_quantity
+
+    return parse_quantity(value)
+
+
+def expected_pod(name: str, raw: dict, kube: dict) -> dict:
+    """CPU cores, memory bytes and GPU count of a group's pod, straight from the YAML."""
+    group = raw["groups"][name]
+    cuda = group.get("device", "cpu") == "cuda"
+    ram = group.get("ram_gb")
+    if ram is None:
+        ram = max(kube["default_ram_gb"], group["memory_gb"]) if cuda and group.get("memory_gb") else \
+            kube["default_ram_gb"]
+    return {"cpu": Decimal(str(group.get("cpu", kube["default_cpu"]))), "memory": Decimal(ram) * GiB, "gpu": cuda}
+
+
+def test_every_step_pod_follows_gpu_groups_yaml(k8s_defs):
+    defs, _ = k8s_defs
+    raw = raw_groups()
+    kube = raw["kubernetes"]
+    gpu = kube["gpu_resource"]
+    steps = plan_steps(defs)
+    with_analyzers = {name for name, g in raw["groups"].items() if g.get("analyzers")}
+    assert set(steps) == {"ingest"} | {f"{name}_analyzers" for name in with_analyzers}
+    seen_gpu = seen_cpu = 0
+    for key, step in steps.items():
+        group = step.tags[GROUP_TAG]
+        assert group == (raw["pipeline_group"] if key == "ingest" else key.removesuffix("_analyzers"))
+        job, namespace = render_step_job(defs, step)
+        pod = job.spec.template.spec
+        (container,) = pod.containers
+        want = expected_pod(group, raw, kube)
+        requests, limits = container.resources.requests, container.resources.limits
+        assert quantity(requests["cpu"]) == want["cpu"], key
+        assert quantity(requests["memory"]) == want["memory"] == quantity(limits["memory"]), key
+        assert "cpu" not in limits  # no CPU throttling
+        if want["gpu"]:
+            seen_gpu += 1
+            assert requests[gpu] == limits[gpu] == "1", key
+            assert pod.node_selector == kube["gpu_node_selector"], key
+            assert [{"key": t.key, "operator": t.operator, "effect": t.effect} for t in pod.tolerations] == \
+                kube["gpu_tolerations"], key
+        else:
+            seen_cpu += 1
+            assert gpu not in requests and gpu not in limits, key
+            assert pod.node_selector is None and pod.tolerations is None, key
+        # what the chart gives every launched pod reaches the step pods too
+        assert job.spec.template.metadata.labels["tiktok-assets/group"] == group
+        assert container.image == "registry.example.com/tiktok-assets:0.1.0"
+        assert container.args[:3] == ["dagster", "api", "execute_step"]
+        assert {m.name: m.mount_path for m in container.volume_mounts} == {"data": "/data", "models": "/models"}
+        assert {v.name: v.persistent_volume_claim.claim_name for v in pod.volumes} == {
+            "data": "tiktok-assets-data", "models": "tiktok-assets-models"}
+        assert [e.config_map_ref.name for e in container.env_from] == [
+            f"{RELEASE}-dagster-user-deployments-tiktok-assets-user-env"]
+        assert namespace == NAMESPACE and pod.restart_policy == "Never"
+    assert seen_gpu == sum(g.get("device") == "cuda" for g in raw["groups"].values() if g.get("analyzers"))
+    assert seen_gpu >= 1 and seen_cpu >= 1
+
+
+def test_pod_specs_and_limits_do_not_depend_on_the_gpu_of_the_building_process(k8s_defs):
+    """The run pod (no GPU) computes the step pods; a process that sees a GPU must compute the same."""
+    without_gpu, with_gpu = k8s_defs
+    a, b = plan_steps(without_gpu), plan_steps(with_gpu)
+    assert {k: s.tags for k, s in a.items()} == {k: s.tags for k, s in b.items()}
+    config = [d.resolve_job_def("analyze_video").executor_def.config_schema.resolve_config({}).value
+              for d in k8s_defs]
+    assert config[0] == config[1]
+
+
+def test_executor_is_k8s_with_group_limits_from_the_yaml(k8s_defs):
+    defs, _ = k8s_defs
+    raw = raw_groups()
+    job = defs.resolve_job_def("analyze_video")
+    assert job.executor_def.name == "k8s"
+    result = job.executor_def.config_schema.resolve_config({})
+    assert result.success, result.errors
+    config = result.value["config"]
+    expected = []
+    for name, group in raw["groups"].items():
+        # on Kubernetes every GPU group's step has a GPU: its GPU limit applies
+        gpu_limit = group.get("max_concurrent", 1)
+        cpu_limit = group.get("cpu_max_concurrent", gpu_limit)
+        expected.append({"key": GROUP_TAG, "value": name,
+                         "limit": gpu_limit if group.get("device") == "cuda" else cpu_limit})
+    assert config["tag_concurrency_limits"] == expected
+    assert config["step_dependency_config"] == {"require_upstream_step_success": False}
+    assert "job_namespace" not in config and "image_pull_policy" not in config  # the chart decides
+
+
+def test_settings_override_namespace_and_pull_policy(monkeypatch):
+    from tiktok_assets.config import load_settings
+    from tiktok_assets.executors.k8s import executor_config
+    from tiktok_assets.gpu_groups import parse_groups
+
+    monkeypatch.setenv("TIKTOK_ASSETS_K8S_NAMESPACE", "gpu-jobs")
+    monkeypatch.setenv("TIKTOK_ASSETS_K8S_IMAGE_PULL_POLICY", "Always")
+    groups = parse_groups({"groups": {"cpu": {"analyzers": ["a"]}}}, ["a"], cuda=False)
+    config = executor_config(groups, load_settings())
+    assert config["job_namespace"] == "gpu-jobs" and config["image_pull_policy"] == "Always"
+    monkeypatch.setenv("TIKTOK_ASSETS_K8S_IMAGE_PULL_POLICY", "sometimes")
+    with pytest.raises(ValueError, match="TIKTOK_ASSETS_K8S_IMAGE_PULL_POLICY must be one of"):
+        load_settings()
+
+
+def test_quantities_and_kubernetes_block_errors():
+    from tiktok_assets.executors.k8s import cpu_quantity, memory_quantity
+    from tiktok_assets.gpu_groups import GpuGroupsError, parse_groups
+
+    assert [cpu_quantity(c) for c in (1, 2.0, 0.5, 1.25)] == ["1", "2", "500m", "1250m"]
+    assert [memory_quantity(m) for m in (4, 20.0, 1.5)] == ["4Gi", "20Gi", "1536Mi"]
+    base = {"groups": {"cpu": {"analyzers": ["a"]}}}
+    for kube, message in [
+        ({"gpu_node_selector": {"nvidia.com/gpu.present": True}}, "quoted text values"),
+        ({"gpu_tolerations": [{"key": "x", "operator": "Maybe"}]}, "operator must be one of"),
+        ({"gpu_tolerations": [{"key": "x", "effect": "NoRun"}]}, "effect must be one of"),
+        ({"default_cpu": 0}, "default_cpu must be a number greater than 0"),
+        ({"gpus": 1}, r"unknown settings \['gpus'\]"),
+    ]:
+        with pytest.raises(GpuGroupsError, match=message):
+            parse_groups({**base, "kubernetes": kube}, ["a"], cuda=False)
+    with pytest.raises(GpuGroupsError, match="group 'cpu': ram_gb must be a number greater than 0"):
+        parse_groups({"groups": {"cpu": {"analyzers": ["a"], "ram_gb": -2}}}, ["a"], cuda=False)
+    # without the block: NVIDIA's device plugin and node label
+    defaults = parse_groups(base, ["a"], cuda=False).kubernetes
+    assert defaults.gpu_resource == "nvidia.com/gpu" and defaults.gpu_node_selector == {
+        "nvidia.com/gpu.present": "true"}
+
+
+def config_variables() -> set[str]:
+    return set(re.findall(r"\"(TIKTOK_ASSETS_[A-Z0-9_]+)\"", (PROJECT_DIR / "tiktok_assets" / "config.py").read_text()))
+
+
+def test_helm_values_name_the_image_env_storage_and_services(monkeypatch):
+    vals, dep = values(), deployment()
+    assert vals["dagster-user-deployments"]["enabled"] is True
+    assert dep["image"]["repository"] and str(dep["image"]["tag"])
+    assert dep["codeServerArgs"] == ["-m", "tiktok_assets.definitions"]
+    assert dep["includeConfigInLaunchedRuns"]["enabled"] is True
+    assert not dep.get("resources")  # would be merged into every step pod
+    env = dep["env"]
+    ours = {k for k in env if k.startswith("TIKTOK_ASSETS_")}
+    assert ours and ours <= config_variables(), ours - config_variables()
+    assert env["TIKTOK_ASSETS_EXECUTOR"] == "k8s"
+    mounts = {m["mountPath"] for m in dep["volumeMounts"]}
+    for variable in ("TIKTOK_ASSETS_HOME", "TIKTOK_ASSETS_MODELS", "HF_HOME"):
+        assert any(Path(env[variable]).is_relative_to(m) for m in mounts), variable
+    claims = {v["persistentVolumeClaim"]["claimName"] for v in dep["volumes"]}
+    storage = [doc for doc in yaml.safe_load_all((DEPLOY / "storage.yaml").read_text())]
+    assert claims == {doc["metadata"]["name"] for doc in storage}
+    assert all(doc["spec"]["accessModes"] == ["ReadWriteMany"] for doc in storage)
+    assert vals["runLauncher"]["type"] == "K8sRunLauncher"
+    assert vals["postgresql"]["enabled"] is True and vals["dagsterDaemon"]["enabled"] is True
+    assert vals["dagsterDaemon"]["runMonitoring"]["freeSlotsAfterRunEndSeconds"] > 0
+    assert vals["additionalInstanceConfig"]["concurrency"]["pools"]["granularity"] == "op"
+    # the pods' environment is a valid configuration of the code
+    from tiktok_assets.config import load_settings
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    assert settings.executor == "k8s" and settings.home == Path("/data/tiktok-assets")
+    assert settings.model_store == Path("/models")
+
+
+def test_dockerfile_copies_what_exists_and_sets_real_settings():
+    text = (DEPLOY / "Dockerfile").read_text()
+    assert text.startswith("#") and "FROM python:3.11-slim" in text
+    for line in re.findall(r"^COPY (.+)$", text, flags=re.M):
+        for source in line.split()[:-1]:
+            assert (PROJECT_DIR / source).exists(), source
+    # installed as resources/setup.sh installs them
+    assert "pip install -q -r /opt/tiktok-assets/requirements.lock" in text
+    assert "pip install -q --no-deps -r /opt/tiktok-assets/requirements-nodeps.lock" in text
+    assert "pip==26.3" in text and "pip==26.3" in (PROJECT_DIR / "resources" / "setup.sh").read_text()
+    set_here = set(re.findall(r"(TIKTOK_ASSETS_[A-Z0-9_]+)=", text))
+    assert set_here and set_here <= config_variables(), set_here - config_variables()
+    assert '"-m", "tiktok_assets.definitions"' in text and "prepare_whisper_base" in text
+
+
+def test_print_one_gpu_and_one_cpu_step_pod(k8s_defs, capsys):
+    """Rendered pod templates of a GPU step and a CPU step (``pytest -s`` shows them)."""
+    from kubernetes.client import ApiClient
+
+    defs, _ = k8s_defs
+    steps = plan_steps(defs)
+    shown = {}
+    for key in ("audio_analyzers", "frames_analyzers"):
+        job, _ = render_step_job(defs, steps[key])
+        template = ApiClient().sanitize_for_serialization(job.spec.template)
+        for var in template["spec"]["containers"][0]["env"]:
+            if var["name"] == "DAGSTER_COMPRESSED_EXECUTE_STEP_ARGS":
+                var["value"] = f"<{len(var['value'])} characters: the step's serialized arguments>"
+        shown[key] = template
+        with capsys.disabled():
+            print(f"\n--- step {key}: pod template of its Kubernetes Job ---")
+            print(yaml.safe_dump(template, sort_keys=False, width=110))
+    assert "nvidia.com/gpu" in shown["audio_analyzers"]["spec"]["containers"][0]["resources"]["limits"]
+    assert "nvidia.com/gpu" not in shown["frames_analyzers"]["spec"]["containers"][0]["resources"]["limits"]
