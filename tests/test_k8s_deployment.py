@@ -320,3 +320,49 @@ def test_print_one_gpu_and_one_cpu_step_pod(k8s_defs, capsys):
             print(yaml.safe_dump(template, sort_keys=False, width=110))
     assert "nvidia.com/gpu" in shown["audio_analyzers"]["spec"]["containers"][0]["resources"]["limits"]
     assert "nvidia.com/gpu" not in shown["frames_analyzers"]["spec"]["containers"][0]["resources"]["limits"]
+
+
+def test_pool_commands_set_the_yaml_counts_on_an_instance(tmp_path, monkeypatch):
+    """The printed commands run as they are through Dagster's CLI and leave each group's count."""
+    import shlex
+
+    import dagster as dg
+    from click.testing import CliRunner
+    from dagster._cli import cli
+
+    from tiktok_assets.analyzers import all_specs
+    from tiktok_assets.executors.k8s import pool_commands
+    from tiktok_assets.gpu_groups import parse_groups
+
+    raw = raw_groups()
+    commands = pool_commands(parse_groups(raw, all_specs(), cuda=False))
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    runner = CliRunner()
+    for command in commands:
+        words = shlex.split(command)
+        assert words[:4] == ["dagster", "instance", "concurrency", "set"]
+        result = runner.invoke(cli, words[1:])
+        assert result.exit_code == 0, result.output
+    with dg.DagsterInstance.get() as instance:
+        for name, group in raw["groups"].items():
+            limit = group.get("max_concurrent", 1)
+            if group.get("device") != "cuda":
+                limit = group.get("cpu_max_concurrent", limit)
+            assert instance.event_log_storage.get_concurrency_info(f"tiktok_{name}").slot_count == limit, name
+
+
+def test_readme_pod_table_matches_gpu_groups_yaml():
+    """The README's table of pod sizes is the current file's (it is written by hand)."""
+    text = (PROJECT_DIR / "README.md").read_text().split("### Kubernetes", 1)[1]
+    header = re.search(r"^\s*\| group \|(.+)\|$", text, flags=re.M).group(1)
+    row = re.search(r"^\s*\| pod \|(.+)\|$", text, flags=re.M).group(1)
+    table = dict(zip([c.strip() for c in header.split("|")], [c.strip() for c in row.split("|")], strict=True))
+    raw = raw_groups()
+    assert set(table) == {name for name, g in raw["groups"].items() if g.get("analyzers")}
+    for name, cell in table.items():
+        want = expected_pod(name, raw, raw["kubernetes"])
+        expected = f"{want['cpu']:g} CPU, {want['memory'] / GiB:g} GiB" + (", 1 GPU" if want["gpu"] else "")
+        assert cell == expected, name

@@ -12,13 +12,15 @@ import dagster as dg
 
 from ..config import Settings
 from ..gpu_groups import GROUP_TAG, GpuGroup, GpuGroups
-from . import k8s, multiprocess
+from . import multiprocess
 
 
 def step_tags(group: GpuGroup, groups: GpuGroups, settings: Settings) -> dict[str, str]:
     """Op tags of a step of ``group``: its group, plus what the deployment mode routes by."""
     tags = {GROUP_TAG: group.name}
     if settings.executor == "k8s":
+        from . import k8s
+
         tags.update(k8s.step_tags(group, groups))
     return tags
 
@@ -26,5 +28,7 @@ def step_tags(group: GpuGroup, groups: GpuGroups, settings: Settings) -> dict[st
 def build_executor(groups: GpuGroups, settings: Settings) -> dg.ExecutorDefinition:
     """The code location's executor for the deployment mode in ``settings.executor``."""
     if settings.executor == "k8s":
+        from . import k8s
+
         return k8s.executor(groups, settings)
     return multiprocess.executor(groups)

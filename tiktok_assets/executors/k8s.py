@@ -87,3 +87,18 @@ def executor(groups: GpuGroups, settings: Settings) -> dg.ExecutorDefinition:
     from dagster_k8s import k8s_job_executor
 
     return k8s_job_executor.configured(executor_config(groups, settings))
+
+
+def pool_commands(groups: GpuGroups) -> list[str]:
+    """The commands that give the cluster's instance each group's pool slot count (limits across runs;
+    the code location cannot set them there: its pod does not hold the instance)."""
+    return [f"dagster instance concurrency set {g.pool} {g.limit(True)}" for g in groups.groups.values()]
+
+
+if __name__ == "__main__":  # python -m tiktok_assets.executors.k8s: print them for kubectl exec
+    from ..analyzers import all_specs
+    from ..config import load_settings
+    from ..gpu_groups import load_groups
+
+    _settings = load_settings()
+    print("\n".join(pool_commands(load_groups(_settings.gpu_groups_file, tuple(sorted(all_specs())), "cpu"))))
