@@ -1,9 +1,10 @@
 """The Kubernetes deployment, rendered and checked here (no cluster, no helm binary, no Docker daemon).
 
-Every step of the analysis job is turned into its Kubernetes Job by dagster-k8s's own code
-(``get_user_defined_k8s_config`` on the step's tags, ``K8sContainerContext`` merges as the
-executor's step handler does, ``construct_dagster_k8s_job``), and the pod is checked against
-``gpu_groups.yaml`` read independently of the code that made the tags. The Helm values, the
+Every step of the analysis job is launched by the executor's own step handler
+(``K8sStepHandler.launch_step``: the step's ``dagster-k8s/config`` tag, the run launcher's and the
+code location's container context, ``construct_dagster_k8s_job``) against a mocked Kubernetes API,
+and each Job it sends is checked against ``gpu_groups.yaml``, read independently of the code that
+made the tags. The Helm values, the
 storage manifest and the Dockerfile are checked against the settings the code reads.
 """
 
@@ -80,44 +81,89 @@ def plan_steps(defs) -> dict:
     return {step.key: step for step in plan.steps}
 
 
-def render_step_job(defs, step):
-    """The Kubernetes Job of ``step`` as ``K8sStepHandler.launch_step`` builds it (minus the API call)."""
+def chart_run_launcher(kubeconfig: Path) -> dict:
+    """The run launcher the chart writes into the instance's dagster.yaml for our values
+    (``dagsterYaml.runLauncher.k8s``), except that it loads a stand-in kubeconfig instead of the
+    in-cluster one."""
+    return {
+        "module": "dagster_k8s", "class": "K8sRunLauncher",
+        "config": {
+            "load_incluster_config": False, "kubeconfig_file": str(kubeconfig), "job_namespace": NAMESPACE,
+            "image_pull_policy": "Always", "service_account_name": f"{RELEASE}-dagster",
+            "dagster_home": "/opt/dagster/dagster_home", "instance_config_map": f"{RELEASE}-dagster-instance",
+            "postgres_password_secret": "dagster-postgresql-secret",
+        },
+    }
+
+
+def launch_steps(defs, tmp: Path) -> dict:
+    """Each step's Kubernetes Job as the executor's own step handler (``K8sStepHandler.launch_step``)
+    creates it in a run pod: the K8sRunLauncher of the chart's instance, the code location's container
+    context and image as the chart's code server reports them, the step's tags; the Kubernetes API is
+    a mock that keeps what it was sent."""
+    from unittest import mock
+
     import dagster as dg
+    from dagster._core.execution.api import create_execution_plan
+    from dagster._core.execution.context.system import PlanData, PlanOrchestrationContext
+    from dagster._core.execution.context_creation_job import create_context_free_log_manager
+    from dagster._core.execution.retries import RetryMode
+    from dagster._core.executor.init import InitExecutorContext
+    from dagster._core.executor.step_delegating.step_handler.base import StepHandlerContext
+    from dagster._core.test_utils import create_run_for_test, instance_for_test
     from dagster._grpc.types import ExecuteStepArgs
-    from dagster_k8s.container_context import K8sContainerContext
-    from dagster_k8s.job import (
-        DagsterK8sJobConfig,
-        construct_dagster_k8s_job,
-        get_k8s_job_name,
-        get_user_defined_k8s_config,
-    )
+    from dagster_k8s.client import DagsterKubernetesClient
 
     from tiktok_assets.definitions import analyze_job
 
+    kubeconfig = tmp / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "test",
+        "clusters": [{"name": "test", "cluster": {"server": "https://127.0.0.1:6443"}}],
+        "users": [{"name": "test", "user": {"token": "none"}}],
+        "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test"}}],
+    }))
     dep = deployment()
-    executor_config = defs.resolve_job_def("analyze_video").executor_def.config_schema.resolve_config({}).value[
-        "config"]
-    context = K8sContainerContext.create_from_config(chart_container_context(dep)).merge(
-        K8sContainerContext(image_pull_policy=executor_config.get("image_pull_policy"),
-                            namespace=executor_config.get("job_namespace"))
-    ).merge(K8sContainerContext(run_k8s_config=get_user_defined_k8s_config(step.tags)))
-    image = f"{dep['image']['repository']}:{dep['image']['tag']}"
-    job_config = DagsterK8sJobConfig(
-        job_image=image, dagster_home="/opt/dagster/dagster_home", instance_config_map=f"{RELEASE}-dagster-instance",
-        postgres_password_secret="dagster-postgresql-secret",
-    )
-    run_id = "8f7c4b0e-6a53-4a2b-9d0c-1c2f3e4d5a6b"
-    args = ExecuteStepArgs(dg.reconstructable(analyze_job).get_python_origin(), run_id, [step.key],
-                           print_serialized_events=False)
-    name = f"dagster-step-{get_k8s_job_name(run_id, step.key)}"
-    job = construct_dagster_k8s_job(
-        job_config=job_config, args=args.get_command_args(skip_serialized_namedtuple=True), job_name=name,
-        pod_name=name, component="step_worker", user_defined_k8s_config=context.run_k8s_config,
-        labels={"dagster/job": "analyze_video", "dagster/op": step.key, "dagster/run-id": run_id},
-        env_vars=[*args.get_command_env(), {"name": "DAGSTER_RUN_JOB_NAME", "value": "analyze_video"},
-                  {"name": "DAGSTER_RUN_STEP_KEY", "value": step.key}],
-    )
-    return job, context.namespace
+    job = defs.resolve_job_def("analyze_video")
+    recon = dg.reconstructable(analyze_job)
+    origin = recon.get_python_origin()
+    origin = origin._replace(repository_origin=origin.repository_origin._replace(
+        container_context=chart_container_context(dep),
+        container_image=f"{dep['image']['repository']}:{dep['image']['tag']}",
+    ))
+    sent = mock.MagicMock()
+    with instance_for_test(overrides={"run_launcher": chart_run_launcher(kubeconfig)}) as instance:
+        run = create_run_for_test(instance, job_name="analyze_video", job_code_origin=origin)
+        executor_def = job.executor_def
+        executor = executor_def.executor_creation_fn(InitExecutorContext(
+            job=recon, executor_def=executor_def, instance=instance,
+            executor_config=executor_def.config_schema.resolve_config({}).value["config"],
+        ))
+        handler = executor._step_handler
+        handler._api_client = DagsterKubernetesClient.production_client(batch_api_override=sent)
+        plan = create_execution_plan(job)
+        plan_context = PlanOrchestrationContext(
+            plan_data=PlanData(job=recon, dagster_run=run, instance=instance, execution_plan=plan,
+                               raise_on_error=True, retry_mode=RetryMode.DISABLED),
+            log_manager=create_context_free_log_manager(instance, run), executor=executor, output_capture=None,
+        )
+        for step in plan.steps:
+            args = ExecuteStepArgs(origin, run.run_id, [step.key], print_serialized_events=False)
+            list(handler.launch_step(StepHandlerContext(
+                instance=instance, plan_context=plan_context, steps=plan.steps, execute_step_args=args,
+                dagster_run=run,
+            )))
+    jobs = {}
+    for name, _, kwargs in sent.method_calls:
+        assert name == "create_namespaced_job"
+        body = kwargs["body"]
+        jobs[body.spec.template.metadata.labels["dagster/op"]] = (body, kwargs["namespace"])
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def launched(k8s_defs, tmp_path_factory) -> dict:
+    return launch_steps(k8s_defs[0], tmp_path_factory.mktemp("k8s"))
 
 
 def quantity(value) -> Decimal:
@@ -137,7 +183,7 @@ def expected_pod(name: str, raw: dict, kube: dict) -> dict:
     return {"cpu": Decimal(str(group.get("cpu", kube["default_cpu"]))), "memory": Decimal(ram) * GiB, "gpu": cuda}
 
 
-def test_every_step_pod_follows_gpu_groups_yaml(k8s_defs):
+def test_every_step_pod_follows_gpu_groups_yaml(k8s_defs, launched):
     defs, _ = k8s_defs
     raw = raw_groups()
     kube = raw["kubernetes"]
@@ -149,7 +195,7 @@ def test_every_step_pod_follows_gpu_groups_yaml(k8s_defs):
     for key, step in steps.items():
         group = step.tags[GROUP_TAG]
         assert group == (raw["pipeline_group"] if key == "ingest" else key.removesuffix("_analyzers"))
-        job, namespace = render_step_job(defs, step)
+        job, namespace = launched[key]
         pod = job.spec.template.spec
         (container,) = pod.containers
         want = expected_pod(group, raw, kube)
@@ -170,6 +216,8 @@ def test_every_step_pod_follows_gpu_groups_yaml(k8s_defs):
         # what the chart gives every launched pod reaches the step pods too
         assert job.spec.template.metadata.labels["tiktok-assets/group"] == group
         assert container.image == "registry.example.com/tiktok-assets:0.1.0"
+        assert container.image_pull_policy == "IfNotPresent"  # the deployment's, over the launcher's
+        assert pod.service_account_name == f"{RELEASE}-dagster-user-deployments-user-deployments"
         assert container.args[:3] == ["dagster", "api", "execute_step"]
         assert {m.name: m.mount_path for m in container.volume_mounts} == {"data": "/data", "models": "/models"}
         assert {v.name: v.persistent_volume_claim.claim_name for v in pod.volumes} == {
@@ -301,15 +349,13 @@ def test_dockerfile_copies_what_exists_and_sets_real_settings():
     assert '"-m", "tiktok_assets.definitions"' in text and "prepare_whisper_base" in text
 
 
-def test_print_one_gpu_and_one_cpu_step_pod(k8s_defs, capsys):
+def test_print_one_gpu_and_one_cpu_step_pod(launched, capsys):
     """Rendered pod templates of a GPU step and a CPU step (``pytest -s`` shows them)."""
     from kubernetes.client import ApiClient
 
-    defs, _ = k8s_defs
-    steps = plan_steps(defs)
     shown = {}
     for key in ("audio_analyzers", "frames_analyzers"):
-        job, _ = render_step_job(defs, steps[key])
+        job, _ = launched[key]
         template = ApiClient().sanitize_for_serialization(job.spec.template)
         for var in template["spec"]["containers"][0]["env"]:
             if var["name"] == "DAGSTER_COMPRESSED_EXECUTE_STEP_ARGS":
