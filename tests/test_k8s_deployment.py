@@ -40,14 +40,19 @@ def deployment() -> dict:
     return only
 
 
+def env_of(dep: dict) -> dict[str, str]:
+    return {item["name"]: item["value"] for item in dep["env"]}
+
+
 def chart_container_context(dep: dict) -> dict:
     """What the chart hands the code location as container context for launched runs
-    (``dagsterUserDeployments.k8sContainerContext`` in its user-deployment helpers), from our values:
-    the env map becomes the ConfigMap ``<release>-<deployment>-user-env``."""
+    (``dagsterUserDeployments.k8sContainerContext`` in its user-deployment helpers), from our values
+    (an env list goes in as it is; the deployment's env ConfigMap is referenced either way)."""
     return {
         "k8s": {
             "image_pull_policy": dep["image"]["pullPolicy"],
             "env_config_maps": [f"{RELEASE}-dagster-user-deployments-{dep['name']}-user-env"],
+            "env": dep["env"],
             "volume_mounts": dep.get("volumeMounts", []),
             "volumes": dep.get("volumes", []),
             "resources": dep.get("resources") or None,
@@ -224,6 +229,8 @@ def test_every_step_pod_follows_gpu_groups_yaml(k8s_defs, launched):
             "data": "tiktok-assets-data", "models": "tiktok-assets-models"}
         assert [e.config_map_ref.name for e in container.env_from] == [
             f"{RELEASE}-dagster-user-deployments-tiktok-assets-user-env"]
+        env = {e.name: e.value for e in container.env}
+        assert {k: env.get(k) for k in env_of(deployment())} == env_of(deployment()), key
         assert namespace == NAMESPACE and pod.restart_policy == "Never"
     assert seen_gpu == sum(g.get("device") == "cuda" for g in raw["groups"].values() if g.get("analyzers"))
     assert seen_gpu >= 1 and seen_cpu >= 1
@@ -309,7 +316,7 @@ def test_helm_values_name_the_image_env_storage_and_services(monkeypatch):
     assert dep["codeServerArgs"] == ["-m", "tiktok_assets.definitions"]
     assert dep["includeConfigInLaunchedRuns"]["enabled"] is True
     assert not dep.get("resources")  # would be merged into every step pod
-    env = dep["env"]
+    env = env_of(dep)
     ours = {k for k in env if k.startswith("TIKTOK_ASSETS_")}
     assert ours and ours <= config_variables(), ours - config_variables()
     assert env["TIKTOK_ASSETS_EXECUTOR"] == "k8s"
