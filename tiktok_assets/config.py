@@ -21,6 +21,7 @@ VLM_ATTENTIONS = ("auto", "flash_attention_2", "sdpa", "eager")
 # where the steps of a run execute: one machine (a process per step), Celery workers per GPU group, or a
 # Kubernetes job per step (tiktok_assets/executors/)
 EXECUTORS = ("multiprocess", "celery", "k8s")
+K8S_IMAGE_PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 
 
 def _env(name: str, default: str) -> str:
@@ -127,6 +128,10 @@ class Settings:
     # a CSV of extra brands (columns brand, aliases, category) added to the packaged list
     brands_file: Path | None = None
     executor: str = "multiprocess"
+    # k8s executor: namespace and image pull policy of the step pods (None: what the Helm chart's code
+    # location and run launcher give them)
+    k8s_namespace: str | None = None
+    k8s_image_pull_policy: str | None = None
 
     @property
     def videos_dir(self) -> Path:
@@ -198,6 +203,8 @@ def load_settings() -> Settings:
         brands_file=Path(os.environ["TIKTOK_ASSETS_BRANDS_FILE"]).expanduser()
         if os.environ.get("TIKTOK_ASSETS_BRANDS_FILE", "").strip() else None,
         executor=_env("TIKTOK_ASSETS_EXECUTOR", "multiprocess").lower(),
+        k8s_namespace=os.environ.get("TIKTOK_ASSETS_K8S_NAMESPACE", "").strip() or None,
+        k8s_image_pull_policy=os.environ.get("TIKTOK_ASSETS_K8S_IMAGE_PULL_POLICY", "").strip() or None,
     )
     if settings.executor not in EXECUTORS:
         raise ValueError(f"TIKTOK_ASSETS_EXECUTOR must be one of {', '.join(EXECUTORS)}, got {settings.executor!r}")
@@ -220,6 +227,9 @@ def load_settings() -> Settings:
         raise ValueError("TIKTOK_ASSETS_VLM_WINDOW_S must be between 0.5 and 30 seconds")
     if settings.frame_long_side < 64 or settings.lowres_short_side < 16:
         raise ValueError("frame sizes are too small (long side >= 64, low-res short side >= 16)")
+    if settings.k8s_image_pull_policy and settings.k8s_image_pull_policy not in K8S_IMAGE_PULL_POLICIES:
+        raise ValueError(f"TIKTOK_ASSETS_K8S_IMAGE_PULL_POLICY must be one of {', '.join(K8S_IMAGE_PULL_POLICIES)}, "
+                         f"got {settings.k8s_image_pull_policy!r}")
     return settings
 
 

@@ -1,6 +1,7 @@
 """Where a run's steps execute, chosen by ``TIKTOK_ASSETS_EXECUTOR`` and derived from ``gpu_groups.yaml``.
 
 - ``multiprocess`` (default): this machine, one process per step (``multiprocess.py``).
+- ``k8s``: a Kubernetes Job per step, its pod sized and placed per group (``k8s.py``, ``deploy/``).
 Each mode contributes the executor of the code location and the tags of every group's step (queue,
 pod resources): the steps themselves are the same in every mode.
 """
@@ -17,9 +18,17 @@ from . import multiprocess
 def step_tags(group: GpuGroup, groups: GpuGroups, settings: Settings) -> dict[str, str]:
     """Op tags of a step of ``group``: its group, plus what the deployment mode routes by."""
     tags = {GROUP_TAG: group.name}
+    if settings.executor == "k8s":
+        from . import k8s
+
+        tags.update(k8s.step_tags(group, groups))
     return tags
 
 
 def build_executor(groups: GpuGroups, settings: Settings) -> dg.ExecutorDefinition:
     """The code location's executor for the deployment mode in ``settings.executor``."""
+    if settings.executor == "k8s":
+        from . import k8s
+
+        return k8s.executor(groups, settings)
     return multiprocess.executor(groups)
