@@ -273,15 +273,15 @@ def chroma(magnitude: np.ndarray, sr: int, n_fft: int, fmin: float = 50.0, fmax:
 
 
 def yin(y: np.ndarray, sr: int, fmin: float, fmax: float, frame_length: int, hop: int,
-        threshold: float = 0.1, voicing: float = 0.3, min_rms: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
+        threshold: float = 0.1, voicing: float = 0.35, min_rms: float = 3e-4) -> tuple[np.ndarray, np.ndarray]:
     """(f0 in Hz with NaN where unvoiced, periodicity 0-1) of each centred frame.
 
     YIN: the cumulative mean normalised difference d'(tau) over a window of ``frame_length // 2``
     samples; the period is the first dip of d' below ``threshold`` plus the frame's lowest d'
     (followed down to its local minimum, refined by a parabola). A frame is voiced when that
     minimum is below ``voicing`` and its RMS reaches ``min_rms``; runs of one or two voiced frames
-    and frames more than 0.6 octave away from the median of their voiced run (octave slips) are
-    unvoiced. Periodicity is ``1 - d'`` at the period (0 for silent frames).
+    and frames more than 0.6 octave from the median of their run's neighbours within 100 ms (octave
+    slips) are unvoiced. Periodicity is ``1 - d'`` at the period (0 for silent frames).
     """
     y = np.asarray(y, dtype=np.float64)
     count = n_frames(y.size, hop)
@@ -327,8 +327,9 @@ def yin(y: np.ndarray, sr: int, fmin: float, fmax: float, frame_length: int, hop
     return _clean_runs(f0), periodicity
 
 
-def _clean_runs(f0: np.ndarray, min_run: int = 3, max_octaves: float = 0.6) -> np.ndarray:
-    """Unvoice voiced runs shorter than ``min_run`` frames and frames far from their run's median."""
+def _clean_runs(f0: np.ndarray, min_run: int = 3, max_octaves: float = 0.6, span: int = 5) -> np.ndarray:
+    """Unvoice voiced runs shorter than ``min_run`` frames and frames more than ``max_octaves`` from
+    the median of their run's frames within ``span`` frames on either side (octave slips)."""
     out = f0.copy()
     voiced = np.isfinite(out)
     edges = np.flatnonzero(np.diff(np.concatenate([[0], voiced.astype(np.int8), [0]])))
@@ -336,7 +337,8 @@ def _clean_runs(f0: np.ndarray, min_run: int = 3, max_octaves: float = 0.6) -> n
         if end - start < min_run:
             out[start:end] = np.nan
             continue
-        octaves = np.log2(out[start:end] / np.median(out[start:end]))
-        run = out[start:end]
-        run[np.abs(octaves) > max_octaves] = np.nan
+        logs = np.log2(f0[start:end])
+        padded = np.pad(logs, span, mode="constant", constant_values=np.nan)
+        local = np.nanmedian(np.lib.stride_tricks.sliding_window_view(padded, 2 * span + 1), axis=1)
+        out[start:end][np.abs(logs - local) > max_octaves] = np.nan
     return out
