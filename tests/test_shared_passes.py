@@ -1,8 +1,8 @@
-"""Each expensive pass runs once per video: Silero VAD, pYIN, optical flow over the shot pairs and
+"""Each expensive pass runs once per video: Silero VAD, YIN pitch, optical flow over the shot pairs and
 frame histograms / luma, whichever analyzers ask and in however many processes.
 
 The clip is the generated sample at 180x320 (11 s: English and German speech, hard cuts, moving
-shots). Counters wrap the underlying functions: the VAD network call, ``librosa.pyin``,
+shots). Counters wrap the underlying functions: the VAD network call, the pitch tracker ``dsp.yin``,
 ``_motion.track`` (outside cut_analysis's own check of candidate dissolves) and the multi-frame
 histogram and luma computations.
 """
@@ -33,12 +33,12 @@ PASS_USERS = "cut_analysis,camera_analysis,visual_effects,scene_segmentation,spe
 def install_counters(patch: Callable[[object, str, object], None]) -> dict[str, int]:
     """Wrap the underlying functions with ``patch(owner, name, wrapper)``; return the live counts."""
     import faster_whisper.vad as fw_vad
-    import librosa
 
+    from tiktok_assets import dsp
     from tiktok_assets.analyzers import _motion, _tone
     from tiktok_assets.passes import frame_stats
 
-    counts = {"vad": 0, "pyin": 0, "flow": 0, "histograms": 0, "luma": 0}
+    counts = {"vad": 0, "pitch": 0, "flow": 0, "histograms": 0, "luma": 0}
 
     def counting(owner: object, name: str, key: str, when=lambda *a, **k: True) -> None:
         inner = getattr(owner, name)
@@ -51,7 +51,7 @@ def install_counters(patch: Callable[[object, str, object], None]) -> dict[str, 
         patch(owner, name, wrapper)
 
     counting(fw_vad.SileroVADModel, "__call__", "vad")
-    counting(librosa, "pyin", "pyin")
+    counting(dsp, "yin", "pitch")
     # cut_analysis tracks a few frames around each candidate dissolve itself: not the shot-pair pass
     counting(_motion, "track", "flow", lambda *a, **k: sys._getframe(2).f_code.co_name != "explained_by_motion")
     counting(frame_stats, "joint_histograms", "histograms", lambda frames, *a, **k: len(frames) > 1)
@@ -120,7 +120,7 @@ def test_every_expensive_pass_runs_once_for_all_analyzers(clip, settings, tmp_pa
                 tables[name] = run_analyzer(spec, media, AnalyzerContext(media.video_id, settings, inputs=inputs)).table
             except ModelUnavailable:  # no offline weights (the VLM, COCO object detection): no rows
                 continue
-        assert counts == {"vad": 1, "pyin": 1, "flow": 1, "histograms": 1, "luma": 1}, counts
+        assert counts == {"vad": 1, "pitch": 1, "flow": 1, "histograms": 1, "luma": 1}, counts
         stored = sorted(p.name for p in (media.directory / store.FOLDER).glob("*.npz"))
     assert [s.split("-")[0] for s in stored] == ["faces", "frame_stats", "motion", "person", "prosody",
                                                  "speech_activity"]
@@ -148,7 +148,7 @@ def test_two_processes_compute_each_pass_once_together(clip, tmp_path):
         assert proc.returncode == 0, err[-3000:]
         results.append(json.loads(out.split("RESULT ", 1)[1]))
     total = {k: sum(r["counts"][k] for r in results) for k in results[0]["counts"]}
-    assert total == {"vad": 1, "pyin": 1, "flow": 1, "histograms": 1, "luma": 1}, results
+    assert total == {"vad": 1, "pitch": 1, "flow": 1, "histograms": 1, "luma": 1}, results
     assert results[0]["tables"] == results[1]["tables"]
 
 
@@ -198,8 +198,8 @@ def tone_media(tmp_path_factory):
 
 def test_passes_are_stored_rebuilt_when_missing_and_keyed_by_version(tone_media, monkeypatch):
     calls = []
-    real = prosody.pyin
-    monkeypatch.setattr(prosody, "pyin", lambda audio: calls.append(1) or real(audio))
+    real = prosody.f0_track
+    monkeypatch.setattr(prosody, "f0_track", lambda audio: calls.append(1) or real(audio))
     times, f0 = prosody.pitch_track(tone_media, [(1.0, 2.5)])
     voiced = f0[np.isfinite(f0)]
     assert voiced.size > 50 and np.median(voiced) == pytest.approx(220, rel=0.02)
@@ -229,7 +229,7 @@ def test_reading_a_pass_counts_as_reading_what_it_was_computed_from(tone_media):
 
 def test_pitch_of_a_segment_that_starts_between_two_pitch_frames_is_complete(tone_media, settings):
     """speech_emotion over a transcript segment 1.002-2.49 s of the continuous 220 Hz tone: every
-    pitch frame inside is voiced. (Mapping a pYIN run that starts half a hop off the 20 ms grid onto
+    pitch frame inside is voiced. (Mapping a pitch run that starts half a hop off the 20 ms grid onto
     the grid used to drop every other frame: voiced_share came out near 0.5.)"""
     import pyarrow as pa
 

@@ -7,7 +7,8 @@ The Dagster code location is :mod:`tiktok_assets.definitions`; analyzers are pla
 import os as _os
 from pathlib import Path as _Path
 
-# librosa's first call compiles with numba (~40 s); keep the compiled code between processes.
+# numba compiles on first call (~40 s for librosa, which only the tests use as a reference since the
+# audio features moved to tiktok_assets.dsp); keep the compiled code between processes.
 _os.environ.setdefault(
     "NUMBA_CACHE_DIR", str(_Path(_os.environ.get("XDG_CACHE_HOME", _Path.home() / ".cache")) / "tiktok-assets" / "numba")
 )

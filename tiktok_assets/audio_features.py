@@ -3,11 +3,11 @@
 * transcript words from a ``speech_transcription`` table, filler words, syllable counts (German
   and English vowel-group heuristic);
 * voiced spans (Silero VAD) and pauses between them;
-* frame energy (dB) and a pitch track (librosa pYIN run over the voiced spans only);
+* frame energy (dB) (the pitch track is the shared prosody pass, :mod:`tiktok_assets.passes.prosody`);
 * loudness after ITU-R BS.1770 (K-weighting derived for the sample rate, gated integrated
   loudness, short-term loudness over 3 s).
 
-Heavy libraries (librosa, scipy) are imported inside the functions that need them.
+Heavy libraries (scipy) are imported inside the functions that need them.
 """
 
 from __future__ import annotations

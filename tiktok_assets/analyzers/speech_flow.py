@@ -16,7 +16,7 @@ Rows by ``kind``:
   stands out: z-score of at least ``EMPHASIS_Z`` against all words of the video and, since a
   z-score alone flags the top few percent of any clip, monotone speech included, at least
   ``MIN_EMPHASIS_DB`` louder or ``MIN_EMPHASIS_ST`` semitones higher than the median word. ``label`` is
-  ``energy``, ``pitch`` or ``energy+pitch``; pitch comes from librosa pYIN run over voiced spans.
+  ``energy``, ``pitch`` or ``energy+pitch``; pitch comes from the shared YIN pitch pass.
 * ``rhythm``: one row over the speech region: mean/std of inter-word onset intervals (intervals
   that span a pause left out), their nPVI (normalised pairwise variability index: 0 for even
   timing, higher for uneven), the share of the region spent in pauses, pauses and fillers per

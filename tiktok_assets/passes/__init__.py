@@ -8,7 +8,7 @@ goes into their code version.
 
 * ``speech_activity``: one Silero VAD network pass -> speech probability per 32 ms window; spans for
   any silence/pad/threshold are derived from it (:mod:`.speech_activity`).
-* ``prosody``: one pYIN pass over the whole audio -> f0, voiced probability, plus the energy track.
+* ``prosody``: one pitch (YIN) pass over the whole audio -> f0, voiced probability, plus the energy track.
 * ``motion``: sparse optical-flow similarity fits for a list of low-res frame pairs.
 * ``frame_stats``: per low-res frame 8x8x8 RGB histogram and grey-level mean and deviation.
 * ``faces``: MediaPipe face detection + refined face mesh (iris) at the people frames (:mod:`.faces`).
@@ -22,7 +22,7 @@ from __future__ import annotations
 # bump a pass's version when its output changes for the same media
 VERSIONS: dict[str, str] = {
     "speech_activity": "1",
-    "prosody": "1",
+    "prosody": "2",
     "motion": "1",
     "frame_stats": "1",
     "faces": "2",

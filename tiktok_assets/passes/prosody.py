@@ -1,11 +1,10 @@
-"""Prosody: ONE pYIN pass over the whole audio per video, plus the energy track.
+"""Prosody: ONE pitch pass over the whole audio per video, plus the energy track.
 
-Stored per cache version: ``f0`` (Hz, NaN where pYIN finds no voicing) and ``voiced_prob`` every
-:data:`HOP_S` seconds (frame ``k`` centred at ``k * HOP_S``), and the RMS level in dBFS every 10 ms
-(:func:`tiktok_assets.audio_features.frame_db`). :func:`pitch_track` restricts f0 to the spans an
-analyzer asks for, on a 20 ms grid (pYIN: 65-600 Hz, 1024-sample frames, resolution 0.25).
-
-librosa is imported only inside the pYIN computation (its import costs seconds per process).
+Stored per cache version: ``f0`` (Hz, NaN where the frame is not voiced) and ``voiced_prob`` (the
+frame's periodicity, 0-1) every :data:`HOP_S` seconds (frame ``k`` centred at ``k * HOP_S``), and the
+RMS level in dBFS every 10 ms (:func:`tiktok_assets.audio_features.frame_db`). :func:`pitch_track`
+restricts f0 to the spans an analyzer asks for, on a 20 ms grid. Pitch is YIN with a voicing
+decision (:func:`tiktok_assets.dsp.yin`: 65-600 Hz, 1024-sample frames), in numpy.
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import dsp
 from . import store
 
 RATE = 16_000
@@ -22,23 +22,11 @@ FMIN, FMAX = 65.0, 600.0
 FRAME_LENGTH = 1024
 
 
-def pyin(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(f0 with NaN where unvoiced, voiced probability) of 16 kHz audio every ``HOP_S`` seconds."""
-    import librosa
-
+def f0_track(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(f0 with NaN where unvoiced, periodicity) of 16 kHz audio every ``HOP_S`` seconds."""
     if audio.size < FRAME_LENGTH + int(HOP_S * RATE):
         return np.zeros(0), np.zeros(0)
-    f0, voiced, prob = librosa.pyin(
-        np.ascontiguousarray(audio, dtype=np.float32),
-        fmin=FMIN,
-        fmax=FMAX,
-        sr=RATE,
-        frame_length=FRAME_LENGTH,
-        hop_length=int(HOP_S * RATE),
-        resolution=0.25,
-        center=True,
-    )
-    return np.where(voiced, f0, np.nan), np.asarray(prob, dtype=np.float64)
+    return dsp.yin(np.asarray(audio, dtype=np.float32), RATE, FMIN, FMAX, FRAME_LENGTH, int(HOP_S * RATE))
 
 
 def track(media: Any) -> dict[str, np.ndarray]:
@@ -50,7 +38,7 @@ def track(media: Any) -> dict[str, np.ndarray]:
 
     def compute() -> dict[str, np.ndarray]:
         audio = base.audio if base.has_audio else np.zeros(0, dtype=np.float32)
-        f0, prob = pyin(audio)
+        f0, prob = f0_track(audio)
         times, db = frame_db(audio)
         return {"f0": f0, "voiced_prob": prob, "energy_times": times, "energy_db": db,
                 "samples": np.array(audio.size, dtype=np.int64)}
@@ -80,7 +68,7 @@ def pitch_track(media: Any, spans: list[tuple[float, float]]) -> tuple[np.ndarra
         a = max(0, int(start * RATE) - FRAME_LENGTH // 2)
         b = min(samples, int(end * RATE) + FRAME_LENGTH // 2)
         if b - a < FRAME_LENGTH + hop:
-            continue  # too short for one pYIN frame
+            continue  # too short for one pitch frame
         inside = (times[: full.size] >= start) & (times[: full.size] <= end)
         f0[: full.size][inside] = full[inside]
     return times, f0
