@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -127,6 +127,10 @@ class Settings:
     # a CSV of extra brands (columns brand, aliases, category) added to the packaged list
     brands_file: Path | None = None
     executor: str = "multiprocess"
+    # where the Parquet warehouse lives: "" = the data root's warehouse/ folder, else a local folder or a
+    # file://, s3:// or gs:// URI (storage.py); the object-store variables DuckDB's secret is built from
+    warehouse_uri: str = ""
+    object_store_env: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
     @property
     def videos_dir(self) -> Path:
@@ -143,6 +147,11 @@ class Settings:
     @property
     def warehouse_dir(self) -> Path:
         return self.home / "warehouse"
+
+    @property
+    def warehouse_location(self) -> str:
+        """Where the warehouse is: ``TIKTOK_ASSETS_WAREHOUSE``, or the data root's ``warehouse/`` folder."""
+        return self.warehouse_uri or str(self.warehouse_dir)
 
     @property
     def catalog_path(self) -> Path:
@@ -198,6 +207,8 @@ def load_settings() -> Settings:
         brands_file=Path(os.environ["TIKTOK_ASSETS_BRANDS_FILE"]).expanduser()
         if os.environ.get("TIKTOK_ASSETS_BRANDS_FILE", "").strip() else None,
         executor=_env("TIKTOK_ASSETS_EXECUTOR", "multiprocess").lower(),
+        warehouse_uri=_warehouse_uri(os.environ.get("TIKTOK_ASSETS_WAREHOUSE", "").strip()),
+        object_store_env=_object_store_env(),
     )
     if settings.executor not in EXECUTORS:
         raise ValueError(f"TIKTOK_ASSETS_EXECUTOR must be one of {', '.join(EXECUTORS)}, got {settings.executor!r}")
@@ -221,6 +232,24 @@ def load_settings() -> Settings:
     if settings.frame_long_side < 64 or settings.lowres_short_side < 16:
         raise ValueError("frame sizes are too small (long side >= 64, low-res short side >= 16)")
     return settings
+
+
+def _warehouse_uri(value: str) -> str:
+    """A URI as given, a local folder made absolute, "" when unset; ValueError when it cannot be a location."""
+    if not value:
+        return ""
+    from .storage import parse_location
+
+    location = parse_location(value)
+    return value if location.remote else location.path
+
+
+def _object_store_env() -> tuple[tuple[str, str], ...]:
+    """The S3/GCS variables that are set (AWS_*, the GCS HMAC keys), for DuckDB's secret and S3's region."""
+    from .storage import OBJECT_STORE_VARIABLES
+
+    return tuple((name, os.environ[name].strip()) for name in OBJECT_STORE_VARIABLES
+                 if os.environ.get(name, "").strip())
 
 
 OCR_ENGINE_NAMES = ("rapidocr", "easyocr")
