@@ -133,7 +133,8 @@ def _open_cached(location: Location, env: tuple[tuple[str, str], ...]) -> tuple[
     try:
         filesystem, path = pafs.FileSystem.from_uri(pyarrow_uri(location, dict(env)))
     except (pa.ArrowException, OSError, ValueError) as exc:
-        raise StorageError(f"cannot open the warehouse at {location.display} ({_first_line(exc)}); check "
+        reason = _first_line(exc).replace(location.userinfo, "***") if location.userinfo else _first_line(exc)
+        raise StorageError(f"cannot open the warehouse at {location.display} ({reason}); check "
                            f"{SETTING}, the network and the credentials") from exc
     return filesystem, path.rstrip("/")
 
