@@ -39,7 +39,6 @@ class Location:
     scheme: str  # file | s3 | gs
     path: str
     query: tuple[tuple[str, str], ...] = ()
-    userinfo: str = field(default="", repr=False)  # s3://KEY:SECRET@bucket (pyarrow reads it; kept out of messages)
 
     @property
     def remote(self) -> bool:
@@ -85,11 +84,14 @@ def parse_location(value: str | Path) -> Location:
         raise ValueError(f"{SETTING} {text!r} has the unknown scheme {scheme!r}: use a local folder or a "
                          "file://, s3:// or gs:// URI")
     userinfo, _, bucket = parts.netloc.rpartition("@")
+    if userinfo:
+        raise ValueError(f"{SETTING} must not carry credentials (user:secret@): set AWS_ACCESS_KEY_ID and "
+                         "AWS_SECRET_ACCESS_KEY (or a profile) for S3, Google credentials for GCS")
     if not bucket:
         raise ValueError(f"{SETTING} {text!r} names no bucket: use {scheme}://bucket/prefix")
     prefix = unquote(parts.path).strip("/")
     return Location(REMOTE_SCHEMES[scheme], f"{bucket}/{prefix}" if prefix else bucket,
-                    tuple(parse_qsl(parts.query, keep_blank_values=True)), userinfo)
+                    tuple(parse_qsl(parts.query, keep_blank_values=True)))
 
 
 def _first_line(exc: BaseException) -> str:
@@ -113,9 +115,7 @@ def pyarrow_uri(location: Location, env: Mapping[str, str]) -> str:
         region = env_value(env, "AWS_REGION", "AWS_DEFAULT_REGION")
         if region:
             query.append(("region", region))
-    netloc = f"{location.userinfo}@{location.bucket}" if location.userinfo else location.bucket
-    prefix = location.path[len(location.bucket):]
-    return f"{location.scheme}://{netloc}{prefix}" + (f"?{urlencode(query)}" if query else "")
+    return f"{location.scheme}://{location.path}" + (f"?{urlencode(query)}" if query else "")
 
 
 def open_filesystem(location: Location, env: Mapping[str, str]) -> tuple[Any, str]:
@@ -133,8 +133,7 @@ def _open_cached(location: Location, env: tuple[tuple[str, str], ...]) -> tuple[
     try:
         filesystem, path = pafs.FileSystem.from_uri(pyarrow_uri(location, dict(env)))
     except (pa.ArrowException, OSError, ValueError) as exc:
-        reason = _first_line(exc).replace(location.userinfo, "***") if location.userinfo else _first_line(exc)
-        raise StorageError(f"cannot open the warehouse at {location.display} ({reason}); check "
+        raise StorageError(f"cannot open the warehouse at {location.display} ({_first_line(exc)}); check "
                            f"{SETTING}, the network and the credentials") from exc
     return filesystem, path.rstrip("/")
 
@@ -176,9 +175,8 @@ def _endpoint(location: Location, env: Mapping[str, str]) -> tuple[str | None, b
 def s3_secret(location: Location, env: Mapping[str, str]) -> str:
     """``CREATE TEMPORARY SECRET`` for DuckDB's httpfs from the AWS variables and the URI options."""
     options: list[tuple[str, str]] = [("TYPE", "s3"), ("SCOPE", sql_literal(f"s3://{location.bucket}"))]
-    key, _, secret = unquote(location.userinfo).partition(":") if location.userinfo else ("", "", "")
-    key = key or env_value(env, "AWS_ACCESS_KEY_ID") or ""
-    secret = secret or env_value(env, "AWS_SECRET_ACCESS_KEY") or ""
+    key = env_value(env, "AWS_ACCESS_KEY_ID")
+    secret = env_value(env, "AWS_SECRET_ACCESS_KEY")
     if key and secret:
         options += [("KEY_ID", sql_literal(key)), ("SECRET", sql_literal(secret))]
         token = env_value(env, "AWS_SESSION_TOKEN")
