@@ -76,7 +76,7 @@ def shared(home, tmp_path_factory):
 @pytest.fixture(scope="module")
 def analyzed(shared):
     settings = load_settings()
-    key, ok = cli.analyze(settings, str(shared["clip"]), only=["cut_analysis"])
+    key, ok = cli.analyze(settings, str(shared["clip"]), only=["cut_analysis", "color_analysis"])
     assert ok
     return key
 
@@ -94,7 +94,7 @@ def test_pipeline_rows_land_under_the_uri_and_sql_reads_them(shared, analyzed):
     settings = load_settings()
     assert settings.warehouse_location == str(folder)  # a file:// URI is a local folder
     for table, part in (("videos", "data"), ("cut_analysis", "data"), ("analyzer_runs", "cut_analysis"),
-                        ("reconstruction_scores", "data")):
+                        ("analyzer_runs", "color_analysis"), ("reconstruction_scores", "data")):
         assert (folder / table / f"video_id={key}" / f"{part}.parquet").is_file(), table
     assert not (settings.home / "warehouse").exists()  # nothing went to the data root's default folder
 
@@ -103,15 +103,18 @@ def test_pipeline_rows_land_under_the_uri_and_sql_reads_them(shared, analyzed):
         duration, has_audio = con.execute("SELECT duration_s, has_audio FROM videos WHERE video_id = ?",
                                           [key]).fetchone()
         cuts = con.execute("SELECT kind, start_s, end_s FROM cut_analysis WHERE video_id = ?", [key]).fetchall()
-        status = con.execute("SELECT status, rows FROM analyzer_runs WHERE video_id = ? AND analyzer = "
-                             "'cut_analysis'", [key]).fetchall()
+        runs = con.execute("SELECT analyzer, status, rows FROM analyzer_runs WHERE video_id = ? ORDER BY analyzer",
+                           [key]).fetchall()  # one part file per analyzer, read together
+        colors = con.execute("SELECT start_s, end_s FROM color_analysis WHERE video_id = ?", [key]).fetchall()
         view = con.execute("SELECT sql FROM duckdb_views() WHERE view_name = 'cut_analysis'").fetchone()[0]
     finally:
         con.close()
     assert duration == pytest.approx(SECONDS, abs=0.07) and has_audio
     assert [(kind, round(start, 2)) for kind, start, _ in cuts] == [("hard_cut", pytest.approx(CUT_S, abs=0.07))]
     assert all(0.0 <= start <= end <= duration for _, start, end in cuts)
-    assert status == [("success", 1)]
+    assert [(a, s) for a, s, _ in runs] == [("color_analysis", "success"), ("cut_analysis", "success")]
+    assert dict((a, n) for a, _, n in runs) == {"cut_analysis": 1, "color_analysis": len(colors)} and colors
+    assert all(0.0 <= start <= end <= duration + 1e-6 for start, end in colors)
     assert str(folder / "cut_analysis") in view  # the view reads the shared folder (a local path for DuckDB)
     assert _cuts(key) == cuts  # the CLI's in-memory connection sees the same rows
 
@@ -128,12 +131,12 @@ def test_rerun_replaces_rows_under_the_uri(shared, analyzed):
     assert sorted(p.name for p in partition.iterdir()) == ["data.parquet"]  # no temporary file left
     con = catalog.connect(load_settings())
     try:
-        runs = con.execute("SELECT count(*) FROM analyzer_runs WHERE video_id = ? AND analyzer = 'cut_analysis'",
-                           [key]).fetchone()[0]
+        runs = con.execute("SELECT analyzer, count(*) FROM analyzer_runs WHERE video_id = ? GROUP BY analyzer "
+                           "ORDER BY analyzer", [key]).fetchall()
         videos = con.execute("SELECT count(*) FROM videos WHERE video_id = ?", [key]).fetchone()[0]
     finally:
         con.close()
-    assert (runs, videos) == (1, 1)
+    assert runs == [("color_analysis", 1), ("cut_analysis", 1)] and videos == 1  # the other part file stays
 
 
 class _HalfWritten:

@@ -158,6 +158,8 @@ class Warehouse:
 
     @staticmethod
     def _serialize(table: pa.Table) -> pa.Buffer:
+        """The Parquet file in memory (``pq.write_table`` straight to an object store would publish a
+        partial object on an error: its writer closes, i.e. completes the upload, on the way out)."""
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink)
         return sink.getvalue()
