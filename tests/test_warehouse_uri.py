@@ -7,6 +7,12 @@ exactly 1.0 s and a 440 Hz tone, so its duration and its one cut are known.
 
 from __future__ import annotations
 
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -270,6 +276,103 @@ def test_object_store_failed_write_uploads_nothing(memory_store, monkeypatch):
     assert store.read("things", "v1").column("label").to_pylist() == ["old"]
 
 
+# ----------------------------------------------------------------------------- a local S3 (moto), when installed
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    """host:port of a moto S3 server started for this module; skipped where moto_server is not installed."""
+    exe = shutil.which("moto_server")
+    if exe is None:
+        pytest.skip("moto_server (a local S3 emulator) is not installed here")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.skip("moto_server did not start")
+                time.sleep(0.2)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture()
+def s3_store(s3_endpoint, tmp_path, monkeypatch):
+    env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)  # the AWS SDK inside pyarrow reads them
+    bucket = f"lake-{uuid.uuid4().hex[:12]}"
+    admin = pafs.S3FileSystem(endpoint_override=s3_endpoint, scheme="http", region="us-east-1",
+                              allow_bucket_creation=True)
+    admin.create_dir(bucket)
+    uri = f"s3://{bucket}/tiktok?endpoint_override={s3_endpoint}&scheme=http"
+    return Warehouse(uri, tmp_path / "catalog.duckdb", env=env), admin, bucket, env
+
+
+def test_s3_warehouse_writes_final_keys_replaces_and_reads(s3_store, monkeypatch):
+    store, admin, bucket, _ = s3_store
+    assert store.filesystem.type_name == "s3" and not store.is_local
+    store.write("things", "v1", rows("v1", ["a", "b", "c"]))
+    store.write("things", "v1", rows("v1", ["d"]))  # re-run
+    store.write("runs", "v1", rows("v1", ["first"]), part="analyzer_one")
+    store.write("runs", "v1", rows("v1", ["second"]), part="analyzer_two")
+    keys = sorted(i.path for i in admin.get_file_info(pafs.FileSelector(bucket, recursive=True))
+                  if i.type == pafs.FileType.File)
+    assert keys == [f"{bucket}/tiktok/runs/video_id=v1/analyzer_one.parquet",
+                    f"{bucket}/tiktok/runs/video_id=v1/analyzer_two.parquet",
+                    f"{bucket}/tiktok/things/video_id=v1/data.parquet"]  # no temporary objects
+    assert store.read("things", "v1").column("label").to_pylist() == ["d"]
+    assert sorted(store.read("runs", "v1").column("label").to_pylist()) == ["first", "second"]
+    assert store.tables() == ["runs", "things"] and store.read("things", "v2") is None
+
+    with monkeypatch.context() as patch, pytest.raises(OSError, match="disk full"):
+        patch.setattr(pq, "write_table", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
+        store.write("things", "v1", rows("v1", ["new"]))
+    assert store.read("things", "v1").column("label").to_pylist() == ["d"]  # the old object stays
+
+    views = store.view_sql({"things": SCHEMA, "unwritten": SCHEMA}, {})
+    assert f"read_parquet('s3://{bucket}/tiktok/things/video_id=*/*.parquet'" in views[0]
+    assert f"read_parquet('s3://{bucket}/tiktok/_empty/unwritten.parquet'" in views[1]
+    assert admin.get_file_info(f"{bucket}/tiktok/_empty/unwritten.parquet").type == pafs.FileType.File
+
+
+def test_s3_without_credentials_is_one_clear_sentence(s3_store, tmp_path, monkeypatch):
+    store, _, bucket, _ = s3_store
+    store.write("things", "v1", rows("v1", ["a"]))
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    endpoint = store.location.option("endpoint_override")
+    anonymous = Warehouse(f"s3://{bucket}/tiktok?endpoint_override={endpoint}&scheme=http", tmp_path / "c.duckdb",
+                          env={"AWS_REGION": "us-east-1"})
+    with pytest.raises(storage.StorageError, match=f"cannot read the warehouse at s3://{bucket}/tiktok") as raised:
+        anonymous.read("things", "v1")
+    assert "ACCESS_DENIED" in str(raised.value) and "AWS_ACCESS_KEY_ID" in str(raised.value)
+
+
+def test_s3_missing_bucket_is_one_clear_sentence(s3_store, tmp_path):
+    _, _, _, env = s3_store
+    endpoint = s3_store[0].location.option("endpoint_override")
+    store = Warehouse(f"s3://no-such-bucket/x?endpoint_override={endpoint}&scheme=http", tmp_path / "c.duckdb",
+                      env=env)
+    with pytest.raises(storage.StorageError, match="cannot write to the warehouse at s3://no-such-bucket/x") as raised:
+        store.write("things", "v1", rows("v1", ["a"]))
+    assert "\n" not in str(raised.value)
+
+
 # ----------------------------------------------------------------------------- URIs and DuckDB's remote setup
 
 
@@ -300,7 +403,8 @@ def test_locations_parse_to_what_pyarrow_and_duckdb_use(tmp_path):
     assert (gs.scheme, gs.path) == ("gs", "b/p")
     # without a region in the URI, AWS_REGION is added so pyarrow does not ask the bucket (a request)
     plain = storage.parse_location("s3://my-bucket/wh")
-    assert storage.pyarrow_uri(plain, {"AWS_REGION": "eu-west-1"}) == "s3://my-bucket/wh?region=eu-west-1"
+    assert storage.pyarrow_uri(plain, {"AWS_REGION": "eu-west-1"}) == (
+        "s3://my-bucket/wh?allow_delayed_open=true&region=eu-west-1")  # small files: one PutObject
     filesystem, root = storage.open_filesystem(plain, {"AWS_REGION": "eu-west-1"})
     assert (filesystem.type_name, filesystem.region, root) == ("s3", "eu-west-1", "my-bucket/wh")
 

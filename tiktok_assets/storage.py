@@ -54,7 +54,7 @@ class Location:
         if not self.remote:
             return self.path
         options = [(k, v) for k, v in self.query if k in ("region", "endpoint_override", "scheme")]
-        return f"{self.scheme}://{self.path}" + (f"?{urlencode(options)}" if options else "")
+        return f"{self.scheme}://{self.path}" + (f"?{urlencode(options, safe=':/')}" if options else "")
 
     def option(self, name: str) -> str | None:
         return next((v for k, v in self.query if k == name), None)
@@ -104,18 +104,22 @@ def env_value(env: Mapping[str, str], *names: str) -> str | None:
 
 
 def pyarrow_uri(location: Location, env: Mapping[str, str]) -> str:
-    """The URI handed to ``FileSystem.from_uri``: for S3 without a region or endpoint in the URI the
+    """The URI handed to ``FileSystem.from_uri``. For S3 without a region or endpoint in the URI the
     region from ``AWS_REGION``/``AWS_DEFAULT_REGION`` is added (pyarrow would otherwise send a request
-    to the bucket to find it)."""
+    to the bucket to find it), and ``allow_delayed_open`` unless the URI sets it: a file smaller than
+    one part is then uploaded with a single PutObject at close instead of a multipart upload
+    (create, part, complete), and errors such as a missing bucket show at that close."""
     if not location.remote:
         return location.path
     query = list(location.query)
+    if location.scheme == "s3" and location.option("allow_delayed_open") is None:
+        query.append(("allow_delayed_open", "true"))
     if (location.scheme == "s3" and location.option("region") is None and location.option("endpoint_override") is None
             and not env_value(env, "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")):
         region = env_value(env, "AWS_REGION", "AWS_DEFAULT_REGION")
         if region:
             query.append(("region", region))
-    return f"{location.scheme}://{location.path}" + (f"?{urlencode(query)}" if query else "")
+    return f"{location.scheme}://{location.path}" + (f"?{urlencode(query, safe=':/')}" if query else "")
 
 
 def open_filesystem(location: Location, env: Mapping[str, str]) -> tuple[Any, str]:
