@@ -94,7 +94,7 @@ def parse_location(value: str | Path) -> Location:
                     tuple(parse_qsl(parts.query, keep_blank_values=True)))
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
@@ -137,7 +137,7 @@ def _open_cached(location: Location, env: tuple[tuple[str, str], ...]) -> tuple[
     try:
         filesystem, path = pafs.FileSystem.from_uri(pyarrow_uri(location, dict(env)))
     except (pa.ArrowException, OSError, ValueError) as exc:
-        raise StorageError(f"cannot open the warehouse at {location.display} ({_first_line(exc)}); check "
+        raise StorageError(f"cannot open the warehouse at {location.display} ({first_line(exc)}); check "
                            f"{SETTING}, the network and the credentials") from exc
     return filesystem, path.rstrip("/")
 
@@ -248,6 +248,6 @@ def load_extensions(con: Any, names: Iterable[str], where: str) -> None:
         except duckdb.Error as exc:
             raise StorageError(
                 f"DuckDB cannot read the warehouse at {where}: its {name} extension is not installed and could "
-                f"not be installed here ({_first_line(exc)}); run `INSTALL {name};` in DuckDB once with network "
+                f"not be installed here ({first_line(exc)}); run `INSTALL {name};` in DuckDB once with network "
                 f"access, or copy {name}.duckdb_extension into ~/.duckdb/extensions/v{duckdb.__version__}/<platform>/"
             ) from exc

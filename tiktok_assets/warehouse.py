@@ -123,7 +123,7 @@ class Warehouse:
             if self.is_local:
                 raise
             raise storage.StorageError(
-                f"cannot {action} the warehouse at {self.display} ({storage._first_line(exc)}); check the "
+                f"cannot {action} the warehouse at {self.display} ({storage.first_line(exc)}); check the "
                 "URI, the network and the credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile "
                 "for S3, GOOGLE_APPLICATION_CREDENTIALS for GCS)"
             ) from exc
@@ -183,6 +183,7 @@ class Warehouse:
             return pa.concat_tables([self._read_file(f.path) for f in files], promote_options="default")
 
     def has_rows(self, table_name: str) -> bool:
+        """Whether any video has a Parquet file of ``table_name``."""
         with self._io("list"):
             return any(f"/{table_name}/video_id=" in f.path for f in self._files(f"{self.root}/{table_name}", True))
 
@@ -261,7 +262,7 @@ class Warehouse:
                 if self.is_local:
                     raise
                 raise storage.StorageError(
-                    f"DuckDB cannot read the warehouse at {self.display} ({storage._first_line(exc)}); check the "
+                    f"DuckDB cannot read the warehouse at {self.display} ({storage.first_line(exc)}); check the "
                     "URI, the network and DuckDB's credentials (README: Warehouse on shared storage)"
                 ) from exc
 
