@@ -387,7 +387,7 @@ def small_warehouse(settings, tmp_path):
 
     own = replace(settings, home=tmp_path / "wh")
     row = {name: None for name in VIDEOS_SCHEMA.names} | {"video_id": "v1", "duration_s": 12.5}
-    path = warehouse(own).write("videos", "v1", pa.Table.from_pylist([row], schema=VIDEOS_SCHEMA))
+    path = Path(warehouse(own).write("videos", "v1", pa.Table.from_pylist([row], schema=VIDEOS_SCHEMA)))
     refresh_catalog(own)
     return own, path
 

@@ -55,11 +55,10 @@ def _media_digest(settings, key: str) -> dict[str, str]:
 def _warehouse(settings, key: str) -> dict[str, list[dict]]:
     store = catalog.warehouse(settings)
     tables = {}
-    for folder in sorted(settings.warehouse_dir.iterdir()):
-        if folder.is_dir() and not folder.name.startswith("_"):
-            table = store.read(folder.name, key)
-            if table is not None:
-                tables[folder.name] = table.to_pylist()
+    for name in store.tables():
+        table = store.read(name, key)
+        if table is not None:
+            tables[name] = table.to_pylist()
     return tables
 
 

@@ -28,7 +28,8 @@ def timeline_labels() -> dict[str, str | None]:
 
 
 def warehouse(settings: Settings) -> Warehouse:
-    return Warehouse(settings.warehouse_dir, settings.catalog_path)
+    """The warehouse at ``TIKTOK_ASSETS_WAREHOUSE`` (or the data root's ``warehouse/``)."""
+    return Warehouse(settings.warehouse_location, settings.catalog_path, env=dict(settings.object_store_env))
 
 
 def refresh_catalog(settings: Settings) -> bool:
@@ -39,9 +40,11 @@ def refresh_catalog(settings: Settings) -> bool:
     """
     import duckdb
 
+    from .storage import StorageError
+
     try:
         warehouse(settings).refresh_catalog(table_schemas(), timeline_labels())
-    except duckdb.Error as exc:
+    except (duckdb.Error, StorageError) as exc:
         log.warning("DuckDB catalog %s not refreshed (%s); it will be at the next write", settings.catalog_path, exc)
         return False
     return True

@@ -379,7 +379,7 @@ def demo(settings: Settings) -> int:
     # Run through resources/setup.sh, the environment is not on the user's PATH: say how to get in.
     command = (os.environ.get("TIKTOK_ASSETS_LAUNCHER", "").strip() + " tiktok-assets").strip()
     home = f"TIKTOK_ASSETS_HOME={settings.home} "
-    print(f"\nResults:  {settings.warehouse_dir} (Parquet), {settings.catalog_path} (DuckDB views)")
+    print(f"\nResults:  {settings.warehouse_location} (Parquet), {settings.catalog_path} (DuckDB views)")
     print(f"Timeline: {settings.home / 'reports' / key / 'timeline.md'}")
     print(f"Report:   {settings.home / 'reports' / key / 'index.html'} (open in a browser)")
     print(f"SQL:      {home}{command} sql \"SELECT * FROM timeline WHERE video_id = '{key}' ORDER BY start_s\"")

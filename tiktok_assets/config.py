@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -132,6 +132,10 @@ class Settings:
     # location and run launcher give them)
     k8s_namespace: str | None = None
     k8s_image_pull_policy: str | None = None
+    # where the Parquet warehouse lives: "" = the data root's warehouse/ folder, else a local folder or a
+    # file://, s3:// or gs:// URI (storage.py); the object-store variables DuckDB's secret is built from
+    warehouse_uri: str = ""
+    object_store_env: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
     @property
     def videos_dir(self) -> Path:
@@ -148,6 +152,11 @@ class Settings:
     @property
     def warehouse_dir(self) -> Path:
         return self.home / "warehouse"
+
+    @property
+    def warehouse_location(self) -> str:
+        """Where the warehouse is: ``TIKTOK_ASSETS_WAREHOUSE``, or the data root's ``warehouse/`` folder."""
+        return self.warehouse_uri or str(self.warehouse_dir)
 
     @property
     def catalog_path(self) -> Path:
@@ -205,6 +214,8 @@ def load_settings() -> Settings:
         executor=_env("TIKTOK_ASSETS_EXECUTOR", "multiprocess").lower(),
         k8s_namespace=os.environ.get("TIKTOK_ASSETS_K8S_NAMESPACE", "").strip() or None,
         k8s_image_pull_policy=os.environ.get("TIKTOK_ASSETS_K8S_IMAGE_PULL_POLICY", "").strip() or None,
+        warehouse_uri=_warehouse_uri(os.environ.get("TIKTOK_ASSETS_WAREHOUSE", "").strip()),
+        object_store_env=_object_store_env(),
     )
     if settings.executor not in EXECUTORS:
         raise ValueError(f"TIKTOK_ASSETS_EXECUTOR must be one of {', '.join(EXECUTORS)}, got {settings.executor!r}")
@@ -231,6 +242,24 @@ def load_settings() -> Settings:
         raise ValueError(f"TIKTOK_ASSETS_K8S_IMAGE_PULL_POLICY must be one of {', '.join(K8S_IMAGE_PULL_POLICIES)}, "
                          f"got {settings.k8s_image_pull_policy!r}")
     return settings
+
+
+def _warehouse_uri(value: str) -> str:
+    """A URI as given, a local folder made absolute, "" when unset; ValueError when it cannot be a location."""
+    if not value:
+        return ""
+    from .storage import parse_location
+
+    location = parse_location(value)
+    return value if location.remote else location.path
+
+
+def _object_store_env() -> tuple[tuple[str, str], ...]:
+    """The S3/GCS variables that are set (AWS_*, the GCS HMAC keys), for DuckDB's secret and S3's region."""
+    from .storage import OBJECT_STORE_VARIABLES
+
+    return tuple((name, os.environ[name].strip()) for name in OBJECT_STORE_VARIABLES
+                 if os.environ.get(name, "").strip())
 
 
 OCR_ENGINE_NAMES = ("rapidocr", "easyocr")

@@ -1,10 +1,13 @@
 """The warehouse: Parquet files per table and video, and DuckDB views over them.
 
-Layout: ``warehouse/<table>/video_id=<id>/<part>.parquet``. A write goes to a temporary file in
-the same folder and is renamed over the old one, so readers see the old rows or the new rows,
-never a mix, and re-running a partition replaces its rows. ``catalog.duckdb`` holds only views
-(absolute paths), so the ``duckdb`` CLI and any SQL client see one table per analyzer plus
-``videos``, ``analyzer_runs``, ``reconstruction_scores``, ``coverage_seconds`` and ``timeline``.
+Layout: ``<warehouse>/<table>/video_id=<id>/<part>.parquet``, where ``<warehouse>`` is a local folder
+(the data root's ``warehouse/`` unless ``TIKTOK_ASSETS_WAREHOUSE`` says otherwise) or an object-store
+URI (``s3://bucket/prefix``, ``gs://bucket/prefix``). Every read, write and listing goes through
+pyarrow's filesystem layer (``storage.py``). Readers see the old rows or the new rows of a partition,
+never a mix, and re-running a partition replaces its rows. ``catalog.duckdb`` (always local) holds
+only views over the same paths or URIs, so the ``duckdb`` CLI and any SQL client see one table per
+analyzer plus ``videos``, ``analyzer_runs``, ``reconstruction_scores``, ``coverage_seconds`` and
+``timeline``.
 """
 
 from __future__ import annotations
@@ -15,10 +18,13 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pyarrow import fs as pafs
 
+from . import storage
 from .ids import validate_key
 
 SPAN = pa.struct([("start_s", pa.float64()), ("end_s", pa.float64())])
@@ -75,47 +81,134 @@ FIXED_SCHEMAS: dict[str, pa.Schema] = {
 
 
 class Warehouse:
-    """Atomic Parquet writes and DuckDB views under one folder."""
+    """Atomic Parquet writes per table and video, and DuckDB views over them, on a local folder or
+    an object store.
 
-    def __init__(self, root: Path, catalog_path: Path):
-        self.root = Path(root)
+    ``root`` is a local folder, a ``file://``, ``s3://`` or ``gs://`` URI, or, with ``filesystem``
+    (any pyarrow filesystem), a path inside that filesystem. ``env`` holds the object-store
+    variables that DuckDB's secret and S3's region are built from (``Settings.object_store_env``).
+
+    A write first serializes the whole Parquet file in memory, so a table that cannot be written
+    never reaches the storage. On a local filesystem the bytes go to a hidden temporary file in the
+    partition folder, which is then renamed over the old file (``fs.move``: an atomic replace). On
+    an object store a single upload of the final key is already atomic (the object appears, or
+    replaces the old one, only when the upload completes), so no temporary object and no rename
+    is used: object stores have no atomic rename.
+    """
+
+    def __init__(self, root: str | Path, catalog_path: Path, filesystem: pafs.FileSystem | None = None,
+                 env: Mapping[str, str] | None = None):
+        self.env = dict(env or {})
+        if filesystem is None:
+            self.location: storage.Location | None = storage.parse_location(root)
+            self.filesystem, self.root = storage.open_filesystem(self.location, self.env)
+        else:
+            self.location, self.filesystem, self.root = None, filesystem, str(root).rstrip("/")
         self.catalog_path = Path(catalog_path)
+        self.is_local = isinstance(self.filesystem, pafs.LocalFileSystem)
 
-    def partition_dir(self, table: str, video_id: str) -> Path:
-        return self.root / table / f"video_id={validate_key(video_id)}"
+    @property
+    def display(self) -> str:
+        """Where the warehouse is, for messages (no credentials)."""
+        if self.location is not None:
+            return self.location.display
+        return f"{self.filesystem.type_name}:{self.root}"
 
-    def write(self, table_name: str, video_id: str, table: pa.Table, part: str = "data") -> Path:
-        """Replace the rows of ``table_name`` for ``video_id`` (one part file) atomically."""
-        folder = self.partition_dir(table_name, video_id)
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / f"{part}.parquet"
-        tmp = folder / f".{part}.parquet.tmp-{os.getpid()}"
+    @contextmanager
+    def _io(self, action: str) -> Iterator[None]:
+        """Errors of a remote store become one sentence (local errors stay what they are)."""
         try:
-            pq.write_table(table, tmp)
-            os.replace(tmp, target)
+            yield
+        except OSError as exc:
+            if self.is_local:
+                raise
+            raise storage.StorageError(
+                f"cannot {action} the warehouse at {self.display} ({storage.first_line(exc)}); check the "
+                "URI, the network and the credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile "
+                "for S3, GOOGLE_APPLICATION_CREDENTIALS for GCS)"
+            ) from exc
+
+    def partition_dir(self, table: str, video_id: str) -> str:
+        """The folder (or key prefix) of one table's rows for one video."""
+        return f"{self.root}/{table}/video_id={validate_key(video_id)}"
+
+    def _files(self, folder: str, recursive: bool = False) -> list[pafs.FileInfo]:
+        """Parquet files under ``folder`` (hidden temporary files left out), sorted by path."""
+        selector = pafs.FileSelector(folder, allow_not_found=True, recursive=recursive)
+        infos = self.filesystem.get_file_info(selector)
+        return sorted((i for i in infos if i.type == pafs.FileType.File and i.base_name.endswith(".parquet")
+                       and not i.base_name.startswith(".")), key=lambda i: i.path)
+
+    def _put(self, path: str, data: pa.Buffer) -> None:
+        """Store ``data`` at ``path`` atomically (temporary file + rename locally, one upload elsewhere)."""
+        folder = path.rsplit("/", 1)[0]
+        if not self.is_local:
+            with self._io("write to"), self.filesystem.open_output_stream(path) as out:
+                out.write(data)
+            return
+        self.filesystem.create_dir(folder, recursive=True)
+        tmp = f"{folder}/.{path.rsplit('/', 1)[1]}.tmp-{os.getpid()}"
+        try:
+            with self.filesystem.open_output_stream(tmp) as out:
+                out.write(data)
+            self.filesystem.move(tmp, path)
         finally:
-            tmp.unlink(missing_ok=True)
+            if self.filesystem.get_file_info(tmp).type != pafs.FileType.NotFound:
+                self.filesystem.delete_file(tmp)
+
+    @staticmethod
+    def _serialize(table: pa.Table) -> pa.Buffer:
+        """The Parquet file in memory (``pq.write_table`` straight to an object store would publish a
+        partial object on an error: its writer closes, i.e. completes the upload, on the way out)."""
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink)
+        return sink.getvalue()
+
+    def write(self, table_name: str, video_id: str, table: pa.Table, part: str = "data") -> str:
+        """Replace the rows of ``table_name`` for ``video_id`` (one part file) atomically; returns its path."""
+        target = f"{self.partition_dir(table_name, video_id)}/{part}.parquet"
+        self._put(target, self._serialize(table))
         return target
 
+    def _read_file(self, path: str) -> pa.Table:
+        with self.filesystem.open_input_file(path) as handle:
+            return pq.read_table(handle)
+
     def read(self, table_name: str, video_id: str) -> pa.Table | None:
-        """All rows of one table for one video, or None when nothing was written."""
-        folder = self.partition_dir(table_name, video_id)
-        files = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
-        if not files:
-            return None
-        return pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
+        """All rows of one table for one video (every part file), or None when nothing was written."""
+        with self._io("read"):
+            files = self._files(self.partition_dir(table_name, video_id))
+            if not files:
+                return None
+            return pa.concat_tables([self._read_file(f.path) for f in files], promote_options="default")
 
     def has_rows(self, table_name: str) -> bool:
-        return any((self.root / table_name).glob("video_id=*/*.parquet"))
+        """Whether any video has a Parquet file of ``table_name``."""
+        with self._io("list"):
+            return any(f"/{table_name}/video_id=" in f.path for f in self._files(f"{self.root}/{table_name}", True))
 
-    def _empty_file(self, name: str, schema: pa.Schema) -> Path:
-        path = self.root / "_empty" / f"{name}.parquet"
-        if not path.exists() or pq.read_schema(path) != schema:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".tmp-{os.getpid()}")
-            pq.write_table(schema.empty_table(), tmp)
-            os.replace(tmp, path)
+    def tables(self) -> list[str]:
+        """The tables that have a folder in the warehouse, sorted."""
+        with self._io("list"):
+            infos = self.filesystem.get_file_info(pafs.FileSelector(self.root, allow_not_found=True))
+        return sorted(i.base_name for i in infos
+                      if i.type == pafs.FileType.Directory and not i.base_name.startswith(("_", ".")))
+
+    def _empty_file(self, name: str, schema: pa.Schema) -> str:
+        """A Parquet file with no rows and ``schema``, for the view of a table nothing was written to."""
+        path = f"{self.root}/_empty/{name}.parquet"
+        with self._io("write to"):
+            found = self.filesystem.get_file_info(path).type == pafs.FileType.File
+            if found:
+                with self.filesystem.open_input_file(path) as handle:
+                    found = pq.read_schema(handle) == schema
+            if not found:
+                self._put(path, self._serialize(schema.empty_table()))
         return path
+
+    def duckdb_access(self) -> storage.DuckDBAccess:
+        """DuckDB's path prefix for the warehouse root, and the extensions and secret it needs."""
+        return storage.duckdb_access(self.filesystem, self.root, self.location, self.env)
 
     def view_sql(self, schemas: Mapping[str, pa.Schema], timeline: Mapping[str, str | None]) -> list[str]:
         """CREATE VIEW statements for every known table (empty, typed views for unwritten ones).
@@ -123,16 +216,19 @@ class Warehouse:
         ``timeline`` maps analyzer tables to a SQL label expression (or None) for the ``timeline``
         view, which stacks every labelled analyzer row as (video_id, start_s, end_s, analyzer,
         label): tables without an expression and rows whose label is NULL or blank are left out.
+        Paths are local paths or the warehouse's URIs (``s3://``, ``gs://``).
         """
+        access = self.duckdb_access()
         statements = []
         for name, schema in schemas.items():
             if self.has_rows(name):
-                pattern = (self.root / name).resolve() / "video_id=*" / "*.parquet"
+                pattern = f"{access.prefix}/{name}/video_id=*/*.parquet"
             else:
-                pattern = self._empty_file(name, schema).resolve()
+                relative = self._empty_file(name, schema)[len(self.root):]
+                pattern = access.prefix + relative
             statements.append(
                 f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM "
-                f"read_parquet('{pattern}', union_by_name = true, hive_partitioning = false)"
+                f"read_parquet({storage.sql_literal(pattern)}, union_by_name = true, hive_partitioning = false)"
             )
         if timeline:
             parts = [
@@ -146,6 +242,29 @@ class Warehouse:
                 "AND trim(label) <> ''"
             )
         return statements
+
+    def _prepare(self, con: Any, access: storage.DuckDBAccess) -> None:
+        """Make ``con`` able to read the warehouse: httpfs and a temporary secret for s3:// and gs://
+        (nothing is stored in a catalog file), DuckDB's fsspec support for fsspec-backed filesystems."""
+        storage.load_extensions(con, access.extensions, self.display)
+        for statement in access.secrets:
+            con.execute(statement)
+        if access.fsspec is not None:
+            con.register_filesystem(access.fsspec)
+
+    def _create_views(self, con: Any, statements: list[str]) -> None:
+        import duckdb
+
+        for statement in statements:
+            try:
+                con.execute(statement)
+            except duckdb.IOException as exc:
+                if self.is_local:
+                    raise
+                raise storage.StorageError(
+                    f"DuckDB cannot read the warehouse at {self.display} ({storage.first_line(exc)}); check the "
+                    "URI, the network and DuckDB's credentials (README: Warehouse on shared storage)"
+                ) from exc
 
     @contextmanager
     def _catalog_lock(self) -> Iterator[None]:
@@ -162,6 +281,7 @@ class Warehouse:
         import duckdb
 
         statements = self.view_sql(schemas, timeline)
+        access = self.duckdb_access()
         with self._catalog_lock():
             for attempt in range(10):
                 try:
@@ -172,8 +292,8 @@ class Warehouse:
                         raise
                     time.sleep(0.5)  # another process (a SQL client) holds the file
             try:
-                for statement in statements:
-                    con.execute(statement)
+                self._prepare(con, access)
+                self._create_views(con, statements)
             finally:
                 con.close()
 
@@ -181,7 +301,12 @@ class Warehouse:
         """An in-memory DuckDB connection with the same views (never blocks on the catalog)."""
         import duckdb
 
+        statements = self.view_sql(schemas, timeline)
         con = duckdb.connect()
-        for statement in self.view_sql(schemas, timeline):
-            con.execute(statement)
+        try:
+            self._prepare(con, self.duckdb_access())
+            self._create_views(con, statements)
+        except BaseException:
+            con.close()
+            raise
         return con
