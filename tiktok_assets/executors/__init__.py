@@ -1,6 +1,8 @@
 """Where a run's steps execute, chosen by ``TIKTOK_ASSETS_EXECUTOR`` and derived from ``gpu_groups.yaml``.
 
 - ``multiprocess`` (default): this machine, one process per step (``multiprocess.py``).
+- ``celery``: Celery workers per GPU group, one queue per group (``celery.py``; services and workers:
+  ``celery_services.py``).
 Each mode contributes the executor of the code location and the tags of every group's step (queue,
 pod resources): the steps themselves are the same in every mode.
 """
@@ -17,9 +19,17 @@ from . import multiprocess
 def step_tags(group: GpuGroup, groups: GpuGroups, settings: Settings) -> dict[str, str]:
     """Op tags of a step of ``group``: its group, plus what the deployment mode routes by."""
     tags = {GROUP_TAG: group.name}
+    if settings.executor == "celery":
+        from . import celery
+
+        tags.update(celery.step_tags(group))
     return tags
 
 
 def build_executor(groups: GpuGroups, settings: Settings) -> dg.ExecutorDefinition:
     """The code location's executor for the deployment mode in ``settings.executor``."""
+    if settings.executor == "celery":
+        from . import celery
+
+        return celery.executor(groups, settings)
     return multiprocess.executor(groups)
