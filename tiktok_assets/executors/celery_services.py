@@ -143,12 +143,14 @@ def _alive(pid: int) -> bool:
         return True
 
 
-def _read_pid(path: Path) -> int | None:
+def _read_pid(path: Path, program: str) -> int | None:
+    """The pid in ``path`` if that process runs and is ``program`` (a stale file's pid may be reused)."""
     try:
         pid = int(path.read_text().split()[0])
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except (OSError, ValueError, IndexError):
         return None
-    return pid if _alive(pid) else None
+    return pid if _alive(pid) and program in command else None
 
 
 class Services:
@@ -184,7 +186,7 @@ class Services:
 
     def start_redis(self) -> None:
         for port in self.redis_ports():
-            pid = _read_pid(self._redis_pidfile(port))
+            pid = _read_pid(self._redis_pidfile(port), "redis-server")
             if self.redis_up(port):
                 say(f"redis on 127.0.0.1:{port} is running already" + (f" (pid {pid})" if pid else " (not started here)"))
                 continue
@@ -204,7 +206,7 @@ class Services:
     def stop_redis(self) -> None:
         for port in self.redis_ports():
             path = self._redis_pidfile(port)
-            pid = _read_pid(path)
+            pid = _read_pid(path, "redis-server")
             if pid is None:
                 say(f"redis on port {port}: not started here")
                 continue
@@ -326,7 +328,7 @@ class Services:
         """Running workers started here: name -> pid."""
         found = {}
         for path in sorted((self.root / "workers").glob("*.pid")):
-            pid = _read_pid(path)
+            pid = _read_pid(path, APP)
             if pid is not None:
                 found[path.stem] = pid
         return found
@@ -367,7 +369,7 @@ class Services:
         answered: set[str] = set()
         while time.monotonic() < deadline:
             for name in names:
-                pid = _read_pid(self._worker_pidfile(name))
+                pid = _read_pid(self._worker_pidfile(name), APP)
                 if pid is None:
                     log = self.logs / f"worker-{name}.log"
                     raise ServiceError(f"worker {name} exited at start; see {log}: {_tail(log)}")
