@@ -210,6 +210,7 @@ def _steps(events) -> dict[str, dict]:
     return steps
 
 
+@pytest.mark.slow
 def test_runs_succeed_per_video_and_a_partly_failed_ingest_hands_the_good_video_on(celery_runs):
     keys = celery_runs["keys"]
     by_block = {tuple(block): (run_id, ok) for block, run_id, ok in celery_runs["runs"]}
@@ -226,6 +227,7 @@ def test_runs_succeed_per_video_and_a_partly_failed_ingest_hands_the_good_video_
     assert keys["broken"] in description and keys["red"] not in description
 
 
+@pytest.mark.slow
 def test_pools_hold_limit_one_groups_across_runs(celery_runs):
     from tiktok_assets.definitions import load_gpu_groups
 
@@ -259,6 +261,7 @@ def test_pools_hold_limit_one_groups_across_runs(celery_runs):
                       f"ran {s['end'] - s['start']:5.1f}s  pid {s['pid']}  {s['status']}")
 
 
+@pytest.mark.slow
 def test_each_worker_loaded_each_model_once_for_all_runs(deployment, celery_runs):
     per_run = [_steps(events) for events in celery_runs["events"].values()]
     for step_key in ("audio_analyzers", "vision_analyzers"):
@@ -309,6 +312,7 @@ def _warehouse_rows(home: Path, videos: list[str], tables: list[str]) -> dict[tu
     return rows
 
 
+@pytest.mark.slow
 def test_the_warehouse_equals_an_in_process_run(celery_runs, deployment, sources, tmp_path_factory, monkeypatch):
     from tiktok_assets.cli import add_sources, ensure_instance, partition_tags
     from tiktok_assets.definitions import analyze_job_in_process
@@ -346,6 +350,21 @@ def test_the_warehouse_equals_an_in_process_run(celery_runs, deployment, sources
           "| rows per table:", {t: sum(len(celery_rows[(t, v)]) for v in good) for t in tables})
 
 
+@pytest.mark.slow
+def test_starting_again_leaves_what_runs(deployment):
+    pidfiles = sorted((deployment["home"] / "services" / "workers").glob("*.pid"))
+    before = {p.stem: p.read_text() for p in pidfiles}
+    again = _services(deployment["env"], "start", *WORKERS)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert again.stdout.count("running already") == 4, again.stdout  # redis, postgres, two workers
+    assert {p.stem: p.read_text() for p in pidfiles} == before == {"audio": before["audio"],
+                                                                   "vision+cpu": before["vision+cpu"]}
+    status = _services(deployment["env"], "status")
+    assert "worker audio: pid" in status.stdout and status.stdout.count("answering") == 2, status.stdout
+    assert "not answering" not in status.stdout and status.stdout.count(": up") == 2, status.stdout
+
+
+@pytest.mark.slow
 def test_a_code_location_load_sets_the_pools_on_a_fresh_instance(deployment, tmp_path, monkeypatch):
     """A new Postgres database (the data root's settings) and a Helm-style ``$DAGSTER_HOME`` whose
     dagster.yaml names another new database: loading the code location sets the slots on each."""
