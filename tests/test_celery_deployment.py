@@ -434,3 +434,29 @@ def test_worker_specs_take_groups_concurrency_and_gpu():
                       (["audio@x"], "index")]:
         with pytest.raises(celery_services.ServiceError, match=says):
             parse(bad, groups)
+
+
+@pytest.mark.slow
+def test_the_reaper_judges_only_this_hosts_runs_on_the_shared_instance(deployment, monkeypatch):
+    """On Postgres a run's processes may live on another machine: a run without this host's tag is
+    not failed for a PID that is not alive here; one tagged with this host still is."""
+    import uuid
+
+    from tiktok_assets.definitions import defs
+    from tiktok_assets.instance import data_root_instance
+    from tiktok_assets.run_guard import HOST_TAG, PID_TAG, run_is_dead
+
+    for name, value in deployment["env"].items():
+        if name.startswith("TIKTOK_ASSETS_") or name == "DAGSTER_HOME":
+            monkeypatch.setenv(name, value)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    with data_root_instance(load_settings()) as instance:
+        job = defs.resolve_job_def("analyze_video")
+        elsewhere, here = (
+            instance.create_run_for_job(job, run_id=str(uuid.uuid4()), status=dg.DagsterRunStatus.STARTED,
+                                        tags={PID_TAG: gone.stdout.strip(), **extra})
+            for extra in ({}, {HOST_TAG: socket.gethostname()})
+        )
+        assert run_is_dead(instance, elsewhere) is None
+        assert run_is_dead(instance, here) is True
