@@ -194,11 +194,14 @@ class Services:
             folder.mkdir(parents=True, exist_ok=True)
             self.logs.mkdir(parents=True, exist_ok=True)
             log = self.logs / f"redis-{port}.log"
-            subprocess.run(
+            done = subprocess.run(
                 ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--daemonize", "yes",
                  "--pidfile", str(self._redis_pidfile(port)), "--logfile", str(log), "--dir", str(folder),
-                 "--appendonly", "yes", "--save", ""], check=True, capture_output=True,
+                 "--appendonly", "yes", "--save", ""], capture_output=True, text=True,
             )
+            if done.returncode != 0:
+                raise ServiceError(f"redis-server did not start on 127.0.0.1:{port}: "
+                                   f"{(done.stderr or done.stdout).strip()[-200:]} {_tail(log)}")
             if not _wait(lambda p=port: self.redis_up(p), 15):
                 raise ServiceError(f"redis did not answer on 127.0.0.1:{port} within 15 s; see {log}: {_tail(log)}")
             say(f"redis started on 127.0.0.1:{port} (log {log})")
@@ -288,7 +291,10 @@ class Services:
     def _create_database(self, port: int, user: str, database: str) -> None:
         import psycopg2
 
-        con = psycopg2.connect(host="127.0.0.1", port=port, user=user, dbname="postgres", connect_timeout=10)
+        try:
+            con = psycopg2.connect(host="127.0.0.1", port=port, user=user, dbname="postgres", connect_timeout=10)
+        except psycopg2.Error as exc:
+            raise ServiceError(f"cannot connect to postgres on 127.0.0.1:{port} as {user}: {str(exc).strip()}") from exc
         try:
             con.autocommit = True
             with con.cursor() as cur:
@@ -469,7 +475,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             for line in services.status():
                 print(line)
-    except (ServiceError, ValueError) as exc:
+    except (ServiceError, ValueError, OSError) as exc:
         say(f"error: {exc}")
         return 2
     return 0
