@@ -466,10 +466,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         services = Services(settings)
         if args.command == "start":
-            from ..definitions import load_gpu_groups
+            from ..analyzers import all_specs
+            from ..gpu_groups import load_groups
 
-            specs = parse_workers(args.workers, load_gpu_groups())
+            # not through the code location: loading it sets the pools, before Postgres runs
+            groups = load_groups(settings.gpu_groups_file, tuple(sorted(all_specs())), settings.device_override)
+            specs = parse_workers(args.workers, groups)
             services.start(specs, servers=not args.no_servers, wait_s=args.wait)
+            say(f"UI, daemon and CLI need the same settings: TIKTOK_ASSETS_EXECUTOR=celery "
+                f"TIKTOK_ASSETS_HOME={settings.home} TIKTOK_ASSETS_POSTGRES_URL={settings.postgres_url or ''} "
+                f"TIKTOK_ASSETS_CELERY_BROKER={settings.celery_broker}")
         elif args.command == "stop":
             services.stop()
         else:
