@@ -136,6 +136,11 @@ class Settings:
     # file://, s3:// or gs:// URI (storage.py); the object-store variables DuckDB's secret is built from
     warehouse_uri: str = ""
     object_store_env: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    # the Celery deployment: broker and result backend (redis URLs), and the Postgres database of the
+    # Dagster instance (runs, event log, schedules) shared by every process; None keeps SQLite
+    celery_broker: str = "redis://localhost:6379/0"
+    celery_backend: str = "redis://localhost:6379/0"
+    postgres_url: str | None = None
 
     @property
     def videos_dir(self) -> Path:
@@ -216,9 +221,19 @@ def load_settings() -> Settings:
         k8s_image_pull_policy=os.environ.get("TIKTOK_ASSETS_K8S_IMAGE_PULL_POLICY", "").strip() or None,
         warehouse_uri=_warehouse_uri(os.environ.get("TIKTOK_ASSETS_WAREHOUSE", "").strip()),
         object_store_env=_object_store_env(),
+        celery_broker=_env("TIKTOK_ASSETS_CELERY_BROKER", "redis://localhost:6379/0"),
+        celery_backend=_env("TIKTOK_ASSETS_CELERY_BACKEND", _env("TIKTOK_ASSETS_CELERY_BROKER", "redis://localhost:6379/0")),
+        postgres_url=os.environ.get("TIKTOK_ASSETS_POSTGRES_URL", "").strip() or None,
     )
     if settings.executor not in EXECUTORS:
         raise ValueError(f"TIKTOK_ASSETS_EXECUTOR must be one of {', '.join(EXECUTORS)}, got {settings.executor!r}")
+    if not settings.celery_broker.startswith(("redis://", "rediss://", "amqp://", "pyamqp://")):
+        raise ValueError(f"TIKTOK_ASSETS_CELERY_BROKER must be a redis:// or amqp:// URL, got {settings.celery_broker!r}")
+    if "://" not in settings.celery_backend:
+        raise ValueError(f"TIKTOK_ASSETS_CELERY_BACKEND must be a URL such as redis://host:port/1, "
+                         f"got {settings.celery_backend!r}")
+    if settings.postgres_url and not settings.postgres_url.startswith(("postgresql://", "postgres://")):
+        raise ValueError(f"TIKTOK_ASSETS_POSTGRES_URL must be a postgresql:// URL, got {settings.postgres_url!r}")
     if settings.media_retention not in MEDIA_RETENTION_POLICIES:
         raise ValueError(f"TIKTOK_ASSETS_MEDIA_RETENTION must be one of {', '.join(MEDIA_RETENTION_POLICIES)}, "
                          f"got {os.environ.get('TIKTOK_ASSETS_MEDIA_RETENTION')!r}")

@@ -8,8 +8,9 @@ that failed for some videos still hands its outputs on, and the steps after it a
 videos that succeeded (``execution.py``). The CLI runs the same job with the in-process executor
 (``analyze_job_in_process``): one process, every model loaded once for all its videos.
 
-Loading it also sets the instance's pool slot counts from ``gpu_groups.yaml`` (under ``dagster dev``,
-the daemon and the CLI alike) when they differ, guarded so that a problem there never fails the load.
+Loading it also sets the pool slot counts from ``gpu_groups.yaml`` on the instance the deployment uses
+(under ``dagster dev``, the daemon, run workers, Celery workers and the CLI alike; a fresh instance too)
+when they differ, guarded so that a problem there never fails the load.
 """
 
 from __future__ import annotations
@@ -53,11 +54,12 @@ def apply_pool_limits(instance: dg.DagsterInstance, groups: GpuGroups) -> dict[s
 
 
 def _pool_limits_on_load(groups: GpuGroups) -> None:
-    """Apply the pool limits to the data root's instance if it exists; log, never raise."""
+    """Apply the pool limits to the instance the deployment uses (``instance.deployment_instance``:
+    ``$DAGSTER_HOME``'s, the Postgres one, or the data root's if it exists); log, never raise."""
     try:
-        from .instance import data_root_instance
+        from .instance import deployment_instance
 
-        instance = data_root_instance(load_settings(), create=False)
+        instance = deployment_instance(load_settings())
         if instance is not None:
             with instance:
                 apply_pool_limits(instance, groups)

@@ -5,6 +5,12 @@ and copied to ``$TIKTOK_ASSETS_HOME/dagster`` by the CLI) names the classes belo
 artifacts and compute logs. Each resolves its folder from :func:`config.load_settings` when the
 instance is built, so ``dagster dev`` from the repo root, the daemon, run workers and the CLI all
 read and write ``$TIKTOK_ASSETS_HOME/dagster`` (default ``~/.local/share/tiktok-assets/dagster``).
+
+With ``TIKTOK_ASSETS_POSTGRES_URL`` set (the Celery deployment, several machines), runs, event log
+and schedules live in that Postgres database instead (``dagster-postgres``), for every process that
+builds the instance from this ``dagster.yaml`` or from a reference to it (code location, daemon, run
+worker, Celery workers, the CLI); artifacts and compute logs stay under the data root, which is then
+shared storage.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import os
 
 import dagster as dg
+from dagster._core.storage.base_storage import DagsterStorage
 from dagster._core.storage.local_compute_log_manager import LocalComputeLogManager
 from dagster._core.storage.root import LocalArtifactStorage
 from dagster._core.storage.sqlite_storage import DagsterSqliteStorage
@@ -27,15 +34,27 @@ def _home() -> str:
     return str(home)
 
 
+def sqlalchemy_url(url: str) -> str:
+    """``postgresql://…`` with the installed driver named (SQLAlchemy 2.1 would pick psycopg 3 otherwise)."""
+    scheme, sep, rest = url.partition("://")
+    return f"postgresql+psycopg2://{rest}" if sep and scheme in ("postgresql", "postgres") else url
+
+
 class DataRootStorage(DagsterSqliteStorage):
-    """Runs, event log and schedules in SQLite under ``$TIKTOK_ASSETS_HOME/dagster``."""
+    """Runs, event log and schedules in SQLite under ``$TIKTOK_ASSETS_HOME/dagster``, or in the
+    Postgres database of ``TIKTOK_ASSETS_POSTGRES_URL`` when it is set."""
 
     @classmethod
     def config_type(cls) -> dict:
         return {}
 
     @classmethod
-    def from_config_value(cls, inst_data, config_value) -> DataRootStorage:  # noqa: ARG003
+    def from_config_value(cls, inst_data, config_value) -> DagsterStorage:  # noqa: ARG003
+        url = load_settings().postgres_url
+        if url:
+            from dagster_postgres import DagsterPostgresStorage
+
+            return DagsterPostgresStorage(sqlalchemy_url(url), inst_data=inst_data)
         return cls(_home(), inst_data=inst_data)
 
 
@@ -76,8 +95,19 @@ def write_instance_yaml(settings: Settings) -> None:
 
 
 def data_root_instance(settings: Settings, create: bool = True) -> dg.DagsterInstance | None:
-    """The instance under the data root (None when ``create`` is False and it does not exist yet)."""
-    if not create and not (settings.dagster_home / "history").is_dir():
+    """The instance under the data root (None when ``create`` is False and it does not exist yet;
+    with Postgres it always exists)."""
+    if not create and not settings.postgres_url and not (settings.dagster_home / "history").is_dir():
         return None
     write_instance_yaml(settings)
     return dg.DagsterInstance.from_config(str(settings.dagster_home))
+
+
+def deployment_instance(settings: Settings) -> dg.DagsterInstance | None:
+    """The instance this deployment's processes use: ``$DAGSTER_HOME``'s when it names another
+    folder than the data root's (e.g. Dagster's Helm chart, created if new), else the data root's
+    (None when it is SQLite and does not exist yet: nothing has run here)."""
+    home = os.environ.get("DAGSTER_HOME", "").strip()
+    if home and os.path.realpath(home) != os.path.realpath(settings.dagster_home):
+        return dg.DagsterInstance.get()
+    return data_root_instance(settings, create=bool(home))

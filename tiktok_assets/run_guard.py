@@ -5,7 +5,9 @@ Dagster instance and keeps its pool slots, so the next run on a limit-1 pool wai
 record their process in engine events ("... (pid: N)") and, when started by ``tiktok-assets``, in
 the tags below; a run none of whose processes is alive (a PID started after the run counts as
 gone: it was reused) is marked failed and its slots are freed. Runs that already ended but still
-hold slots are freed too. The instance is local (SQLite under the data root), so PIDs are local.
+hold slots are freed too. The instance is local (SQLite under the data root), so PIDs are local; on
+a shared instance (Postgres: the Celery deployment, several machines) only runs tagged with this
+machine's host are judged (Dagster's run monitoring watches the others).
 """
 
 from __future__ import annotations
@@ -90,10 +92,19 @@ def run_pids(instance, run) -> set[int]:
     return pids
 
 
+def _local_instance(instance) -> bool:
+    """Whether the instance's runs are stored in SQLite (one machine)."""
+    from dagster._core.storage.runs.sqlite import SqliteRunStorage
+
+    return isinstance(instance.run_storage, SqliteRunStorage)
+
+
 def run_is_dead(instance, run) -> bool | None:
     """True if no process of ``run`` is alive, False if one is, None if that cannot be told."""
     host = run.tags.get(HOST_TAG)
     if host and host != socket.gethostname():
+        return None
+    if not host and not _local_instance(instance):  # its processes may live on another machine
         return None
     pids = run_pids(instance, run)
     if not pids:

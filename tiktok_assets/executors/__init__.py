@@ -2,6 +2,8 @@
 
 - ``multiprocess`` (default): this machine, one process per step (``multiprocess.py``).
 - ``k8s``: a Kubernetes Job per step, its pod sized and placed per group (``k8s.py``, ``deploy/``).
+- ``celery``: Celery workers per GPU group, one queue per group (``celery.py``; services and workers:
+  ``celery_services.py``).
 Each mode contributes the executor of the code location and the tags of every group's step (queue,
 pod resources): the steps themselves are the same in every mode.
 """
@@ -22,6 +24,10 @@ def step_tags(group: GpuGroup, groups: GpuGroups, settings: Settings) -> dict[st
         from . import k8s
 
         tags.update(k8s.step_tags(group, groups))
+    if settings.executor == "celery":
+        from . import celery
+
+        tags.update(celery.step_tags(group))
     return tags
 
 
@@ -31,4 +37,8 @@ def build_executor(groups: GpuGroups, settings: Settings) -> dg.ExecutorDefiniti
         from . import k8s
 
         return k8s.executor(groups, settings)
+    if settings.executor == "celery":
+        from . import celery
+
+        return celery.executor(groups, settings)
     return multiprocess.executor(groups)
