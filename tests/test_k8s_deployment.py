@@ -419,3 +419,31 @@ def test_readme_pod_table_matches_gpu_groups_yaml():
         want = expected_pod(name, raw, raw["kubernetes"])
         expected = f"{want['cpu']:g} CPU, {want['memory'] / GiB:g} GiB" + (", 1 GPU" if want["gpu"] else "")
         assert cell == expected, name
+
+
+def test_code_location_loads_in_run_and_step_pods_write_the_gpu_counts(tmp_path, monkeypatch):
+    """A run pod (no GPU) and a step pod (a GPU) both load the code location with the chart's
+    ``$DAGSTER_HOME``: both write each group's GPU count on that instance, not one count each."""
+    import dagster as dg
+
+    from tiktok_assets.definitions import _pool_limits_on_load
+    from tiktok_assets.gpu_groups import load_groups
+
+    raw = raw_groups()
+    raw["groups"]["audio"].update(max_concurrent=3, cpu_max_concurrent=1)  # GPU and CPU counts differ
+    yaml_file = tmp_path / "gpu_groups.yaml"
+    yaml_file.write_text(yaml.safe_dump(raw))
+    home = tmp_path / "chart_dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("TIKTOK_ASSETS_EXECUTOR", "k8s")
+    from tiktok_assets.analyzers import all_specs
+
+    for device in ("cpu", "cuda"):  # the run pod, then a step pod
+        groups = load_groups(yaml_file, tuple(sorted(all_specs())), device)
+        _pool_limits_on_load(groups)
+        with dg.DagsterInstance.get() as instance:
+            storage = instance.event_log_storage
+            assert storage.get_concurrency_info("tiktok_audio").slot_count == 3, device
+            assert storage.get_concurrency_info("tiktok_frames").slot_count == raw["groups"]["frames"]["max_concurrent"]

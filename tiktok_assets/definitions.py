@@ -38,9 +38,10 @@ def load_gpu_groups() -> GpuGroups:
     return load_groups(settings.gpu_groups_file, tuple(sorted(all_specs())), settings.device_override)
 
 
-def apply_pool_limits(instance: dg.DagsterInstance, groups: GpuGroups) -> dict[str, int]:
-    """Set each GPU group's pool slot count on ``instance``; returns what was set."""
-    limits = groups.pool_limits()
+def apply_pool_limits(instance: dg.DagsterInstance, groups: GpuGroups, cuda: bool | None = None) -> dict[str, int]:
+    """Set each GPU group's pool slot count on ``instance``; returns what was set (``cuda``: see
+    :meth:`GpuGroups.pool_limits`)."""
+    limits = groups.pool_limits(cuda)
     storage = instance.event_log_storage
     for pool, limit in limits.items():
         try:
@@ -59,10 +60,13 @@ def _pool_limits_on_load(groups: GpuGroups) -> None:
     try:
         from .instance import deployment_instance
 
-        instance = deployment_instance(load_settings())
+        settings = load_settings()
+        instance = deployment_instance(settings)
         if instance is not None:
             with instance:
-                apply_pool_limits(instance, groups)
+                # on Kubernetes every GPU group's step pod has a GPU, whether or not this pod (code
+                # server, run pod: none; step pod: one) sees one, so all of them write the same counts
+                apply_pool_limits(instance, groups, cuda=True if settings.executor == "k8s" else None)
     except Exception as exc:  # noqa: BLE001 - the code location must load even if this fails
         log.warning(f"could not set pool limits from gpu_groups.yaml: {exc}")
 

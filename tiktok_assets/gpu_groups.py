@@ -102,9 +102,11 @@ class GpuGroups:
         gpu = self.cuda if cuda is None else cuda
         return [{"key": GROUP_TAG, "value": g.name, "limit": g.limit(gpu)} for g in self.groups.values()]
 
-    def pool_limits(self) -> dict[str, int]:
-        """Pool name -> slots, to set on the Dagster instance (limits across runs)."""
-        return {g.pool: g.limit(self.cuda) for g in self.groups.values()}
+    def pool_limits(self, cuda: bool | None = None) -> dict[str, int]:
+        """Pool name -> slots, to set on the Dagster instance (limits across runs); ``cuda`` overrides
+        this process's GPU detection, as for :meth:`executor_tag_limits`."""
+        gpu = self.cuda if cuda is None else cuda
+        return {g.pool: g.limit(gpu) for g in self.groups.values()}
 
 
 def _positive_int(group: str, key: str, value, default: int) -> int:
