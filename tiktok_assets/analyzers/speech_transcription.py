@@ -74,6 +74,12 @@ DOUBTFUL_ENGLISH = -0.55
 # A comparison decoding (temperature 0 only) that wins with a mean token log probability below
 # this is decoded again with the temperature fallback (faster-whisper's log_prob_threshold).
 FALLBACK_SCORE = -1.0
+# Utterances decoded again one language at a time are packed into one window with this much
+# silence between them (the pauses of ordinary speech).
+PACK_GAP_S = 0.3
+# Encoder outputs of up to this many utterances identified alone are kept (3 MB each), so that
+# one alone in its language's pack is decoded without a second encoder pass.
+KEEP_ENCODED = 16
 
 WORD = pa.struct(
     [("word", pa.string()), ("start_s", pa.float64()), ("end_s", pa.float64()), ("probability", pa.float64())]
@@ -242,32 +248,31 @@ def clip_prior(window: Window, others: list[Window]) -> dict[str, float]:
     }
 
 
-def identify_and_decode(model, audio: np.ndarray, windows, allowed: tuple[str, ...]) -> list[Window]:
-    """Encode each window once; take its language from that encoder output and decode it from the
-    same output, in both candidate languages when the ID is unsure (the better supported decode
-    wins, see :func:`choose`)."""
-    out, kept = [], {}  # kept: encoder outputs of close calls, in case the clip prior overrules them
-    for start, end in windows:
+def identify(model, audio: np.ndarray, spans, allowed: tuple[str, ...], keep: dict | None = None) -> list[Window]:
+    """Encode each utterance once for its language ID; when the ID is unsure, decode it from the
+    same output in both candidate languages (temperature 0) and keep the better supported one (see
+    :func:`choose`; close calls again with the clip prior). ``keep`` receives (features, encoder
+    output) of up to ``KEEP_ENCODED`` utterances, for a decoding that needs no second encoder pass."""
+    out, close = [], []
+    for start, end in spans:
         features, encoded = encode_window(model, audio[int(start * RATE) : int(end * RATE)])
         window = Window(start, end, language_ranking(model, encoded, allowed))
-        candidates = [code for code, _p in window.ranked[: 2 if unsure(window.ranked) else 1]]
-        for code in candidates:  # comparison decodes: temperature 0 only
-            window.decodings[code] = decode(model, features, encoded, code, fallback=len(candidates) == 1)
-        window.language = candidates[0]
-        if len(candidates) > 1:
+        window.language = window.ranked[0][0]
+        if unsure(window.ranked):
             window.how = "decoded"
+            for code, _p in window.ranked[:2]:
+                window.decodings[code] = decode(model, features, encoded, code, fallback=False)
             choose(window)
-            refine(model, features, encoded, window)
             if window.margin < ID_WEIGHT * np.log((1 - PRIOR_FLOOR) / PRIOR_FLOOR):
-                kept[id(window)] = features, encoded
+                close.append(window)
+        if keep is not None and len(keep) < KEEP_ENCODED:
+            keep[(start, end)] = features, encoded
         out.append(window)
-    for window in out:  # close calls again, with the clip prior from all other windows
-        if id(window) in kept:
-            first = window.language
-            choose(window, clip_prior(window, [w for w in out if w is not window]))
-            if window.language != first:
-                window.how = "prior"
-                refine(model, *kept[id(window)], window)
+    for window in close:  # close calls again, with the clip prior from all other utterances
+        first = window.language
+        choose(window, clip_prior(window, [w for w in out if w is not window]))
+        if window.language != first:
+            window.how = "prior"
     return out
 
 
@@ -281,16 +286,6 @@ def choose(window: Window, prior: dict[str, float] | None = None) -> None:
     }
     window.language = max(supports, key=supports.get)
     window.margin = supports[window.language] - min(supports.values())
-
-
-def refine(model, features, encoder_output, window: Window) -> None:
-    """Decode the chosen comparison decoding again with the temperature fallback when it scored
-    below ``FALLBACK_SCORE`` (as ``transcribe`` would have), from the same encoder output; its
-    segments are replaced, its comparison score is kept."""
-    chosen = window.decodings[window.language]
-    if chosen.score < FALLBACK_SCORE:
-        again = decode(model, features, encoder_output, chosen.language)
-        window.decodings[window.language] = dataclasses.replace(chosen, segments=again.segments)
 
 
 def long_windows(utterances: list[tuple[float, float]]) -> list[list[tuple[float, float]]]:
@@ -357,7 +352,8 @@ def doubtful(heard: Heard, language: str) -> bool:
     return language == "en" and heard.log_probability() < DOUBTFUL_ENGLISH
 
 
-def heard_rows(heard: Heard, offset_s: float, end_s: float, language: str, probability: float) -> list[dict]:
+def heard_rows(heard: Heard, offset_s: float, end_s: float, language: str, probability: float,
+               floor_s: float = 0.0) -> list[dict]:
     """Rows of one utterance's share of whole-window segments (a segment spanning two utterances
     is split at the utterance boundary; its text is then its words)."""
     rows = []
@@ -369,7 +365,59 @@ def heard_rows(heard: Heard, offset_s: float, end_s: float, language: str, proba
                                        text="".join(w.word for w in words) if len(words) < len(seg.words) else seg.text)
         else:
             part = seg
-        rows += segment_rows([part], offset_s, end_s, language, probability)
+        rows += segment_rows([part], offset_s, end_s, language, probability, floor_s)
+    return rows
+
+
+@dataclass
+class Pack:
+    """Utterances of one language (clip times ``spans``) joined by ``PACK_GAP_S`` of silence into
+    one window of at most ``MAX_WINDOW_S``: each starts at its ``offsets`` entry in the window."""
+
+    language: str
+    spans: list[tuple[float, float]] = dataclasses.field(default_factory=list)
+    offsets: list[float] = dataclasses.field(default_factory=list)
+
+    @property
+    def length_s(self) -> float:
+        return self.offsets[-1] + self.spans[-1][1] - self.spans[-1][0] if self.spans else 0.0
+
+    def audio(self, audio: np.ndarray) -> np.ndarray:
+        """The window's samples: each utterance's audio at its offset, silence between."""
+        out = np.zeros(int(round(self.length_s * RATE)) + 1, np.float32)
+        for (start, end), offset in zip(self.spans, self.offsets, strict=True):
+            piece = audio[int(start * RATE) : int(end * RATE)]
+            at = int(round(offset * RATE))
+            out[at : at + piece.size] = piece[: out.size - at]
+        return out
+
+
+def packs(utterances: list[tuple[tuple[float, float], str]]) -> list[Pack]:
+    """Utterances ``((start, end), language)`` in clip order packed per language, in order, into
+    windows of at most ``MAX_WINDOW_S`` (a longer utterance gets a window of its own)."""
+    out: list[Pack] = []
+    open_pack: dict[str, Pack] = {}
+    for (start, end), language in utterances:
+        pack = open_pack.get(language)
+        offset = pack.length_s + PACK_GAP_S if pack and pack.spans else 0.0
+        if pack is None or offset + end - start > MAX_WINDOW_S:
+            pack = open_pack[language] = Pack(language)
+            out.append(pack)
+            offset = 0.0
+        pack.spans.append((start, end))
+        pack.offsets.append(offset)
+    return out
+
+
+def pack_rows(pack: Pack, decoding: Decoding, duration_s: float, probability: dict) -> list[dict]:
+    """Rows of a packed window's decoding, each word and segment moved back to its utterance's clip
+    time (a segment spanning two utterances is split between them)."""
+    inside = [(offset, offset + end - start) for (start, end), offset in zip(pack.spans, pack.offsets, strict=True)]
+    rows = []
+    for (start, end), (offset, _), heard in zip(pack.spans, inside, split_by_utterance(decoding, 0.0, inside),
+                                                strict=True):
+        rows += heard_rows(heard, start - offset, min(duration_s, end), pack.language,
+                           probability.get((start, end), 0.0), floor_s=start)
     return rows
 
 
@@ -380,30 +428,61 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
     duration = media.duration_s
     spans = speech_spans(media, min_silence_s=UTTERANCE_GAP_S)  # the shared speech-activity pass
     allowed = context.settings.languages
-    rows, doubts = [], []
+    rows: list[dict] = []
+    pending = []  # windows with doubtful utterances: (utterances, ranking, heard or None, doubt)
     windows = long_windows(utterance_windows(spans))
+    encoder_passes = 0
     for group in windows:
         # whole windows first: one encoder pass gives the language ID and the decoding
         start, end = group[0][0], group[-1][1]
         features, encoded = encode_window(model, audio[int(start * RATE) : int(end * RATE)])
+        encoder_passes += 1
         ranked = language_ranking(model, encoded, allowed)
         language = ranked[0][0]
+        if unsure(ranked):  # every utterance is identified on its own: no decoding of the whole
+            pending.append((group, ranked, None, [True] * len(group)))
+            continue
         heard = split_by_utterance(decode(model, features, encoded, language), start, group)
-        doubt = [unsure(ranked) or doubtful(h, language) for h in heard]
-        doubts += [(h.start_s, h.end_s) for h, d in zip(heard, doubt, strict=True) if d]
-        # a segment heard in a doubtful utterance is decoded again there: a lone word of it that
-        # spilled over into a neighbour belongs to it
-        redone = {id(seg) for h, d in zip(heard, doubt, strict=True) if d for seg, _words in h.parts}
-        for h, d in zip(heard, doubt, strict=True):
-            if not d:
-                h.parts = [(seg, words) for seg, words in h.parts if id(seg) not in redone or len(words) > 1]
+        doubt = [doubtful(h, language) for h in heard]
+        if any(doubt):
+            pending.append((group, ranked, heard, doubt))
+        else:
+            for h in heard:
                 rows += heard_rows(h, start, min(duration, end), language, ranked[0][1])
-    # utterances that may be in another language: each encoded on its own, once, for its
-    # language ID and its decoding(s)
-    utterances = identify_and_decode(model, audio, doubts, allowed)
-    for w in utterances:  # a window's audio ends at its end: times past it are padding
-        rows += segment_rows(w.decodings[w.language].segments, w.start_s, min(duration, w.end_s), w.language,
-                             w.probability)
+    # utterances that may be in another language: each encoded on its own, once, for its language ID
+    keep: dict = {}
+    identified = {(w.start_s, w.end_s): w for w in identify(model, audio, [
+        u for group, _ranked, _heard, doubt in pending for u, d in zip(group, doubt, strict=True) if d
+    ], allowed, keep)}
+    encoder_passes += len(identified)
+    # a window whose utterances all stay in its language keeps its decoding (an utterance it heard
+    # nothing in is decoded again); the utterances of a window that holds two languages are decoded
+    # again one language at a time, packed with the clip's other utterances of that language
+    again = []
+    for group, ranked, heard, doubt in pending:
+        language = ranked[0][0]
+        final = [identified[u].language if d else language for u, d in zip(group, doubt, strict=True)]
+        if heard is not None and set(final) == {language}:
+            start, end = group[0][0], group[-1][1]
+            for h in heard:
+                if h.words:
+                    rows += heard_rows(h, start, min(duration, end), language, ranked[0][1])
+                else:
+                    again.append(((h.start_s, h.end_s), language))
+        else:
+            again += list(zip(group, final, strict=True))
+    probability = {span: w.probability for span, w in identified.items()}
+    for pack in packs(again):
+        only = pack.spans[0] if len(pack.spans) == 1 else None
+        if only in keep:  # one utterance: its own encoder output (and comparison decoding) serve
+            decoding = identified[only].decodings.get(pack.language)
+            if decoding is None or decoding.score < FALLBACK_SCORE:
+                decoding = decode(model, *keep[only], pack.language)
+        else:
+            features, encoded = encode_window(model, pack.audio(audio))
+            encoder_passes += 1
+            decoding = decode(model, features, encoded, pack.language)
+        rows += pack_rows(pack, decoding, duration, probability)
     rows.sort(key=lambda r: (r["start_s"], r["end_s"]))
     languages = sorted({r["language"] for r in rows})
     n_words = sum(len(r["words"]) for r in rows)
@@ -416,20 +495,23 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
             "languages": ", ".join(languages) or "none",
             "words": n_words,
             "utterances": len(spans),
-            "encoder_windows": len(windows) + len(utterances),
-            "utterances_identified_alone": len(utterances),
-            "utterances_decoded_twice": sum(len(w.decodings) > 1 for w in utterances),
+            "encoder_windows": encoder_passes,
+            "utterances_identified_alone": len(identified),
+            "utterances_decoded_twice": sum(len(w.decodings) > 1 for w in identified.values()),
+            "utterances_decoded_again": len(again),
             "note": "" if rows else "no speech found",
         },
     )
 
 
-def segment_rows(segments, offset_s: float, duration_s: float, language: str, probability: float) -> list[dict]:
+def segment_rows(segments, offset_s: float, duration_s: float, language: str, probability: float,
+                 floor_s: float = 0.0) -> list[dict]:
     """Rows for faster-whisper segments of audio starting at ``offset_s``; times (words too) are
-    clamped to the clip, since Whisper can place a segment in the padding past the audio's end."""
+    clamped to [``floor_s``, ``duration_s``], since Whisper can place a segment in the padding past
+    the audio's end."""
 
     def clamp(t: float) -> float:
-        return round(min(max(0.0, offset_s + t), duration_s), 3)
+        return round(min(max(floor_s, offset_s + t), duration_s), 3)
 
     rows = []
     for seg in segments:
