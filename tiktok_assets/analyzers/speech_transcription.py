@@ -74,6 +74,9 @@ DOUBTFUL_ENGLISH = -0.55
 # A comparison decoding (temperature 0 only) that wins with a mean token log probability below
 # this is decoded again with the temperature fallback (faster-whisper's log_prob_threshold).
 FALLBACK_SCORE = -1.0
+# An utterance identified on its own is first encoded padded to this many log-mel frames (10 s, not
+# Whisper's 30 s); only when that language ID is unsure is it encoded in full (and decoded).
+QUICK_FRAMES = 1000
 # Utterances decoded again one language at a time are packed into one window with this much
 # silence between them (the pauses of ordinary speech).
 PACK_GAP_S = 0.3
@@ -119,7 +122,8 @@ class Decoding:
 @dataclass
 class Window:
     """An utterance (short ones joined to a neighbour) that the encoder sees once: its language
-    ranking, its decoding(s) and the chosen one. ``how``: ``detected`` (the language ID was sure)
+    ranking, its decoding(s) and the chosen one. ``how``: ``quick`` (the language ID of a short
+    encoder pass, see :func:`quick_ranking`, was sure), ``detected`` (that of a full one was sure)
     or ``decoded`` (unsure: both candidates decoded, the better supported one kept) or ``prior``
     (a close call that the clip prior, from the other windows, turned round)."""
 
@@ -164,6 +168,15 @@ def encode_window(model, piece: np.ndarray):
     features = model.feature_extractor(piece)
     first = features[:, : min(model.feature_extractor.nb_max_frames, features.shape[-1] - 1)]
     return features, model.encode(pad_or_trim(first))
+
+
+def quick_ranking(model, piece: np.ndarray, allowed: tuple[str, ...]) -> list[tuple[str, float]] | None:
+    """Language probabilities of a short ``piece`` from an encoder pass over ``QUICK_FRAMES`` (its
+    log-mel padded to 10 s instead of 30 s: a fifth of the cost); None for a longer piece."""
+    features = model.feature_extractor(piece)
+    if features.shape[-1] - 1 > QUICK_FRAMES:
+        return None
+    return language_ranking(model, model.encode(pad_or_trim(features[:, :-1], QUICK_FRAMES)), allowed)
 
 
 def language_ranking(model, encoder_output, allowed: tuple[str, ...]) -> list[tuple[str, float]]:
@@ -255,7 +268,12 @@ def identify(model, audio: np.ndarray, spans, allowed: tuple[str, ...], keep: di
     output) of up to ``KEEP_ENCODED`` utterances, for a decoding that needs no second encoder pass."""
     out, close = [], []
     for start, end in spans:
-        features, encoded = encode_window(model, audio[int(start * RATE) : int(end * RATE)])
+        piece = audio[int(start * RATE) : int(end * RATE)]
+        ranked = quick_ranking(model, piece, allowed)
+        if ranked and not unsure(ranked):
+            out.append(Window(start, end, ranked, language=ranked[0][0], how="quick"))
+            continue
+        features, encoded = encode_window(model, piece)
         window = Window(start, end, language_ranking(model, encoded, allowed))
         window.language = window.ranked[0][0]
         if unsure(window.ranked):
@@ -454,24 +472,23 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
     identified = {(w.start_s, w.end_s): w for w in identify(model, audio, [
         u for group, _ranked, _heard, doubt in pending for u, d in zip(group, doubt, strict=True) if d
     ], allowed, keep)}
-    encoder_passes += len(identified)
-    # a window whose utterances all stay in its language keeps its decoding (an utterance it heard
-    # nothing in is decoded again); the utterances of a window that holds two languages are decoded
-    # again one language at a time, packed with the clip's other utterances of that language
+    quick = sum(w.how == "quick" for w in identified.values())
+    encoder_passes += len(identified) - quick
+    # an utterance the window's decoding heard keeps those words when it was not doubtful, or when
+    # all of the window's utterances stayed in its language; the others (another language, nothing
+    # heard) are decoded again one language at a time, packed with the clip's other utterances of
+    # that language
     again = []
-    for group, ranked, heard, doubt in pending:
-        language = ranked[0][0]
-        final = [identified[u].language if d else language for u, d in zip(group, doubt, strict=True)]
-        if heard is not None and set(final) == {language}:
-            start, end = group[0][0], group[-1][1]
-            for h in heard:
-                if h.words:
-                    rows += heard_rows(h, start, min(duration, end), language, ranked[0][1])
-                else:
-                    again.append(((h.start_s, h.end_s), language))
-        else:
-            again += list(zip(group, final, strict=True))
     probability = {span: w.probability for span, w in identified.items()}
+    for group, ranked, heard, doubt in pending:
+        language, start, end = ranked[0][0], group[0][0], group[-1][1]
+        final = [identified[u].language if d else language for u, d in zip(group, doubt, strict=True)]
+        for i, span in enumerate(group):
+            if heard is not None and heard[i].words and (not doubt[i] or set(final) == {language}):
+                rows += heard_rows(heard[i], start, min(duration, end), language, ranked[0][1])
+            else:
+                again.append((span, final[i]))
+                probability.setdefault(span, ranked[0][1])
     for pack in packs(again):
         only = pack.spans[0] if len(pack.spans) == 1 else None
         if only in keep:  # one utterance: its own encoder output (and comparison decoding) serve
@@ -496,6 +513,7 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
             "words": n_words,
             "utterances": len(spans),
             "encoder_windows": encoder_passes,
+            "quick_language_ids": quick,
             "utterances_identified_alone": len(identified),
             "utterances_decoded_twice": sum(len(w.decodings) > 1 for w in identified.values()),
             "utterances_decoded_again": len(again),
