@@ -58,9 +58,8 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import speech_corpus as corpus  # noqa: E402
 
@@ -126,24 +125,17 @@ class TimedWhisper:
 
 def speed(model) -> None:
     """Realtime factor of the analyzer (and of plain faster-whisper, one call with the language
-    detected) on a dense 60 s code-switching clip and on the audio of the pipeline benchmark's
-    60 s sample clip, each beside the whisper encoder + decoder time measured in the same run."""
-    import json
-
-    from tiktok_assets.sample_video import speak
+    detected) on a dense 67 s code-switching clip and on the soundtrack of ``bench_pipeline``'s
+    representative 49 s clip, each beside the whisper encoder + decoder time measured in the same run."""
+    from bench_audio import dense_soundtrack
 
     items = corpus.mixed_items(7, 16, "en") + corpus.mixed_items(8, 6, "de")
     dense = corpus.build_clip(items, seed=7).audio
-    recipe = json.loads((Path(__file__).resolve().parents[1] / "resources" / "sample_video.json").read_text())
-    sample = np.zeros(60 * RATE, np.float32)
-    for item in recipe["speech"]:
-        voice = speak(item["text"], item["voice"], item.get("wpm", 150))
-        i = int(item["start_s"] * RATE)
-        sample[i : i + voice.size] += 0.9 * voice[: sample.size - i]
+    sample = dense_soundtrack(49.0)
     timed = TimedWhisper(model.model)
     model.model = timed
     try:
-        for name, audio in (("dense code-switching", dense), ("pipeline sample clip", sample)):
+        for name, audio in (("dense code-switching", dense), ("representative clip", sample)):
             seconds = audio.size / RATE
             for method in ("analyzer", "plain auto"):
                 timed.seconds.clear()

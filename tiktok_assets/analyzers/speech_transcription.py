@@ -1,22 +1,29 @@
 """Speech transcription with faster-whisper: segments with words, language per utterance.
 
 Code-switching speech (an English and a German sentence 0.2 s apart) must get each sentence's own
-language, and Whisper's encoder runs once per window, its output serving both the language ID
-(restricted to ``TIKTOK_ASSETS_LANGUAGES``, default ``de,en``; ``any`` allows all) and decoding:
+language and be read as well as each language's sentences read one language at a time. The
+language ID is restricted to ``TIKTOK_ASSETS_LANGUAGES`` (default ``de,en``; ``any`` allows all).
 
 1. Speech is split by voice activity at silences of ``UTTERANCE_GAP_S`` into utterances (shorter
    than ``MIN_UTTERANCE_S``: joined to a neighbour), grouped into whole windows of up to 28 s.
-   Each window is encoded once, identified and decoded, with word timestamps, in its language.
-   A one-language clip thus costs what plain faster-whisper costs, with the same context.
-2. An utterance of that decoding is doubtful when the window's ID was unsure, its text reads as
-   the other language (word evidence: function words, umlauts, endings) or, decoded as English,
-   its words score low (English is Whisper's best language: clear English scores high, German
-   read as English does not). Each doubtful utterance is encoded on its own, once: that output
-   gives its language ID and its decoding; when the ID is unsure (best language below
-   ``SURE_PROBABILITY`` or not ``SURE_RATIO`` times the runner-up) it is decoded in both
-   candidates and the better supported one is kept (see :func:`support`: log probability,
-   discounted language ID, word evidence, repetition loops; close calls again with a prior from
-   the other doubtful utterances).
+   Each window is encoded once, identified and, when that ID is sure, decoded, with word
+   timestamps, in its language. A one-language clip thus costs what plain faster-whisper costs,
+   with the same context.
+2. An utterance of that decoding is doubtful when its text reads as the other language (word
+   evidence: function words, umlauts, endings) or, decoded as English, its words score low
+   (English is Whisper's best language: clear English scores high, German read as English does
+   not); all of a window whose ID was unsure are. Each doubtful utterance is identified on its
+   own: first from an encoder pass over 10 s instead of 30 s (:func:`quick_ranking`); when that is
+   unsure (best language below ``SURE_PROBABILITY`` or not ``SURE_RATIO`` times the runner-up) it
+   is encoded in full and decoded in both candidates and the better supported one is kept (see
+   :func:`support`: log probability, discounted language ID, word evidence, repetition loops;
+   close calls again with a prior from the other doubtful utterances).
+3. The words of an utterance that was not doubtful stay (so do all of a window whose utterances
+   all stayed in its language). The others are decoded again one language at a time: a
+   language's utterances in clip order are packed into one window (``PACK_GAP_S`` of silence
+   between them, known offsets), so each is read with the context of the other sentences of its
+   language, as if that language had been spoken alone; the words go back to clip time by the
+   offsets. A pack of one utterance reuses its own encoder output.
 
 ``speech_rate``, ``speech_flow`` and others read this table instead of re-running Whisper. Times
 are clamped to the clip.
@@ -134,6 +141,7 @@ class Window:
     language: str = ""
     how: str = "detected"
     margin: float = 0.0
+    quick_pass: bool = False  # whether a short encoder pass (:func:`quick_ranking`) was run
 
     @property
     def probability(self) -> float:
@@ -271,10 +279,10 @@ def identify(model, audio: np.ndarray, spans, allowed: tuple[str, ...], keep: di
         piece = audio[int(start * RATE) : int(end * RATE)]
         ranked = quick_ranking(model, piece, allowed)
         if ranked and not unsure(ranked):
-            out.append(Window(start, end, ranked, language=ranked[0][0], how="quick"))
+            out.append(Window(start, end, ranked, language=ranked[0][0], how="quick", quick_pass=True))
             continue
         features, encoded = encode_window(model, piece)
-        window = Window(start, end, language_ranking(model, encoded, allowed))
+        window = Window(start, end, language_ranking(model, encoded, allowed), quick_pass=ranked is not None)
         window.language = window.ranked[0][0]
         if unsure(window.ranked):
             window.how = "decoded"
@@ -472,8 +480,8 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
     identified = {(w.start_s, w.end_s): w for w in identify(model, audio, [
         u for group, _ranked, _heard, doubt in pending for u, d in zip(group, doubt, strict=True) if d
     ], allowed, keep)}
-    quick = sum(w.how == "quick" for w in identified.values())
-    encoder_passes += len(identified) - quick
+    quick = sum(w.quick_pass for w in identified.values())
+    encoder_passes += sum(w.how != "quick" for w in identified.values())
     # an utterance the window's decoding heard keeps those words when it was not doubtful, or when
     # all of the window's utterances stayed in its language; the others (another language, nothing
     # heard) are decoded again one language at a time, packed with the clip's other utterances of
@@ -483,8 +491,14 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
     for group, ranked, heard, doubt in pending:
         language, start, end = ranked[0][0], group[0][0], group[-1][1]
         final = [identified[u].language if d else language for u, d in zip(group, doubt, strict=True)]
+        keep_words = [heard is not None and bool(h.words) and (not d or set(final) == {language})
+                      for h, d in zip(heard or group, doubt, strict=True)]
+        # a segment heard in an utterance decoded again is decoded again there: a lone word of it
+        # that spilled over into a kept neighbour belongs to it
+        redone = {id(seg) for h, kept in zip(heard or [], keep_words, strict=False) if not kept for seg, _ in h.parts}
         for i, span in enumerate(group):
-            if heard is not None and heard[i].words and (not doubt[i] or set(final) == {language}):
+            if keep_words[i]:
+                heard[i].parts = [(seg, w) for seg, w in heard[i].parts if id(seg) not in redone or len(w) > 1]
                 rows += heard_rows(heard[i], start, min(duration, end), language, ranked[0][1])
             else:
                 again.append((span, final[i]))
@@ -568,7 +582,7 @@ SPEC = AnalyzerSpec(
     name="speech_transcription",
     modality="speech",
     description="Speech segments and words with timestamps and language (faster-whisper)",
-    version="3",
+    version="4",
     columns=COLUMNS,
     run=run,
     model="faster-whisper",
