@@ -2,8 +2,8 @@
 
 Run: ``python benchmarks/bench_code_switching.py [n_clips] [first_seed]`` (accuracy and WER) or
 ``python benchmarks/bench_code_switching.py speed`` (realtime factors of the analyzer and of plain
-faster-whisper on a dense 67 s code-switching clip and on the audio of ``bench_pipeline``'s 60 s
-sample clip, each beside the seconds spent in Whisper's encoder, decoder, language ID and word
+faster-whisper on a dense 67 s code-switching clip and on the soundtrack of ``bench_pipeline``'s
+representative 49 s clip, each beside the seconds spent in Whisper's encoder, decoder, language ID and word
 alignment in the same run).
 
 The corpus (``tests/speech_corpus.py``, seeded) alternates English and German espeak-ng sentences
@@ -41,14 +41,25 @@ The mixed clips' WER stays 0.07-0.08 above one language at a time (issue 7 asks 
 a German sentence between English ones is decoded on its own, without the other German
 sentences' context that the reference has.
 
-Speed (``speed``; one run, the shared 2-core machine at load 1-3):
+v4 (utterances decoded again one language at a time, packed into one window per language; short
+10 s encoder passes for the language ID of single utterances), 2026-12-03, before/after in the
+same environment (the shared speech-activity pass of that day; v3 re-measured):
 
-    dense code-switching 67 s  analyzer   34.0 s = 0.50x realtime; whisper 33.6 s (encode 11.6 s/19
-                               calls, decoder 20.3 s/34, language ID 0.6 s, alignment 1.1 s)
-                               plain auto  8.8 s = 0.13x (encode 2.0 s/4, decoder 6.5 s/3)
-    pipeline sample 60 s       analyzer    3.0 s = 0.05x realtime; whisper 2.9 s (encode 1.1 s/2)
-                               plain auto  2.7 s = 0.04x
-    (v2 on the dense 60 s clip: ~1.5x realtime.)
+    seeds 0-5     mixed    v3 23/24  96 %  0.298   v4 23/24  96 %  0.165   one language at a time 0.181
+                  de-only  v3 12/12 100 %  0.420   v4 12/12 100 %  0.375   plain auto 0.500
+                  en-only  v3 12/12 100 %  0.071   v4 12/12 100 %  0.071   plain auto 0.092
+    seeds 40-45   mixed    v3 24/24 100 %  0.196   v4 24/24 100 %  0.132   one language at a time 0.122
+    (held out)    de-only  v3 12/12 100 %  0.422   v4 12/12 100 %  0.300   plain auto 0.478
+                  en-only  v3 12/12 100 %  0.050   v4 12/12 100 %  0.050   plain auto 0.069
+
+The gap to one language at a time: v3 0.117 / 0.074, v4 -0.016 / 0.010.
+
+Speed, v3 and v4 and plain faster-whisper in one process, one after the other (shared 2-core CPU):
+
+    representative 49 s   v3 20.8 s (7 encoder passes, 15 decodes)   v4 11.8 s (6 + 5 short passes,
+                          7 decodes)   plain auto 5.2 s (3 passes, 2 decodes)
+    dense code-switching  v3 49.6 s (18 passes, 34 decodes)   v4 37.6 s (12 + 15 short, 15 decodes)
+    67 s                  plain auto 13.0 s
 """
 
 from __future__ import annotations
