@@ -2,8 +2,8 @@
 
 Run: ``python benchmarks/bench_code_switching.py [n_clips] [first_seed]`` (accuracy and WER) or
 ``python benchmarks/bench_code_switching.py speed`` (realtime factors of the analyzer and of plain
-faster-whisper on a dense 67 s code-switching clip and on the audio of ``bench_pipeline``'s 60 s
-sample clip, each beside the seconds spent in Whisper's encoder, decoder, language ID and word
+faster-whisper on a dense 67 s code-switching clip and on the soundtrack of ``bench_pipeline``'s
+representative 49 s clip, each beside the seconds spent in Whisper's encoder, decoder, language ID and word
 alignment in the same run).
 
 The corpus (``tests/speech_corpus.py``, seeded) alternates English and German espeak-ng sentences
@@ -41,14 +41,25 @@ The mixed clips' WER stays 0.07-0.08 above one language at a time (issue 7 asks 
 a German sentence between English ones is decoded on its own, without the other German
 sentences' context that the reference has.
 
-Speed (``speed``; one run, the shared 2-core machine at load 1-3):
+v4 (utterances decoded again one language at a time, packed into one window per language; short
+10 s encoder passes for the language ID of single utterances), 2026-12-03, before/after in the
+same environment (the shared speech-activity pass of that day; v3 re-measured):
 
-    dense code-switching 67 s  analyzer   34.0 s = 0.50x realtime; whisper 33.6 s (encode 11.6 s/19
-                               calls, decoder 20.3 s/34, language ID 0.6 s, alignment 1.1 s)
-                               plain auto  8.8 s = 0.13x (encode 2.0 s/4, decoder 6.5 s/3)
-    pipeline sample 60 s       analyzer    3.0 s = 0.05x realtime; whisper 2.9 s (encode 1.1 s/2)
-                               plain auto  2.7 s = 0.04x
-    (v2 on the dense 60 s clip: ~1.5x realtime.)
+    seeds 0-5     mixed    v3 23/24  96 %  0.298   v4 23/24  96 %  0.165   one language at a time 0.181
+                  de-only  v3 12/12 100 %  0.420   v4 12/12 100 %  0.375   plain auto 0.500
+                  en-only  v3 12/12 100 %  0.071   v4 12/12 100 %  0.071   plain auto 0.092
+    seeds 40-45   mixed    v3 24/24 100 %  0.196   v4 24/24 100 %  0.132   one language at a time 0.122
+    (held out)    de-only  v3 12/12 100 %  0.422   v4 12/12 100 %  0.300   plain auto 0.478
+                  en-only  v3 12/12 100 %  0.050   v4 12/12 100 %  0.050   plain auto 0.069
+
+The gap to one language at a time: v3 0.117 / 0.074, v4 -0.016 / 0.010.
+
+Speed, v3 and v4 and plain faster-whisper in one process, one after the other (shared 2-core CPU):
+
+    representative 49 s   v3 20.8 s (7 encoder passes, 15 decodes)   v4 11.8 s (6 + 5 short passes,
+                          7 decodes)   plain auto 5.2 s (3 passes, 2 decodes)
+    dense code-switching  v3 49.6 s (18 passes, 34 decodes)   v4 37.6 s (12 + 15 short, 15 decodes)
+    67 s                  plain auto 13.0 s
 """
 
 from __future__ import annotations
@@ -58,12 +69,12 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import speech_corpus as corpus  # noqa: E402
 
+from tiktok_assets import vad  # noqa: E402
 from tiktok_assets.analyzers import AnalyzerContext, speech_transcription  # noqa: E402
 from tiktok_assets.config import load_settings  # noqa: E402
 from tiktok_assets.models import resolve_whisper  # noqa: E402
@@ -81,8 +92,17 @@ def plain(model, audio, language: str | None) -> list[dict]:
     ]
 
 
+class ArrayMedia(SimpleNamespace):
+    """A bare 16 kHz array as the analyzer's media: its speech spans come from running the VAD on
+    the array (the analyzer's media cache would read the shared speech-activity track)."""
+
+
+def _spans(media, **options):
+    return vad.speech_spans(media.audio, **options)
+
+
 def analyzer(audio) -> tuple[list[dict], float]:
-    media = SimpleNamespace(audio=audio, duration_s=audio.size / RATE)
+    media = ArrayMedia(audio=audio, duration_s=audio.size / RATE)
     context = AnalyzerContext(video_id="bench", settings=load_settings(), inputs={})
     began = time.perf_counter()
     out = speech_transcription.run(media, context)
@@ -116,24 +136,17 @@ class TimedWhisper:
 
 def speed(model) -> None:
     """Realtime factor of the analyzer (and of plain faster-whisper, one call with the language
-    detected) on a dense 60 s code-switching clip and on the audio of the pipeline benchmark's
-    60 s sample clip, each beside the whisper encoder + decoder time measured in the same run."""
-    import json
-
-    from tiktok_assets.sample_video import speak
+    detected) on a dense 67 s code-switching clip and on the soundtrack of ``bench_pipeline``'s
+    representative 49 s clip, each beside the whisper encoder + decoder time measured in the same run."""
+    from bench_audio import dense_soundtrack
 
     items = corpus.mixed_items(7, 16, "en") + corpus.mixed_items(8, 6, "de")
     dense = corpus.build_clip(items, seed=7).audio
-    recipe = json.loads((Path(__file__).resolve().parents[1] / "resources" / "sample_video.json").read_text())
-    sample = np.zeros(60 * RATE, np.float32)
-    for item in recipe["speech"]:
-        voice = speak(item["text"], item["voice"], item.get("wpm", 150))
-        i = int(item["start_s"] * RATE)
-        sample[i : i + voice.size] += 0.9 * voice[: sample.size - i]
+    sample = dense_soundtrack(49.0)
     timed = TimedWhisper(model.model)
     model.model = timed
     try:
-        for name, audio in (("dense code-switching", dense), ("pipeline sample clip", sample)):
+        for name, audio in (("dense code-switching", dense), ("representative clip", sample)):
             seconds = audio.size / RATE
             for method in ("analyzer", "plain auto"):
                 timed.seconds.clear()
@@ -199,6 +212,7 @@ def main(n_clips: int = 6, first: int = 0) -> None:
 
 
 if __name__ == "__main__":
+    speech_transcription.speech_spans = _spans  # bare arrays instead of media caches
     if sys.argv[1:2] == ["speed"]:
         settings = load_settings()
         resolved = resolve_whisper(settings.whisper_model, settings.model_store)

@@ -1,22 +1,29 @@
 """Speech transcription with faster-whisper: segments with words, language per utterance.
 
 Code-switching speech (an English and a German sentence 0.2 s apart) must get each sentence's own
-language, and Whisper's encoder runs once per window, its output serving both the language ID
-(restricted to ``TIKTOK_ASSETS_LANGUAGES``, default ``de,en``; ``any`` allows all) and decoding:
+language and be read as well as each language's sentences read one language at a time. The
+language ID is restricted to ``TIKTOK_ASSETS_LANGUAGES`` (default ``de,en``; ``any`` allows all).
 
 1. Speech is split by voice activity at silences of ``UTTERANCE_GAP_S`` into utterances (shorter
    than ``MIN_UTTERANCE_S``: joined to a neighbour), grouped into whole windows of up to 28 s.
-   Each window is encoded once, identified and decoded, with word timestamps, in its language.
-   A one-language clip thus costs what plain faster-whisper costs, with the same context.
-2. An utterance of that decoding is doubtful when the window's ID was unsure, its text reads as
-   the other language (word evidence: function words, umlauts, endings) or, decoded as English,
-   its words score low (English is Whisper's best language: clear English scores high, German
-   read as English does not). Each doubtful utterance is encoded on its own, once: that output
-   gives its language ID and its decoding; when the ID is unsure (best language below
-   ``SURE_PROBABILITY`` or not ``SURE_RATIO`` times the runner-up) it is decoded in both
-   candidates and the better supported one is kept (see :func:`support`: log probability,
-   discounted language ID, word evidence, repetition loops; close calls again with a prior from
-   the other doubtful utterances).
+   Each window is encoded once, identified and, when that ID is sure, decoded, with word
+   timestamps, in its language. A one-language clip thus costs what plain faster-whisper costs,
+   with the same context.
+2. An utterance of that decoding is doubtful when its text reads as the other language (word
+   evidence: function words, umlauts, endings) or, decoded as English, its words score low
+   (English is Whisper's best language: clear English scores high, German read as English does
+   not); all of a window whose ID was unsure are. Each doubtful utterance is identified on its
+   own: first from an encoder pass over 10 s instead of 30 s (:func:`quick_ranking`); when that is
+   unsure (best language below ``SURE_PROBABILITY`` or not ``SURE_RATIO`` times the runner-up) it
+   is encoded in full and decoded in both candidates and the better supported one is kept (see
+   :func:`support`: log probability, discounted language ID, word evidence, repetition loops;
+   close calls again with a prior from the other doubtful utterances).
+3. The words of an utterance that was not doubtful stay (so do all of a window whose utterances
+   all stayed in its language). The others are decoded again one language at a time: a
+   language's utterances in clip order are packed into one window (``PACK_GAP_S`` of silence
+   between them, known offsets), so each is read with the context of the other sentences of its
+   language, as if that language had been spoken alone; the words go back to clip time by the
+   offsets. A pack of one utterance reuses its own encoder output.
 
 ``speech_rate``, ``speech_flow`` and others read this table instead of re-running Whisper. Times
 are clamped to the clip.
@@ -74,6 +81,15 @@ DOUBTFUL_ENGLISH = -0.55
 # A comparison decoding (temperature 0 only) that wins with a mean token log probability below
 # this is decoded again with the temperature fallback (faster-whisper's log_prob_threshold).
 FALLBACK_SCORE = -1.0
+# An utterance identified on its own is first encoded padded to this many log-mel frames (10 s, not
+# Whisper's 30 s); only when that language ID is unsure is it encoded in full (and decoded).
+QUICK_FRAMES = 1000
+# Utterances decoded again one language at a time are packed into one window with this much
+# silence between them (the pauses of ordinary speech).
+PACK_GAP_S = 0.3
+# Encoder outputs of up to this many utterances identified alone are kept (3 MB each), so that
+# one alone in its language's pack is decoded without a second encoder pass.
+KEEP_ENCODED = 16
 
 WORD = pa.struct(
     [("word", pa.string()), ("start_s", pa.float64()), ("end_s", pa.float64()), ("probability", pa.float64())]
@@ -113,7 +129,8 @@ class Decoding:
 @dataclass
 class Window:
     """An utterance (short ones joined to a neighbour) that the encoder sees once: its language
-    ranking, its decoding(s) and the chosen one. ``how``: ``detected`` (the language ID was sure)
+    ranking, its decoding(s) and the chosen one. ``how``: ``quick`` (the language ID of a short
+    encoder pass, see :func:`quick_ranking`, was sure), ``detected`` (that of a full one was sure)
     or ``decoded`` (unsure: both candidates decoded, the better supported one kept) or ``prior``
     (a close call that the clip prior, from the other windows, turned round)."""
 
@@ -124,6 +141,7 @@ class Window:
     language: str = ""
     how: str = "detected"
     margin: float = 0.0
+    quick_pass: bool = False  # whether a short encoder pass (:func:`quick_ranking`) was run
 
     @property
     def probability(self) -> float:
@@ -158,6 +176,15 @@ def encode_window(model, piece: np.ndarray):
     features = model.feature_extractor(piece)
     first = features[:, : min(model.feature_extractor.nb_max_frames, features.shape[-1] - 1)]
     return features, model.encode(pad_or_trim(first))
+
+
+def quick_ranking(model, piece: np.ndarray, allowed: tuple[str, ...]) -> list[tuple[str, float]] | None:
+    """Language probabilities of a short ``piece`` from an encoder pass over ``QUICK_FRAMES`` (its
+    log-mel padded to 10 s instead of 30 s: a fifth of the cost); None for a longer piece."""
+    features = model.feature_extractor(piece)
+    if features.shape[-1] - 1 > QUICK_FRAMES:
+        return None
+    return language_ranking(model, model.encode(pad_or_trim(features[:, :-1], QUICK_FRAMES)), allowed)
 
 
 def language_ranking(model, encoder_output, allowed: tuple[str, ...]) -> list[tuple[str, float]]:
@@ -242,32 +269,36 @@ def clip_prior(window: Window, others: list[Window]) -> dict[str, float]:
     }
 
 
-def identify_and_decode(model, audio: np.ndarray, windows, allowed: tuple[str, ...]) -> list[Window]:
-    """Encode each window once; take its language from that encoder output and decode it from the
-    same output, in both candidate languages when the ID is unsure (the better supported decode
-    wins, see :func:`choose`)."""
-    out, kept = [], {}  # kept: encoder outputs of close calls, in case the clip prior overrules them
-    for start, end in windows:
-        features, encoded = encode_window(model, audio[int(start * RATE) : int(end * RATE)])
-        window = Window(start, end, language_ranking(model, encoded, allowed))
-        candidates = [code for code, _p in window.ranked[: 2 if unsure(window.ranked) else 1]]
-        for code in candidates:  # comparison decodes: temperature 0 only
-            window.decodings[code] = decode(model, features, encoded, code, fallback=len(candidates) == 1)
-        window.language = candidates[0]
-        if len(candidates) > 1:
+def identify(model, audio: np.ndarray, spans, allowed: tuple[str, ...], keep: dict | None = None) -> list[Window]:
+    """Encode each utterance once for its language ID; when the ID is unsure, decode it from the
+    same output in both candidate languages (temperature 0) and keep the better supported one (see
+    :func:`choose`; close calls again with the clip prior). ``keep`` receives (features, encoder
+    output) of up to ``KEEP_ENCODED`` utterances, for a decoding that needs no second encoder pass."""
+    out, close = [], []
+    for start, end in spans:
+        piece = audio[int(start * RATE) : int(end * RATE)]
+        ranked = quick_ranking(model, piece, allowed)
+        if ranked and not unsure(ranked):
+            out.append(Window(start, end, ranked, language=ranked[0][0], how="quick", quick_pass=True))
+            continue
+        features, encoded = encode_window(model, piece)
+        window = Window(start, end, language_ranking(model, encoded, allowed), quick_pass=ranked is not None)
+        window.language = window.ranked[0][0]
+        if unsure(window.ranked):
             window.how = "decoded"
+            for code, _p in window.ranked[:2]:
+                window.decodings[code] = decode(model, features, encoded, code, fallback=False)
             choose(window)
-            refine(model, features, encoded, window)
             if window.margin < ID_WEIGHT * np.log((1 - PRIOR_FLOOR) / PRIOR_FLOOR):
-                kept[id(window)] = features, encoded
+                close.append(window)
+        if keep is not None and len(keep) < KEEP_ENCODED:
+            keep[(start, end)] = features, encoded
         out.append(window)
-    for window in out:  # close calls again, with the clip prior from all other windows
-        if id(window) in kept:
-            first = window.language
-            choose(window, clip_prior(window, [w for w in out if w is not window]))
-            if window.language != first:
-                window.how = "prior"
-                refine(model, *kept[id(window)], window)
+    for window in close:  # close calls again, with the clip prior from all other utterances
+        first = window.language
+        choose(window, clip_prior(window, [w for w in out if w is not window]))
+        if window.language != first:
+            window.how = "prior"
     return out
 
 
@@ -281,16 +312,6 @@ def choose(window: Window, prior: dict[str, float] | None = None) -> None:
     }
     window.language = max(supports, key=supports.get)
     window.margin = supports[window.language] - min(supports.values())
-
-
-def refine(model, features, encoder_output, window: Window) -> None:
-    """Decode the chosen comparison decoding again with the temperature fallback when it scored
-    below ``FALLBACK_SCORE`` (as ``transcribe`` would have), from the same encoder output; its
-    segments are replaced, its comparison score is kept."""
-    chosen = window.decodings[window.language]
-    if chosen.score < FALLBACK_SCORE:
-        again = decode(model, features, encoder_output, chosen.language)
-        window.decodings[window.language] = dataclasses.replace(chosen, segments=again.segments)
 
 
 def long_windows(utterances: list[tuple[float, float]]) -> list[list[tuple[float, float]]]:
@@ -357,7 +378,8 @@ def doubtful(heard: Heard, language: str) -> bool:
     return language == "en" and heard.log_probability() < DOUBTFUL_ENGLISH
 
 
-def heard_rows(heard: Heard, offset_s: float, end_s: float, language: str, probability: float) -> list[dict]:
+def heard_rows(heard: Heard, offset_s: float, end_s: float, language: str, probability: float,
+               floor_s: float = 0.0) -> list[dict]:
     """Rows of one utterance's share of whole-window segments (a segment spanning two utterances
     is split at the utterance boundary; its text is then its words)."""
     rows = []
@@ -369,7 +391,59 @@ def heard_rows(heard: Heard, offset_s: float, end_s: float, language: str, proba
                                        text="".join(w.word for w in words) if len(words) < len(seg.words) else seg.text)
         else:
             part = seg
-        rows += segment_rows([part], offset_s, end_s, language, probability)
+        rows += segment_rows([part], offset_s, end_s, language, probability, floor_s)
+    return rows
+
+
+@dataclass
+class Pack:
+    """Utterances of one language (clip times ``spans``) joined by ``PACK_GAP_S`` of silence into
+    one window of at most ``MAX_WINDOW_S``: each starts at its ``offsets`` entry in the window."""
+
+    language: str
+    spans: list[tuple[float, float]] = dataclasses.field(default_factory=list)
+    offsets: list[float] = dataclasses.field(default_factory=list)
+
+    @property
+    def length_s(self) -> float:
+        return self.offsets[-1] + self.spans[-1][1] - self.spans[-1][0] if self.spans else 0.0
+
+    def audio(self, audio: np.ndarray) -> np.ndarray:
+        """The window's samples: each utterance's audio at its offset, silence between."""
+        out = np.zeros(int(round(self.length_s * RATE)) + 1, np.float32)
+        for (start, end), offset in zip(self.spans, self.offsets, strict=True):
+            piece = audio[int(start * RATE) : int(end * RATE)]
+            at = int(round(offset * RATE))
+            out[at : at + piece.size] = piece[: out.size - at]
+        return out
+
+
+def packs(utterances: list[tuple[tuple[float, float], str]]) -> list[Pack]:
+    """Utterances ``((start, end), language)`` in clip order packed per language, in order, into
+    windows of at most ``MAX_WINDOW_S`` (a longer utterance gets a window of its own)."""
+    out: list[Pack] = []
+    open_pack: dict[str, Pack] = {}
+    for (start, end), language in utterances:
+        pack = open_pack.get(language)
+        offset = pack.length_s + PACK_GAP_S if pack and pack.spans else 0.0
+        if pack is None or offset + end - start > MAX_WINDOW_S:
+            pack = open_pack[language] = Pack(language)
+            out.append(pack)
+            offset = 0.0
+        pack.spans.append((start, end))
+        pack.offsets.append(offset)
+    return out
+
+
+def pack_rows(pack: Pack, decoding: Decoding, duration_s: float, probability: dict) -> list[dict]:
+    """Rows of a packed window's decoding, each word and segment moved back to its utterance's clip
+    time (a segment spanning two utterances is split between them)."""
+    inside = [(offset, offset + end - start) for (start, end), offset in zip(pack.spans, pack.offsets, strict=True)]
+    rows = []
+    for (start, end), (offset, _), heard in zip(pack.spans, inside, split_by_utterance(decoding, 0.0, inside),
+                                                strict=True):
+        rows += heard_rows(heard, start - offset, min(duration_s, end), pack.language,
+                           probability.get((start, end), 0.0), floor_s=start)
     return rows
 
 
@@ -380,30 +454,66 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
     duration = media.duration_s
     spans = speech_spans(media, min_silence_s=UTTERANCE_GAP_S)  # the shared speech-activity pass
     allowed = context.settings.languages
-    rows, doubts = [], []
+    rows: list[dict] = []
+    pending = []  # windows with doubtful utterances: (utterances, ranking, heard or None, doubt)
     windows = long_windows(utterance_windows(spans))
+    encoder_passes = 0
     for group in windows:
         # whole windows first: one encoder pass gives the language ID and the decoding
         start, end = group[0][0], group[-1][1]
         features, encoded = encode_window(model, audio[int(start * RATE) : int(end * RATE)])
+        encoder_passes += 1
         ranked = language_ranking(model, encoded, allowed)
         language = ranked[0][0]
+        if unsure(ranked):  # every utterance is identified on its own: no decoding of the whole
+            pending.append((group, ranked, None, [True] * len(group)))
+            continue
         heard = split_by_utterance(decode(model, features, encoded, language), start, group)
-        doubt = [unsure(ranked) or doubtful(h, language) for h in heard]
-        doubts += [(h.start_s, h.end_s) for h, d in zip(heard, doubt, strict=True) if d]
-        # a segment heard in a doubtful utterance is decoded again there: a lone word of it that
-        # spilled over into a neighbour belongs to it
-        redone = {id(seg) for h, d in zip(heard, doubt, strict=True) if d for seg, _words in h.parts}
-        for h, d in zip(heard, doubt, strict=True):
-            if not d:
-                h.parts = [(seg, words) for seg, words in h.parts if id(seg) not in redone or len(words) > 1]
+        doubt = [doubtful(h, language) for h in heard]
+        if any(doubt):
+            pending.append((group, ranked, heard, doubt))
+        else:
+            for h in heard:
                 rows += heard_rows(h, start, min(duration, end), language, ranked[0][1])
-    # utterances that may be in another language: each encoded on its own, once, for its
-    # language ID and its decoding(s)
-    utterances = identify_and_decode(model, audio, doubts, allowed)
-    for w in utterances:  # a window's audio ends at its end: times past it are padding
-        rows += segment_rows(w.decodings[w.language].segments, w.start_s, min(duration, w.end_s), w.language,
-                             w.probability)
+    # utterances that may be in another language: each encoded on its own, once, for its language ID
+    keep: dict = {}
+    identified = {(w.start_s, w.end_s): w for w in identify(model, audio, [
+        u for group, _ranked, _heard, doubt in pending for u, d in zip(group, doubt, strict=True) if d
+    ], allowed, keep)}
+    quick = sum(w.quick_pass for w in identified.values())
+    encoder_passes += sum(w.how != "quick" for w in identified.values())
+    # an utterance the window's decoding heard keeps those words when it was not doubtful, or when
+    # all of the window's utterances stayed in its language; the others (another language, nothing
+    # heard) are decoded again one language at a time, packed with the clip's other utterances of
+    # that language
+    again = []
+    probability = {span: w.probability for span, w in identified.items()}
+    for group, ranked, heard, doubt in pending:
+        language, start, end = ranked[0][0], group[0][0], group[-1][1]
+        final = [identified[u].language if d else language for u, d in zip(group, doubt, strict=True)]
+        keep_words = [heard is not None and bool(h.words) and (not d or set(final) == {language})
+                      for h, d in zip(heard or group, doubt, strict=True)]
+        # a segment heard in an utterance decoded again is decoded again there: a lone word of it
+        # that spilled over into a kept neighbour belongs to it
+        redone = {id(seg) for h, kept in zip(heard or [], keep_words, strict=False) if not kept for seg, _ in h.parts}
+        for i, span in enumerate(group):
+            if keep_words[i]:
+                heard[i].parts = [(seg, w) for seg, w in heard[i].parts if id(seg) not in redone or len(w) > 1]
+                rows += heard_rows(heard[i], start, min(duration, end), language, ranked[0][1])
+            else:
+                again.append((span, final[i]))
+                probability.setdefault(span, ranked[0][1])
+    for pack in packs(again):
+        only = pack.spans[0] if len(pack.spans) == 1 else None
+        if only in keep:  # one utterance: its own encoder output (and comparison decoding) serve
+            decoding = identified[only].decodings.get(pack.language)
+            if decoding is None or decoding.score < FALLBACK_SCORE:
+                decoding = decode(model, *keep[only], pack.language)
+        else:
+            features, encoded = encode_window(model, pack.audio(audio))
+            encoder_passes += 1
+            decoding = decode(model, features, encoded, pack.language)
+        rows += pack_rows(pack, decoding, duration, probability)
     rows.sort(key=lambda r: (r["start_s"], r["end_s"]))
     languages = sorted({r["language"] for r in rows})
     n_words = sum(len(r["words"]) for r in rows)
@@ -416,20 +526,24 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
             "languages": ", ".join(languages) or "none",
             "words": n_words,
             "utterances": len(spans),
-            "encoder_windows": len(windows) + len(utterances),
-            "utterances_identified_alone": len(utterances),
-            "utterances_decoded_twice": sum(len(w.decodings) > 1 for w in utterances),
+            "encoder_windows": encoder_passes,
+            "quick_language_ids": quick,
+            "utterances_identified_alone": len(identified),
+            "utterances_decoded_twice": sum(len(w.decodings) > 1 for w in identified.values()),
+            "utterances_decoded_again": len(again),
             "note": "" if rows else "no speech found",
         },
     )
 
 
-def segment_rows(segments, offset_s: float, duration_s: float, language: str, probability: float) -> list[dict]:
+def segment_rows(segments, offset_s: float, duration_s: float, language: str, probability: float,
+                 floor_s: float = 0.0) -> list[dict]:
     """Rows for faster-whisper segments of audio starting at ``offset_s``; times (words too) are
-    clamped to the clip, since Whisper can place a segment in the padding past the audio's end."""
+    clamped to [``floor_s``, ``duration_s``], since Whisper can place a segment in the padding past
+    the audio's end."""
 
     def clamp(t: float) -> float:
-        return round(min(max(0.0, offset_s + t), duration_s), 3)
+        return round(min(max(floor_s, offset_s + t), duration_s), 3)
 
     rows = []
     for seg in segments:
@@ -468,7 +582,7 @@ SPEC = AnalyzerSpec(
     name="speech_transcription",
     modality="speech",
     description="Speech segments and words with timestamps and language (faster-whisper)",
-    version="3",
+    version="4",
     columns=COLUMNS,
     run=run,
     model="faster-whisper",
