@@ -54,6 +54,15 @@ same environment (the shared speech-activity pass of that day; v3 re-measured):
 
 The gap to one language at a time: v3 0.117 / 0.074, v4 -0.016 / 0.010.
 
+Fresh seeds 60-65 (``bench_code_switching.py 6 60``), run once after v4 was finished, v3 and v4 each:
+
+    seeds 60-65   mixed    v3 24/24 100 %  0.250   v4 24/24 100 %  0.197   one language at a time 0.223
+                  de-only  v3 12/12 100 %  0.220   v4 12/12 100 %  0.220   plain auto 0.440 / 0.451
+                  en-only  v3 12/12 100 %  0.089   v4 12/12 100 %  0.089   plain auto 0.059
+
+English-only is one word per clip worse than plain there ("like" for "liked", "for long" for "for"),
+in both versions; over the 18 English-only clips of the three seed sets 0.070 against 0.073.
+
 Speed, v3 and v4 and plain faster-whisper in one process, one after the other (shared 2-core CPU):
 
     representative 49 s   v3 20.8 s (7 encoder passes, 15 decodes)   v4 11.8 s (6 + 5 short passes,
