@@ -31,6 +31,8 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+from .run_guard import process_alive
+
 DECODER_VERSION = "2"  # bump when the decoder's output changes for the same input
 LOCK_NAME = ".lock"
 _LEGACY_TEMP = re.compile(r"^\.(?P<name>.+)\.(?:tmp|old|link)-(?P<pid>\d+)(?:-[0-9a-f]+)?$")
@@ -130,7 +132,7 @@ def _remove(path: Path) -> None:
         if (path / LOCK_NAME).exists():
             return  # a reader or a running decode holds it; a later run retries
         match = re.match(r"^\.tmp-(\d+)-", path.name)
-        if match and _alive(int(match[1])):
+        if match and process_alive(int(match[1])):
             return  # a decode that has not taken its lock yet
     try:
         trash = path.with_name(f".trash-{secrets.token_hex(4)}")
@@ -161,25 +163,13 @@ def collect(out_dir: Path) -> list[str]:
                 removed.append(path.name)
     for path in out_dir.parent.glob(f".{out_dir.name}.*-*"):
         match = _LEGACY_TEMP.match(path.name)
-        if match and match["name"] == out_dir.name and not _alive(int(match["pid"])):
+        if match and match["name"] == out_dir.name and not process_alive(int(match["pid"])):
             if path.is_symlink() or path.is_file():
                 path.unlink(missing_ok=True)
             else:
                 shutil.rmtree(path, ignore_errors=True)
             removed.append(path.name)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def open_version(directory: Path, attempts: int = 100) -> tuple[Path, int | None]:

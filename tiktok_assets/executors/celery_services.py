@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 
 from ..config import Settings, load_settings
 from ..gpu_groups import GpuGroups
+from ..run_guard import process_alive
 from .celery import MAX_QUEUES_PER_WORKER, worker_app
 
 LOOPBACK = {"localhost", "127.0.0.1", "::1", ""}
@@ -130,19 +131,6 @@ def parse_workers(items: Sequence[str], groups: GpuGroups) -> list[WorkerSpec]:
     return specs
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (exited, not reaped by its parent) is not running
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
 def _read_pid(path: Path, program: str) -> int | None:
     """The pid in ``path`` if that process runs and is ``program`` (a stale file's pid may be reused)."""
     try:
@@ -150,7 +138,7 @@ def _read_pid(path: Path, program: str) -> int | None:
         command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except (OSError, ValueError, IndexError):
         return None
-    return pid if _alive(pid) and program in command else None
+    return pid if process_alive(pid) and program in command else None
 
 
 class Services:
@@ -214,7 +202,7 @@ class Services:
                 say(f"redis on port {port}: not started here")
                 continue
             os.kill(pid, signal.SIGTERM)
-            if not _wait(lambda p=pid: not _alive(p), 20):
+            if not _wait(lambda p=pid: not process_alive(p), 20):
                 raise ServiceError(f"redis (pid {pid}) did not stop within 20 s")
             path.unlink(missing_ok=True)
             say(f"redis on port {port} stopped")
@@ -391,7 +379,7 @@ class Services:
         """Warm shutdown (running steps finish) for ``wait_s``, then the worker's process group is killed."""
         for name, pid in self.worker_pids().items():
             os.kill(pid, signal.SIGTERM)
-            if not _wait(lambda p=pid: not _alive(p), wait_s):
+            if not _wait(lambda p=pid: not process_alive(p), wait_s):
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(pid, signal.SIGKILL)
                 say(f"worker {name} (pid {pid}) killed after {wait_s:.0f} s")
