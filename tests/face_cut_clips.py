@@ -74,7 +74,8 @@ class FaceShot:
     pan: tuple[float, float] = (6.0, 3.0)
     zoom: float = 0.03
     shirt: tuple[float, float, float] | None = None
-    turn: float = 0.0  # px/s of extra sideways head motion (a head turn); 0 for none
+    sweep: tuple[float, float, float, float] | None = None  # (start s, length s, dx px, log zoom):
+    # a fast head turn or zoom inside the shot, eased in and out
 
     def frame(self, t: float, crop: np.ndarray, mask: np.ndarray) -> np.ndarray:
         bx, by = 0.25 * W + self.pan[0] * t, 0.25 * H + self.pan[1] * t
@@ -82,9 +83,14 @@ class FaceShot:
         out = cv2.warpAffine(self.bg, m, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         if self.shirt is not None:
             out[int(0.78 * H):] = np.float32(self.shirt)
-        zoom = float(np.exp(self.zoom * t))
+        turn, burst = 0.0, 0.0
+        if self.sweep is not None:
+            start, length, far, log_zoom = self.sweep
+            u = float(np.clip((t - start) / length, 0, 1))
+            turn, burst = far * u * u * (3 - 2 * u), log_zoom * u * u * (3 - 2 * u)
+        zoom = float(np.exp(self.zoom * t + burst))
         s = self.face_w / crop.shape[1] * zoom
-        cx = W / 2 + self.dx + self.bob * np.sin(2 * np.pi * 0.7 * t) + self.turn * t
+        cx = W / 2 + self.dx + self.bob * np.sin(2 * np.pi * 0.7 * t) + turn
         cy = self.y + 0.6 * self.bob * np.sin(2 * np.pi * 0.45 * t + 1.0)
         a = np.float32([[s, 0, cx - s * crop.shape[1] / 2], [0, s, cy - s * crop.shape[0] * 0.45]])
         face = cv2.warpAffine(crop, a, (W, H), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0))
