@@ -64,3 +64,24 @@ def test_fast_head_turn_and_zoom_in_one_shot_is_no_cut(tmp_path, settings, fps, 
     rows, change = _cuts(tmp_path, settings, f"sweep{fps}", fps, clip)
     assert change.max() >= CUT_MIN  # the sweep changes the frame as much as a cut may
     assert rows == [], rows
+
+
+def test_moved_picture_needs_the_whole_frame_to_move():
+    """A frame shifted by a few pixels is the same picture moved; the last frame of one face shot
+    and the first of the next (same face, same place, another background) is not, though phase
+    correlation peaks strongly for both."""
+    import cv2
+
+    from tiktok_assets.analyzers.cut_analysis import JUMP_RESPONSE, moved_picture, shift_step
+
+    clip = make_clip([FaceShot(background("texture", 3)), FaceShot(background("coffee"))], [0.2, 0.2], 30)
+    first, last, new = clip.frames[0], clip.frames[clip.cuts[0] - 1], clip.frames[clip.cuts[0]]
+    for dx, dy in ((6, 3), (-9, 4), (0, -12), (15, 10)):
+        moved = cv2.warpAffine(first, np.float32([[1, 0, dx], [0, 1, dy]]), (first.shape[1], first.shape[0]),
+                               borderMode=cv2.BORDER_REFLECT)
+        found_dx, found_dy, _ = shift_step(first, moved)
+        short = min(first.shape[:2])
+        assert (found_dx * short, found_dy * short) == pytest.approx((dx, dy), abs=1.0)
+        assert moved_picture(first, moved)
+    assert shift_step(last, new)[2] >= JUMP_RESPONSE  # the face alone gives a strong peak
+    assert not moved_picture(last, new)
