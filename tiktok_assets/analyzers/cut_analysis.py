@@ -16,8 +16,11 @@
     picture (phase correlation of consecutive frames: peak >= ``WHIP_RESPONSE`` and shift >=
     ``WHIP_SHIFT``, or for smeared steps peak >= ``WHIP_WEAK_RESPONSE``, shift >=
     ``WHIP_FAST_SHIFT`` and a neighbouring step alike);
-  - is not the same picture moved in one step (peak >= ``JUMP_RESPONSE``: dropped frames, which
-    visual_effects reports as a speed jump).
+  - is not the same picture moved in one step (dropped frames, which visual_effects reports as a
+    speed jump): phase correlation finds a shift with peak >= ``JUMP_RESPONSE`` *and* frame
+    ``i-1`` moved by it matches frame ``i`` over the whole overlap, colour by colour: at most
+    ``MOVED_MAX_CHANGED`` of the pixels differ by more than ``MOVED_GREY`` levels (a large centred
+    face alone gives a strong peak at a small shift when the background behind it changed).
 * A **fade** (``fade_in`` / ``fade_out``) is a monotone brightness ramp of >= ``FADE_MIN_STEPS``
   frame steps and ``FADE_MIN_S`` into or out of a black or white picture (``_tone``'s one
   definition, shared with visual_effects: grey mean <= 24 or >= 231, std < 12) whose frames are
@@ -53,6 +56,9 @@ FLASH_S = 0.12
 NEIGHBOUR_CONTRAST = 1.5
 SIDE_CONTRAST = 2.0
 JUMP_RESPONSE = 0.4
+MOVED_GREY = 24.0  # levels (any colour channel) above which an aligned pixel counts as changed
+MOVED_MAX_CHANGED = 0.2  # share of changed pixels up to which a step is the same picture moved
+MOVED_MIN_OVERLAP = 0.25  # share of the frame left after the shift needed to check the residual
 WHIP_RESPONSE = 0.2
 WHIP_SHIFT = 0.03
 WHIP_WEAK_RESPONSE = 0.1
@@ -173,6 +179,34 @@ def shift_step(prev: np.ndarray, cur: np.ndarray) -> tuple[float, float, float]:
     return float(dx) / short, float(dy) / short, float(response)
 
 
+def moved_picture(prev: np.ndarray, cur: np.ndarray) -> bool:
+    """True when ``cur`` is ``prev`` moved by one translation: phase correlation finds a peak >=
+    ``JUMP_RESPONSE`` and, after shifting ``prev`` by it, at most ``MOVED_MAX_CHANGED`` of the
+    overlapping pixels differ by more than ``MOVED_GREY`` levels in any colour channel (softened
+    frames). A peak alone is not enough: a large centred face that stays while the rest of the
+    picture changes gives one too. When the shift leaves less than ``MOVED_MIN_OVERLAP`` of the
+    frame to compare, the peak decides."""
+    import cv2
+
+    dx, dy, response = shift_step(prev, cur)
+    if response < JUMP_RESPONSE:
+        return False
+    h, w = prev.shape[:2]
+    short = min(h, w)
+    sx, sy = dx * short, dy * short
+    bx, by = int(np.ceil(abs(sx))) + 1, int(np.ceil(abs(sy))) + 1
+    if (w - 2 * bx) * (h - 2 * by) < MOVED_MIN_OVERLAP * w * h or w <= 2 * bx or h <= 2 * by:
+        return True
+    a = prev.astype(np.float32).reshape(h, w, -1)
+    b = cur.astype(np.float32).reshape(h, w, -1)
+    shift = np.float32([[1, 0, sx], [0, 1, sy]])
+    moved = cv2.warpAffine(a, shift, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    moved = cv2.GaussianBlur(moved, (0, 0), 1.0).reshape(h, w, -1)
+    b = cv2.GaussianBlur(b, (0, 0), 1.0).reshape(h, w, -1)
+    residual = np.abs(moved - b)[by : h - by, bx : w - bx].max(axis=2)
+    return float((residual > MOVED_GREY).mean()) <= MOVED_MAX_CHANGED
+
+
 def whip_step(frames: np.ndarray, i: int) -> float:
     """How far (short sides) the step into frame i moves one picture (a whip pan or fast pan),
     0.0 when it does not (a new picture, or little motion).
@@ -250,7 +284,7 @@ def hard_cuts(change: np.ndarray, hists: np.ndarray, fps: float, frames: np.ndar
             continue  # a fade: the same picture, brighter or darker
         if in_whip(frames, change, i, whips):
             continue  # a whip pan: one shot, smeared by fast camera motion
-        if shift_step(frames[i - 1], frames[i])[2] >= JUMP_RESPONSE:
+        if moved_picture(frames[i - 1], frames[i]):
             continue  # the same picture moved in one step (dropped frames): visual_effects' speed_jump
         if cuts and i - cuts[-1] < half // 2:
             if change[i] > change[cuts[-1]]:
@@ -573,7 +607,7 @@ SPEC = AnalyzerSpec(
     name="cut_analysis",
     modality="visual",
     description="Hard cuts, dissolves and fades with time and strength; cut rate",
-    version="3",
+    version="4",
     columns=COLUMNS,
     run=run,
     passes=("frame_stats",),
