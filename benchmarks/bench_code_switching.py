@@ -69,6 +69,14 @@ Speed, v3 and v4 and plain faster-whisper in one process, one after the other (s
                           7 decodes)   plain auto 5.2 s (3 passes, 2 decodes)
     dense code-switching  v3 49.6 s (18 passes, 34 decodes)   v4 37.6 s (12 + 15 short, 15 decodes)
     67 s                  plain auto 13.0 s
+
+v5 (comparison decodings capped at 16 + 12 tokens per second of audio; a decoding that reaches the
+cap or loops in its raw text has failed), 2026-12-03: accuracy and WER equal to v4 on seeds 0-5 and
+60-65 to the last digit; seeds 40-45 mixed 0.127 (v4 0.132). Speed on a quiet 2-core CPU: the dense
+67 s clip 25.8 s (v4 29.7 s, same session; whisper's generate 15.3 s instead of 18.7 s); the
+representative soundtrack 9.4 s either way (no loop in it); the same soundtrack as the pipeline sees
+it (AAC in the bench_pipeline clip) 9.3 s instead of 13.0 s: one wrong-language comparison decoding
+that looped for 4.5 s stops after 1.2 s.
 """
 
 from __future__ import annotations

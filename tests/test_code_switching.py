@@ -117,3 +117,38 @@ def test_segments_past_the_end_are_clamped_to_the_clip():
     assert rows[1]["words"][0]["start_s"] == 9.5 and rows[1]["text"] == "danke"
     table = pa.table({"start_s": [r["start_s"] for r in rows], "end_s": [r["end_s"] for r in rows]})
     check_times("speech_transcription", table, 9.5)  # raises for rows outside the clip
+
+
+def test_a_comparison_decoding_stops_at_its_token_cap(monkeypatch, whisper):
+    """A comparison decoding (temperature 0, language forced) generates at most ``token_cap`` new
+    tokens and counts as failed when it reaches them (on the wrong language Whisper can loop on to
+    448 tokens); a decoding that is kept is never capped. Real faster-whisper base on two espeak-ng
+    sentences, with the cap per second lowered so that ordinary speech reaches it."""
+    from speech_corpus import ENGLISH, sentence_audio
+
+    audio = np.concatenate([sentence_audio(ENGLISH[0], "en"), np.zeros(RATE // 4, np.float32),
+                            sentence_audio(ENGLISH[1], "en")])
+    generated, inner = [], whisper.generate_with_fallback
+
+    def counted(encoder_output, prompt, tokenizer, options):
+        result = inner(encoder_output, prompt, tokenizer, options)
+        generated.append((options.max_new_tokens, len(result[0].sequences_ids[0])))
+        return result
+
+    monkeypatch.setattr(whisper, "generate_with_fallback", counted)
+    features, encoded = speech_transcription.encode_window(whisper, audio)
+    kept = speech_transcription.decode(whisper, features, encoded, "en")
+    assert all(cap is None for cap, _n in generated) and not kept.failed
+    assert {"welcome", "kitchen", "dinner"} <= set(kept.text.lower().replace(",", "").replace(".", "").split())
+    full = max(n for _cap, n in generated)
+
+    monkeypatch.setattr(speech_transcription, "TOKENS_PER_S", 1.0)
+    monkeypatch.setattr(speech_transcription, "TOKENS_FLOOR", 2)
+    cap = speech_transcription.token_cap(features.shape[-1] / 100)
+    assert cap < full / 2
+    generated.clear()
+    compared = speech_transcription.decode(whisper, features, encoded, "en", fallback=False)
+    # (CTranslate2 may return one token past max_length less the prompt: its count starts after SOT)
+    assert generated and all(c == cap and n <= cap + 1 for c, n in generated), (cap, generated)
+    assert compared.failed
+    assert speech_transcription.token_cap(600.0) == speech_transcription.MAX_NEW_TOKENS

@@ -17,7 +17,9 @@ language ID is restricted to ``TIKTOK_ASSETS_LANGUAGES`` (default ``de,en``; ``a
    unsure (best language below ``SURE_PROBABILITY`` or not ``SURE_RATIO`` times the runner-up) it
    is encoded in full and decoded in both candidates and the better supported one is kept (see
    :func:`support`: log probability, discounted language ID, word evidence, repetition loops;
-   close calls again with a prior from the other doubtful utterances).
+   close calls again with a prior from the other doubtful utterances). These comparison decodings
+   stop at a token cap per second of audio (:func:`token_cap`; one that reaches it has failed), so a
+   decoding in the wrong language that loops costs little.
 3. The words of an utterance that was not doubtful stay (so do all of a window whose utterances
    all stayed in its language). The others are decoded again one language at a time: a
    language's utterances in clip order are packed into one window (``PACK_GAP_S`` of silence
@@ -81,6 +83,14 @@ DOUBTFUL_ENGLISH = -0.55
 # A comparison decoding (temperature 0 only) that wins with a mean token log probability below
 # this is decoded again with the temperature fallback (faster-whisper's log_prob_threshold).
 FALLBACK_SCORE = -1.0
+# A comparison decoding (one utterance, temperature 0) of audio in the wrong language can run into a
+# repetition loop up to Whisper's 448 tokens (4.5 s for a 3.7 s utterance on 2 cores): it stops after
+# TOKENS_FLOOR + TOKENS_PER_S tokens per second of audio (about three times ordinary speech, timestamp
+# tokens included), at most MAX_NEW_TOKENS (448 less the longest prompt, 223 tokens of earlier text
+# and the start sequence). Decodings that are kept are never capped.
+TOKENS_PER_S = 12.0
+TOKENS_FLOOR = 16
+MAX_NEW_TOKENS = 220
 # An utterance identified on its own is first encoded padded to this many log-mel frames (10 s, not
 # Whisper's 30 s); only when that language ID is unsure is it encoded in full (and decoded).
 QUICK_FRAMES = 1000
@@ -196,8 +206,9 @@ def language_ranking(model, encoder_output, allowed: tuple[str, ...]) -> list[tu
 
 def decode(model, features, encoder_output, language: str, fallback: bool = True) -> Decoding:
     """Decode a window from its encoder output in ``language`` (beam search, word timestamps and,
-    with ``fallback``, the temperature fallback of ``transcribe``), without a prompt: earlier
-    windows' text as prompt makes Whisper base repeat it into short windows."""
+    with ``fallback``, the temperature fallback of ``transcribe``; without it, a comparison decoding,
+    at most :func:`token_cap` tokens), without a prompt: earlier windows' text as prompt makes
+    Whisper base repeat it into short windows."""
     from faster_whisper.tokenizer import Tokenizer
     from faster_whisper.transcribe import TranscriptionOptions, get_suppressed_tokens
 
@@ -211,15 +222,43 @@ def decode(model, features, encoder_output, language: str, fallback: bool = True
         prefix=None, suppress_blank=True, suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
         without_timestamps=False, max_initial_timestamp=1.0, word_timestamps=True,
         prepend_punctuations="\"'“¿([{-", append_punctuations="\"'.。,，!！?？:：”)]}、", multilingual=False,
-        max_new_tokens=None, clip_timestamps=[0.0], hallucination_silence_threshold=None, hotwords=None,
+        max_new_tokens=None if fallback else token_cap(features.shape[-1] / 100.0), clip_timestamps=[0.0], hallucination_silence_threshold=None, hotwords=None,
     )
-    segments = list(model.generate_segments(features, tokenizer, options, False, encoder_output))
+    watch = GenerationWatch(model)
+    segments = list(type(model).generate_segments(watch, features, tokenizer, options, False, encoder_output))
     tokens = sum(len(s.tokens) for s in segments)
     score = sum(s.avg_logprob * len(s.tokens) for s in segments) / tokens if tokens else -10.0
     decoding = Decoding(language, segments, score, 0.0)
-    decoding.failed = looping(decoding.text) or any(s.compression_ratio > COMPRESSION_LIMIT for s in segments)
+    decoding.failed = (watch.failed or looping(decoding.text)
+                       or any(s.compression_ratio > COMPRESSION_LIMIT for s in segments))
     decoding.evidence = german_evidence(decoding.text)
     return decoding
+
+
+class GenerationWatch:
+    """The Whisper model as ``generate_segments`` sees it (every other attribute is the model's),
+    noting whether a generation failed before its text was cut into segments: a repetition loop in
+    its raw text (the tail past the last timestamp is dropped from the segments) or a run to its token
+    cap (the loop that an uncapped decoding would have spun to 448 tokens)."""
+
+    def __init__(self, model) -> None:
+        self._model = model
+        self.failed = False
+
+    def __getattr__(self, name: str):
+        return getattr(self._model, name)
+
+    def generate_with_fallback(self, encoder_output, prompt, tokenizer, options):
+        result = self._model.generate_with_fallback(encoder_output, prompt, tokenizer, options)
+        tokens = result[0].sequences_ids[0]
+        capped = options.max_new_tokens is not None and len(tokens) >= options.max_new_tokens
+        self.failed = self.failed or capped or looping(tokenizer.decode(tokens))
+        return result
+
+
+def token_cap(seconds: float) -> int:
+    """New tokens a comparison decoding of ``seconds`` of audio may generate (see ``TOKENS_PER_S``)."""
+    return min(MAX_NEW_TOKENS, TOKENS_FLOOR + int(TOKENS_PER_S * seconds))
 
 
 def looping(text: str) -> bool:
@@ -582,7 +621,7 @@ SPEC = AnalyzerSpec(
     name="speech_transcription",
     modality="speech",
     description="Speech segments and words with timestamps and language (faster-whisper)",
-    version="4",
+    version="5",
     columns=COLUMNS,
     run=run,
     model="faster-whisper",
