@@ -36,10 +36,25 @@ def latest_score(key: str) -> tuple[float, list[str]]:
 
 @pytest.fixture(scope="module")
 def video(module_home, sample):
-    """The sample, analyzed through the CLI with the cheap analyzers (cut_analysis pulled in)."""
-    key, ok = cli.analyze(load_settings(), sample.path, only=CHEAP)
+    """The sample, analyzed through the CLI with the cheap analyzers (cut_analysis pulled in), two
+    steps at once."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TIKTOK_ASSETS_THREADS", "2")
+        key, ok = cli.analyze(load_settings(), sample.path, only=CHEAP)
     assert ok
     return key
+
+
+def test_the_cli_runs_steps_whose_inputs_are_ready_side_by_side(video):
+    """The CLI's run (one process, models loaded once) starts the steps that wait only for the
+    ingest together: the audio step runs beside the frames step, not after it."""
+    instance = cli.ensure_instance(load_settings())
+    first = [r for r in instance.get_runs() if r.job_name == "analyze_video"
+             and r.tags.get("tiktok_assets/launched_by") == "cli"][-1]
+    assert first.status == dg.DagsterRunStatus.SUCCESS
+    stats = {s.step_key: s for s in instance.get_run_step_stats(first.run_id)}
+    audio, frames = stats["audio_analyzers"], stats["frames_analyzers"]
+    assert max(audio.start_time, frames.start_time) < min(audio.end_time, frames.end_time), "ran one after the other"
 
 
 @pytest.fixture(scope="module")

@@ -136,6 +136,11 @@ def _report(events) -> list[tuple[str, str]]:
             message = data.user_failure_data.description if data.user_failure_data else None
             failures.append((event.step_key, message or (data.error.message.strip() if data.error else "")))
             print(f"  FAILED {event.step_key}: {failures[-1][1]}", flush=True)
+        elif event.is_run_failure and not failures:  # the run itself failed (no step did)
+            data = event.job_failure_data
+            error = data.error.message.strip() if data is not None and data.error else event.message or ""
+            failures.append(("run", error))
+            print(f"  FAILED run: {error}", flush=True)
     return failures
 
 

@@ -104,6 +104,8 @@ class Settings:
     media_retention: str = "evict"  # evict a video's media cache once its analyzers are up to date, or keep
     # videos per Dagster run of a backfill (BackfillPolicy.multi_run on every partitioned asset)
     partitions_per_run: int = 10
+    # steps at once in the CLI's process (threads; the audio step beside the picture steps)
+    threads: int = 2
     # the video-language model (qwen2_vl_temporal): hub id or local folder, revision, windows, budget
     vlm_model: str = "Qwen/Qwen2-VL-2B-Instruct"
     vlm_revision: str = "main"
@@ -198,6 +200,7 @@ def load_settings() -> Settings:
         max_nightly_failures=int(_env_float("TIKTOK_ASSETS_MAX_NIGHTLY_FAILURES", 3)),
         media_retention=_env("TIKTOK_ASSETS_MEDIA_RETENTION", "evict").lower(),
         partitions_per_run=_env_int("TIKTOK_ASSETS_PARTITIONS_PER_RUN", 10, minimum=1),
+        threads=_env_int("TIKTOK_ASSETS_THREADS", max(1, os.cpu_count() or 1), minimum=1),
         vlm_model=_env("TIKTOK_ASSETS_VLM_MODEL", "Qwen/Qwen2-VL-2B-Instruct"),
         vlm_revision=_env("TIKTOK_ASSETS_VLM_REVISION", "main"),
         vlm_window_s=_env_float("TIKTOK_ASSETS_VLM_WINDOW_S", 2.0),

@@ -26,6 +26,7 @@ from .config import load_settings
 from .execution import PER_VIDEO_EVENTS_TAGS
 from .executors import build_executor
 from .executors.multiprocess import STEP_DEPENDENCIES
+from .executors.threads import in_process_threads_executor
 from .gpu_groups import GpuGroups, load_groups
 from .model_registry.resource import ModelsResource
 
@@ -110,9 +111,14 @@ def analyze_job() -> dg.JobDefinition:
 
 def analyze_job_in_process() -> dg.JobDefinition:
     """The same job with every step in the calling process (the CLI: models load once for all
-    videos of the call); run it with ``dg.execute_job(dg.reconstructable(analyze_job_in_process))``."""
+    videos of the call), steps whose inputs are ready side by side in threads (``TIKTOK_ASSETS_THREADS``
+    at once); run it with ``dg.execute_job(dg.reconstructable(analyze_job_in_process))``."""
+    settings = load_settings()
     return analyze_job().with_executor_def(
-        dg.in_process_executor.configured({"step_dependency_config": STEP_DEPENDENCIES})
+        in_process_threads_executor.configured({
+            "step_dependency_config": STEP_DEPENDENCIES, "max_concurrent": settings.threads,
+            "tag_concurrency_limits": load_gpu_groups().executor_tag_limits(),
+        })
     )
 
 

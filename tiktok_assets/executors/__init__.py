@@ -5,7 +5,8 @@
 - ``celery``: Celery workers per GPU group, one queue per group (``celery.py``; services and workers:
   ``celery_services.py``).
 Each mode contributes the executor of the code location and the tags of every group's step (queue,
-pod resources): the steps themselves are the same in every mode.
+pod resources): the steps themselves are the same in every mode. The CLI runs the same job in its
+own process with ``threads.py`` (steps side by side in threads, ``TIKTOK_ASSETS_THREADS``).
 """
 
 from __future__ import annotations
