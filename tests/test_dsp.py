@@ -252,7 +252,8 @@ def test_yin_agrees_with_librosa_pyin_on_speech(text, voice):
 
 def test_audio_steps_do_not_import_librosa():
     """A fresh process that imports the audio analyzers and runs every dsp feature, the pitch pass
-    and the forkserver preload list has neither librosa nor numba loaded."""
+    and the loudness measures has neither librosa, numba nor SciPy loaded (seconds of imports in
+    every fresh process), and the forkserver preload list names none of them."""
     code = """
 import sys
 import numpy as np
@@ -265,7 +266,30 @@ m = dsp.stft_magnitude(y, 2048, 256)
 dsp.spectral_features(m, 16000, 2048); dsp.chroma(m, 16000, 2048); dsp.rms(y, 2048, 256)
 dsp.zero_crossing_rate(y, 2048, 256); dsp.beat_track(dsp.onset_strength(y, 16000, 128, 512), 125.0)
 prosody.f0_track(y)
-print(sorted(m for m in ("librosa", "numba") if m in sys.modules), "librosa" in FORKSERVER_PRELOAD)
+from tiktok_assets.audio_features import integrated_loudness, k_weighted, short_term_loudness
+integrated_loudness(y); short_term_loudness(k_weighted(y), 1.0)
+print(sorted(m for m in ("librosa", "numba", "scipy") if m in sys.modules),
+      any(m.split(".")[0] in ("librosa", "numba", "scipy") for m in FORKSERVER_PRELOAD))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.split() == ["[]", "False"], out.stdout + out.stderr[-2000:]
+
+
+def test_k_weighting_by_fft_equals_recursive_filtering():
+    """``k_weighted`` (impulse response by FFT, no SciPy at run time) equals the two biquads run
+    recursively by ``scipy.signal.lfilter``: noise with silence and a click, lengths from one sample
+    to past one FFT block."""
+    from scipy.signal import lfilter
+
+    from tiktok_assets.audio_features import FILTER_BLOCK, k_weighted, k_weighting
+
+    rng = np.random.default_rng(3)
+    for rate in (16_000, 48_000):
+        (b1, a1), (b2, a2) = k_weighting(rate)
+        for n in (1, 700, rate, FILTER_BLOCK + 12_345):
+            x = 0.1 * rng.standard_normal(n)
+            x[: n // 3] = 0.0
+            x[n // 2] += 0.9
+            ours, reference = k_weighted(x, rate), lfilter(b2, a2, lfilter(b1, a1, x))
+            assert ours.shape == x.shape
+            assert np.abs(ours - reference).max() <= 1e-9 * max(1.0, np.abs(reference).max()), (rate, n)

@@ -7,7 +7,7 @@
 * loudness after ITU-R BS.1770 (K-weighting derived for the sample rate, gated integrated
   loudness, short-term loudness over 3 s).
 
-Heavy libraries (scipy) are imported inside the functions that need them.
+No SciPy: the K-weighting filter is applied by FFT convolution with its impulse response.
 """
 
 from __future__ import annotations
@@ -201,11 +201,43 @@ def k_weighting(rate: int = RATE) -> tuple[tuple[np.ndarray, np.ndarray], tuple[
     return (shelf_b, shelf_a), (hp_b, hp_a)
 
 
-def k_weighted(audio: np.ndarray, rate: int = RATE) -> np.ndarray:
-    from scipy.signal import lfilter
+# The K-weighting cascade's impulse response is used up to this length: its slowest part (the 38 Hz
+# high-pass, a double pole) has decayed below 1e-20 of its start after 0.5 s.
+IMPULSE_S = 0.5
+FILTER_BLOCK = 1 << 18  # samples per FFT block of the overlap-add (bounds memory on long videos)
 
-    (b1, a1), (b2, a2) = k_weighting(rate)
-    return lfilter(b2, a2, lfilter(b1, a1, np.asarray(audio, dtype=np.float64)))
+
+def biquad_impulse(stages: tuple[tuple[np.ndarray, np.ndarray], ...], n: int) -> np.ndarray:
+    """The first ``n`` samples of the impulse response of biquads ``(b, a)`` in cascade (``a[0]`` = 1),
+    by their difference equations."""
+    h = np.zeros(n)
+    h[0] = 1.0
+    for b, a in stages:
+        x, y = h.tolist(), [0.0] * n
+        x1 = x2 = y1 = y2 = 0.0
+        for i, xi in enumerate(x):
+            yi = b[0] * xi + b[1] * x1 + b[2] * x2 - a[1] * y1 - a[2] * y2
+            y[i] = yi
+            x1, x2, y1, y2 = xi, x1, yi, y1
+        h = np.asarray(y)
+    return h
+
+
+def k_weighted(audio: np.ndarray, rate: int = RATE) -> np.ndarray:
+    """``audio`` through the K-weighting filter: the cascade's impulse response (``IMPULSE_S``),
+    convolved by FFT in blocks (overlap-add). Equals recursive filtering (``scipy.signal.lfilter``)
+    to ~1e-12 of the signal's scale, without importing SciPy (1.3 s in a fresh process)."""
+    x = np.asarray(audio, dtype=np.float64)
+    h = biquad_impulse(k_weighting(rate), int(IMPULSE_S * rate))
+    size = 1 << int(np.ceil(np.log2(FILTER_BLOCK + h.size - 1)))
+    spectrum = np.fft.rfft(h, size)
+    out = np.zeros(x.size + h.size - 1)
+    for start in range(0, x.size, FILTER_BLOCK):
+        block = x[start : start + FILTER_BLOCK]
+        out[start : start + block.size + h.size - 1] += np.fft.irfft(np.fft.rfft(block, size) * spectrum, size)[
+            : block.size + h.size - 1
+        ]
+    return out[: x.size]
 
 
 def _loudness(mean_square: np.ndarray | float) -> np.ndarray | float:

@@ -11,7 +11,7 @@ STEP_DEPENDENCIES = {"require_upstream_step_success": False}
 # Step processes fork from a server that has imported these once per run (instead of each step
 # importing Dagster, the project and its libraries anew). Nothing here touches CUDA (a forked CUDA
 # context breaks): the code location itself, whose load may ask the driver for GPUs, is not listed.
-FORKSERVER_PRELOAD = ["dagster", "tiktok_assets.assets", "pyarrow.parquet", "duckdb", "av", "cv2", "scipy.signal"]
+FORKSERVER_PRELOAD = ["dagster", "tiktok_assets.assets", "pyarrow.parquet", "duckdb", "av", "cv2"]
 
 
 def executor(groups: GpuGroups) -> dg.ExecutorDefinition:
