@@ -311,8 +311,11 @@ def _edge_maps(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     f = np.ascontiguousarray(frame)
 
     def strongest(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        # numpy, not cv2: frames under 3 pixels give empty differences, which cv2 cannot take
-        return np.abs(a.astype(np.int16) - b.astype(np.int16)).max(axis=-1, initial=0) > EDGE_MIN
+        # numpy, not cv2: frames under 3 pixels give empty differences, which cv2 cannot take; the
+        # uint8 difference and the channel maximum as element-wise maxima (a reduction over an axis
+        # of 3 is ~20x slower)
+        d = np.maximum(a, b) - np.minimum(a, b)
+        return np.maximum(np.maximum(d[..., 0], d[..., 1]), d[..., 2]) > EDGE_MIN
 
     h_edges = np.zeros(f.shape[:2], dtype=bool)
     v_edges = np.zeros(f.shape[:2], dtype=bool)
