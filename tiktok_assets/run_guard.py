@@ -177,12 +177,16 @@ class RunWatcher:
     """
 
     def __init__(self, instance, pools: Iterable[str], log: Callable[[str], None] = print,
-                 poll_s: float = 1.0, grace_s: float = 3.0):
+                 poll_s: float = 1.0, grace_s: float = 3.0, pools_every_s: float = 5.0):
         self.instance = instance
         self.pools = list(dict.fromkeys(pools))
         self.log = log
         self.poll_s = poll_s
         self.grace_s = grace_s
+        # the pools are read at most this often (7 pools cost ~30 ms of queries per look; signals are
+        # still seen every poll_s)
+        self.pools_every_s = pools_every_s
+        self._looked_at = -float("inf")
         self.interrupted = False
         self._interrupted_at: float | None = None
         self._stop = threading.Event()
@@ -243,6 +247,9 @@ class RunWatcher:
             try:
                 if self._interrupted_at and time.monotonic() - self._interrupted_at >= self.grace_s:
                     self._interrupted()
+                if time.monotonic() - self._looked_at < self.pools_every_s:
+                    continue
+                self._looked_at = time.monotonic()
                 own = {r.run_id for r in self.own_runs()}
                 text = self._waiting_text(own) if own else None
                 if text:
