@@ -18,8 +18,9 @@ language ID is restricted to ``TIKTOK_ASSETS_LANGUAGES`` (default ``de,en``; ``a
    is encoded in full and decoded in both candidates and the better supported one is kept (see
    :func:`support`: log probability, discounted language ID, word evidence, repetition loops;
    close calls again with a prior from the other doubtful utterances). These comparison decodings
-   stop at a token cap per second of audio (:func:`token_cap`; one that reaches it has failed), so a
-   decoding in the wrong language that loops costs little.
+   stop at a token cap per second of audio (:func:`token_cap`; one that reaches it has failed) and
+   at their first failed window, so a decoding in the wrong language that loops costs little; a
+   failed one is never kept as the text.
 3. The words of an utterance that was not doubtful stay (so do all of a window whose utterances
    all stayed in its language). The others are decoded again one language at a time: a
    language's utterances in clip order are packed into one window (``PACK_GAP_S`` of silence
@@ -81,7 +82,8 @@ FAILED_PENALTY = 1.0
 READS_AS = 0.3
 DOUBTFUL_ENGLISH = -0.55
 # A comparison decoding (temperature 0 only) that wins with a mean token log probability below
-# this is decoded again with the temperature fallback (faster-whisper's log_prob_threshold).
+# this, or that failed, is decoded again with the temperature fallback (faster-whisper's
+# log_prob_threshold).
 FALLBACK_SCORE = -1.0
 # A comparison decoding (one utterance, temperature 0) of audio in the wrong language can run into a
 # repetition loop up to Whisper's 448 tokens (4.5 s for a 3.7 s utterance on 2 cores): it stops after
@@ -225,7 +227,11 @@ def decode(model, features, encoder_output, language: str, fallback: bool = True
         max_new_tokens=None if fallback else token_cap(features.shape[-1] / 100.0), clip_timestamps=[0.0], hallucination_silence_threshold=None, hotwords=None,
     )
     watch = GenerationWatch(model)
-    segments = list(type(model).generate_segments(watch, features, tokenizer, options, False, encoder_output))
+    segments = []
+    for segment in type(model).generate_segments(watch, features, tokenizer, options, False, encoder_output):
+        segments.append(segment)
+        if watch.failed and not fallback:  # a failed comparison decoding need not go on to later windows
+            break
     tokens = sum(len(s.tokens) for s in segments)
     score = sum(s.avg_logprob * len(s.tokens) for s in segments) / tokens if tokens else -10.0
     decoding = Decoding(language, segments, score, 0.0)
@@ -546,7 +552,7 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
         only = pack.spans[0] if len(pack.spans) == 1 else None
         if only in keep:  # one utterance: its own encoder output (and comparison decoding) serve
             decoding = identified[only].decodings.get(pack.language)
-            if decoding is None or decoding.score < FALLBACK_SCORE:
+            if decoding is None or decoding.failed or decoding.score < FALLBACK_SCORE:
                 decoding = decode(model, *keep[only], pack.language)
         else:
             features, encoded = encode_window(model, pack.audio(audio))
