@@ -5,8 +5,9 @@ A run of ``analyze_video`` covers one video or a contiguous range of videos (bac
 with analyzers. Steps run under the multiprocess executor (one process per step, GPU-group tag
 limits within the run, pools across runs) with ``require_upstream_step_success: false``: a step
 that failed for some videos still hands its outputs on, and the steps after it analyze the
-videos that succeeded (``execution.py``). The CLI runs the same job with the in-process executor
-(``analyze_job_in_process``): one process, every model loaded once for all its videos.
+videos that succeeded (``execution.py``). The CLI runs the same job in its own process
+(``analyze_job_in_process``): every model loaded once for all its videos, steps whose inputs are
+ready side by side in threads (``executors/threads.py``).
 
 Loading it also sets the pool slot counts from ``gpu_groups.yaml`` on the instance the deployment uses
 (under ``dagster dev``, the daemon, run workers, Celery workers and the CLI alike; a fresh instance too)
