@@ -132,6 +132,9 @@ class Decoding:
     score: float
     evidence: float
     failed: bool = False
+    # encoder passes the generation ran itself: a window after the given one, when the decoding did
+    # not reach the end of the audio in it (Whisper seeks on from its last timestamp)
+    encoder_passes: int = 0
 
     @property
     def text(self) -> str:
@@ -234,7 +237,7 @@ def decode(model, features, encoder_output, language: str, fallback: bool = True
             break
     tokens = sum(len(s.tokens) for s in segments)
     score = sum(s.avg_logprob * len(s.tokens) for s in segments) / tokens if tokens else -10.0
-    decoding = Decoding(language, segments, score, 0.0)
+    decoding = Decoding(language, segments, score, 0.0, encoder_passes=watch.encoder_passes)
     decoding.failed = (watch.failed or looping(decoding.text)
                        or any(s.compression_ratio > COMPRESSION_LIMIT for s in segments))
     decoding.evidence = german_evidence(decoding.text)
@@ -243,16 +246,22 @@ def decode(model, features, encoder_output, language: str, fallback: bool = True
 
 class GenerationWatch:
     """The Whisper model as ``generate_segments`` sees it (every other attribute is the model's),
-    noting whether a generation failed before its text was cut into segments: a repetition loop in
-    its raw text (the tail past the last timestamp is dropped from the segments) or a run to its token
-    cap (the loop that an uncapped decoding would have spun to 448 tokens)."""
+    noting whether a generation failed before its text was cut into segments (a repetition loop in
+    its raw text: the tail past the last timestamp is dropped from the segments; or a run to its token
+    cap: the loop that an uncapped decoding would have spun to 448 tokens) and counting the encoder
+    passes it runs itself."""
 
     def __init__(self, model) -> None:
         self._model = model
         self.failed = False
+        self.encoder_passes = 0
 
     def __getattr__(self, name: str):
         return getattr(self._model, name)
+
+    def encode(self, features):
+        self.encoder_passes += 1
+        return self._model.encode(features)
 
     def generate_with_fallback(self, encoder_output, prompt, tokenizer, options):
         result = self._model.generate_with_fallback(encoder_output, prompt, tokenizer, options)
@@ -513,7 +522,9 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
         if unsure(ranked):  # every utterance is identified on its own: no decoding of the whole
             pending.append((group, ranked, None, [True] * len(group)))
             continue
-        heard = split_by_utterance(decode(model, features, encoded, language), start, group)
+        decoding = decode(model, features, encoded, language)
+        encoder_passes += decoding.encoder_passes
+        heard = split_by_utterance(decoding, start, group)
         doubt = [doubtful(h, language) for h in heard]
         if any(doubt):
             pending.append((group, ranked, heard, doubt))
@@ -527,6 +538,7 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
     ], allowed, keep)}
     quick = sum(w.quick_pass for w in identified.values())
     encoder_passes += sum(w.how != "quick" for w in identified.values())
+    encoder_passes += sum(d.encoder_passes for w in identified.values() for d in w.decodings.values())
     # an utterance the window's decoding heard keeps those words when it was not doubtful, or when
     # all of the window's utterances stayed in its language; the others (another language, nothing
     # heard) are decoded again one language at a time, packed with the clip's other utterances of
@@ -554,10 +566,11 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
             decoding = identified[only].decodings.get(pack.language)
             if decoding is None or decoding.failed or decoding.score < FALLBACK_SCORE:
                 decoding = decode(model, *keep[only], pack.language)
+                encoder_passes += decoding.encoder_passes
         else:
             features, encoded = encode_window(model, pack.audio(audio))
-            encoder_passes += 1
             decoding = decode(model, features, encoded, pack.language)
+            encoder_passes += 1 + decoding.encoder_passes
         rows += pack_rows(pack, decoding, duration, probability)
     rows.sort(key=lambda r: (r["start_s"], r["end_s"]))
     languages = sorted({r["language"] for r in rows})
