@@ -105,7 +105,7 @@ class Settings:
     # videos per Dagster run of a backfill (BackfillPolicy.multi_run on every partitioned asset)
     partitions_per_run: int = 10
     # steps at once in the CLI's process (threads; the audio step beside the picture steps)
-    threads: int = 2
+    threads: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
     # the video-language model (qwen2_vl_temporal): hub id or local folder, revision, windows, budget
     vlm_model: str = "Qwen/Qwen2-VL-2B-Instruct"
     vlm_revision: str = "main"
