@@ -68,8 +68,8 @@ def planted(tmp_path_factory, settings):
                   ("Teil 2 kommt morgen", 6.0, 9.0, 480, "outline")],
         # whisper base's int8 results depend on the CPU's kernels: on an AVX2-only CPU "Link in bio for
         # the ..." was heard as "Link in my offer ..." and "Kommentiert eure Lieblingsnudeln." as English
-        # (they passed on an AVX-512 machine); these are read right there with CTranslate2's default
-        # kernels and with CT2_USE_MKL=1
+        # (they passed on the machine of earlier CI runs); these are read right there with CTranslate2's
+        # default kernels and with CT2_USE_MKL=1
         speech=[(0.8, "The recipe for the Nutella pancakes is in the link in bio.", "en-us"),
                 (4.6, "Follow me and save this video.", "en-us"),
                 (7.0, "Schreibt mir und kommentiert eure Lieblingsnudeln.", "de")],
