@@ -163,3 +163,29 @@ def test_render_shows_descriptions_text_and_people_lanes_when_their_tables_exist
     lanes = re.findall(r"<text[^>]*>([^<]*)</text>", page)
     assert {"on-screen text", "people", "cuts", "Grüße!", "face 1 happy"} <= {t.strip() for t in lanes}
     assert "transcript" not in {t.strip() for t in lanes}
+
+
+def test_timeline_svg_is_well_formed_and_puts_each_keyframe_on_its_shot():
+    """The hand-written SVG parses as XML (text escaped), each keyframe image lies inside its
+    shot's span on the time axis, and every lane and modality row has its title."""
+    import xml.etree.ElementTree as ET
+
+    from tiktok_assets import report_svg
+
+    spans = [(0.0, 1.2), (1.2, 4.0), (4.0, 9.5)]
+    uris = ["data:image/jpeg;base64,AAAA"] * 3
+    lanes = [("transcript", [(0.3, 0.6, "Grüße", "speech_transcription"), (0.7, 0.9, "<&>", "speech_transcription")]),
+             ("cuts", [(1.2, 1.2, "hard_cut", "cut_analysis")])]
+    coverage = [{"start_s": float(t), "end_s": float(t + 1), "speech": t < 5} for t in range(10)]
+    svg = report_svg.timeline_svg(9.5, spans, uris, [(320, 180)] * 3, lanes, [(0.0, 0.4), (1.0, 0.8)], coverage)
+    root = ET.fromstring(svg)
+    ns = "{http://www.w3.org/2000/svg}"
+    texts = {t.text for t in root.iter(f"{ns}text")}
+    assert {"transcript", "cuts", "shots", "pace", "Grüße", "<&>", "seconds", "speech covered"} <= texts
+    rows = report_svg._Rows(9.5)
+    for index, (a, b) in enumerate(spans, start=1):
+        image = next(e for e in root.iter(f"{ns}image") if e.get("id") == f"keyframe-{index}")
+        x, w = float(image.get("x")), float(image.get("width"))
+        assert rows.x(a) <= x and x + w <= rows.x(b) + 0.1
+    assert report_svg.tick_step(9.5) == 1 and report_svg.tick_step(49.0) == 5 and report_svg.tick_step(600.0) == 60
+    ET.fromstring(report_svg.score_svg({"score": 80.0, "speech_score": 75.0}))

@@ -1,10 +1,10 @@
 """The per-video HTML report ``reports/<id>/index.html``: a reconstruction people can look at.
 
-One self-contained file (images as data URIs, plots as inline SVG drawn with matplotlib, no script,
-no external reference), written atomically by the score step before the media cache may be
-evicted. Sections:
+One self-contained file (images as data URIs, plots as hand-written inline SVG from
+:mod:`report_svg`, no script, no external reference), written atomically by the score step before
+the media cache may be evicted. Sections:
 
-* **timeline**: one matplotlib figure on a common time axis: the keyframe of every shot (the
+* **timeline**: one figure on a common time axis: the keyframe of every shot (the
   sampled frame nearest the shot's middle; shots from ``cut_analysis``'s edit points), then one
   swimlane per kind of content whose table exists (:data:`LANES`: transcript words, on-screen
   text, people, objects, audio events, music with beats, camera motion, cuts, scenes, story
@@ -34,6 +34,7 @@ import numpy as np
 
 from .analyzers.base import MODALITIES
 from .config import Settings
+from .report_svg import score_svg, timeline_svg
 
 # (lane title, analyzer tables drawn in it); "transcript" and "music" are drawn specially
 LANES: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -52,7 +53,6 @@ LANES: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 MAX_ITEMS_PER_LANE = 400
 THUMB_LONG_SIDE = 180
-COLOURS = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f")
 
 
 def report_path(settings: Settings, video_id: str) -> Path:
@@ -111,17 +111,6 @@ def thumbnail_uri(frame: np.ndarray) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def _svg(figure) -> str:
-    import matplotlib
-
-    buffer = io.StringIO()
-    # text stays text (searchable, selectable); each image stays its own <image> (keyframe ids)
-    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "tiktok-assets", "image.composite_image": False}):
-        figure.savefig(buffer, format="svg", bbox_inches="tight")
-    text = buffer.getvalue()
-    return text[text.index("<svg"):]
-
-
 FALLBACK_LABELS = ("text", "label", "class_name", "emotion", "description")
 
 
@@ -170,78 +159,6 @@ def lane_items(tables: Mapping[str, list[dict[str, Any]]], labels: Mapping[str, 
     return out
 
 
-def timeline_figure(duration: float, spans, frames, lanes, pace, coverage) -> str:
-    """The keyframes, swimlanes, pace and coverage on one time axis, as inline SVG."""
-    from matplotlib.figure import Figure
-
-    rows = [("keyframes", 1.6)] if frames else []
-    rows += [("lanes", 0.42 * max(1, len(lanes)))]
-    if pace:
-        rows.append(("pace", 0.8))
-    if coverage:
-        rows.append(("coverage", 0.9))
-    figure = Figure(figsize=(13, sum(h for _, h in rows) + 0.6))
-    axes = figure.subplots(len(rows), 1, sharex=True, gridspec_kw={"height_ratios": [h for _, h in rows]},
-                           squeeze=False)[:, 0]
-    by_name = dict(zip((name for name, _ in rows), axes))
-    right = max(duration, 1e-3)
-    if frames:
-        ax = by_name["keyframes"]
-        for index, ((a, b), frame) in enumerate(zip(spans, frames), start=1):
-            h, w = frame.shape[:2]
-            width = min(b - a, right * 0.08 * w / max(h, 1) * 1.6)  # keep the picture's shape where room allows
-            mid = (a + b) / 2
-            image = ax.imshow(frame, extent=(mid - width / 2, mid + width / 2, 0, 1), aspect="auto", zorder=2)
-            image.set_gid(f"keyframe-{index}")
-            ax.axvspan(a, b, color=COLOURS[index % 2], alpha=0.15, zorder=1)
-        ax.set_ylim(0, 1)
-        ax.set_yticks([0.5], ["shots"])
-    ax = by_name["lanes"]
-    for lane, (title, items) in enumerate(lanes):
-        y = len(lanes) - 1 - lane
-        colour_of = {}
-        for k, (a, b, text, analyzer) in enumerate(items):
-            colour = colour_of.setdefault(analyzer, COLOURS[len(colour_of) % len(COLOURS)])
-            if b - a < 1e-3:
-                ax.plot([a, a], [y - 0.35, y + 0.35], color=colour, linewidth=0.8)
-            else:
-                ax.broken_barh([(a, b - a)], (y - 0.35, 0.7), facecolors=colour, alpha=0.45, edgecolor=colour)
-            if text:
-                offset = 0.12 if (title == "transcript" and k % 2) else -0.12
-                ax.text(a, y + offset, text, fontsize=6, va="center", ha="left", clip_on=True)
-    ax.set_ylim(-0.6, len(lanes) - 0.4)
-    ax.set_yticks(range(len(lanes)), [t for t, _ in reversed(lanes)])
-    if pace:
-        ax = by_name["pace"]
-        ax.step([a for a, _ in pace] + [pace[-1][0] + 1], [p for _, p in pace] + [pace[-1][1]], where="post")
-        ax.set_ylim(0, 1)
-        ax.set_ylabel("pace", fontsize=8)
-    if coverage:
-        ax = by_name["coverage"]
-        grid = np.array([[1.0 if row.get(m) else 0.0 for row in coverage] for m in MODALITIES])
-        ax.imshow(grid, aspect="auto", cmap="Greens", vmin=0, vmax=1.4, interpolation="nearest",
-                  extent=(0, coverage[-1]["end_s"], len(MODALITIES) - 0.5, -0.5))
-        ax.set_yticks(range(len(MODALITIES)), [f"{m} covered" for m in MODALITIES])
-    axes[-1].set_xlim(0, right)
-    axes[-1].set_xlabel("seconds")
-    figure.subplots_adjust(hspace=0.08)
-    return _svg(figure)
-
-
-def score_figure(scores: Mapping[str, Any]) -> str:
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(6, 2.2))
-    ax = figure.subplots()
-    values = [float(scores.get(f"{m}_score") or 0.0) for m in MODALITIES]
-    bars = ax.barh(list(MODALITIES), values, color=COLOURS[: len(MODALITIES)])
-    ax.bar_label(bars, [f"{v:.1f}" for v in values], fontsize=8)
-    ax.set_xlim(0, 110)
-    ax.invert_yaxis()
-    ax.set_title(f"score {float(scores.get('score') or 0):.1f} / 100", fontsize=10)
-    return _svg(figure)
-
-
 CSS = """
 body { font-family: DejaVu Sans, Arial, sans-serif; margin: 1.5em; color: #222; }
 h1 { font-size: 1.4em; } h2 { font-size: 1.15em; border-bottom: 1px solid #ddd; margin-top: 1.6em; }
@@ -271,15 +188,17 @@ def render(video_id: str, duration: float, tables: Mapping[str, list[dict[str, A
              f"<h1>Video {esc(video_id)}</h1><p>{duration:.2f} s · {len(spans)} shot{'s' * (len(spans) != 1)} · "
              f"reconstruction score <b id=\"score\">{float(scores.get('score') or 0):.1f}</b></p>"]
     parts.append("<section id=\"timeline\"><h2>Timeline</h2>")
-    parts.append(timeline_figure(duration, spans, frames, lanes, pace, list(coverage)))
+    uris = [thumbnail_uri(frame) for frame in frames] if frames is not None else None
+    shapes = [frame.shape[:2] for frame in frames] if frames is not None else None
+    parts.append(timeline_svg(duration, spans, uris, shapes, lanes, pace, list(coverage)))
     parts.append("</section><section id=\"shots\"><h2>Shots</h2>")
     if frames is None:
         parts.append("<p class=\"note\">No keyframes: the media cache was not present when the report was written.</p>")
     else:
         parts.append("<div class=\"strip\">")
-        for index, ((a, b), frame) in enumerate(zip(spans, frames), start=1):
+        for index, ((a, b), uri) in enumerate(zip(spans, uris or []), start=1):
             parts.append(f"<figure class=\"shot\" data-start=\"{a:.3f}\" data-end=\"{b:.3f}\"><img class=\"keyframe\" "
-                         f"alt=\"shot {index}, {a:.1f}-{b:.1f} s\" src=\"{thumbnail_uri(frame)}\">"
+                         f"alt=\"shot {index}, {a:.1f}-{b:.1f} s\" src=\"{uri}\">"
                          f"<figcaption>{index} · {a:.1f}–{b:.1f} s</figcaption></figure>")
         parts.append("</div>")
     parts.append("</section><section id=\"transcript\"><h2>Transcript</h2>")
@@ -303,7 +222,7 @@ def render(video_id: str, duration: float, tables: Mapping[str, list[dict[str, A
                          f"<td>{esc(str(row.get('description') or ''))}</td></tr>")
         parts.append("</table></section>")
     parts.append("<section id=\"score-breakdown\"><h2>Score</h2>")
-    parts.append(score_figure(scores))
+    parts.append(score_svg(scores))
     parts.append("<table><tr><th>modality</th><th>score</th><th>seconds covered</th></tr>")
     for m in MODALITIES:
         parts.append(f"<tr><td>{m}</td><td>{float(scores.get(f'{m}_score') or 0):.1f}</td>"
