@@ -46,3 +46,20 @@ def test_sensor_fails_a_dead_run_and_frees_its_slot(tmp_path):
         assert storage.get_concurrency_info("tiktok_vision").active_slot_count == 0
         again = sensor(dg.build_sensor_context(instance=instance))
         assert "no dead runs" in again.skip_message
+
+
+def test_the_run_watcher_stops_at_once_not_at_its_next_poll(tmp_path):
+    """The CLI waits for the watcher when its runs are done: leaving must wake the watcher's wait
+    for signals instead of sitting out the poll (30 s here)."""
+    import time
+
+    from tiktok_assets.run_guard import RunWatcher
+
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        watcher = RunWatcher(instance, [], log=lambda m: None, poll_s=30.0)
+        with watcher:
+            time.sleep(0.2)  # the watcher is inside its wait
+            began = time.monotonic()
+        assert not watcher._thread.is_alive()
+        assert time.monotonic() - began < 5.0
+        assert not watcher.interrupted  # the wake-up byte is no signal

@@ -12,6 +12,7 @@ machine's host are judged (Dagster's run monitoring watches the others).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import select
@@ -275,6 +276,9 @@ class RunWatcher:
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
+        if self._pipe is not None:  # wake the select at once (0 is no signal number)
+            with contextlib.suppress(BlockingIOError):  # full of unread signals: it returns anyway
+                os.write(self._pipe[1], b"\0")
         self._thread.join(timeout=5)
         if self._pipe is not None:
             signal.set_wakeup_fd(self._old_wakeup_fd)
