@@ -122,8 +122,9 @@ def test_segments_past_the_end_are_clamped_to_the_clip():
 def test_a_comparison_decoding_stops_at_its_token_cap(monkeypatch, whisper):
     """A comparison decoding (temperature 0, language forced) generates at most ``token_cap`` new
     tokens and counts as failed when it reaches them (on the wrong language Whisper can loop on to
-    448 tokens); a decoding that is kept is never capped. Real faster-whisper base on two espeak-ng
-    sentences, with the cap per second lowered so that ordinary speech reaches it."""
+    448 tokens); a decoding that is kept has the wider cap, which ordinary speech stays far below.
+    Real faster-whisper base on two espeak-ng sentences, with the cap per second lowered so that
+    ordinary speech reaches it."""
     from speech_corpus import ENGLISH, sentence_audio
 
     audio = np.concatenate([sentence_audio(ENGLISH[0], "en"), np.zeros(RATE // 4, np.float32),
@@ -138,9 +139,11 @@ def test_a_comparison_decoding_stops_at_its_token_cap(monkeypatch, whisper):
     monkeypatch.setattr(whisper, "generate_with_fallback", counted)
     features, encoded = speech_transcription.encode_window(whisper, audio)
     kept = speech_transcription.decode(whisper, features, encoded, "en")
-    assert all(cap is None for cap, _n in generated) and not kept.failed
+    wide = speech_transcription.token_cap(features.shape[-1] / 100, kept=True)
+    assert generated and all(cap == wide for cap, _n in generated) and not kept.failed
     assert {"welcome", "kitchen", "dinner"} <= set(kept.text.lower().replace(",", "").replace(".", "").split())
     full = max(n for _cap, n in generated)
+    assert full < wide / 2  # ordinary speech: far from the kept cap
 
     monkeypatch.setattr(speech_transcription, "TOKENS_PER_S", 1.0)
     monkeypatch.setattr(speech_transcription, "TOKENS_FLOOR", 2)
@@ -152,3 +155,35 @@ def test_a_comparison_decoding_stops_at_its_token_cap(monkeypatch, whisper):
     assert generated and all(c == cap and n <= cap + 1 for c, n in generated), (cap, generated)
     assert compared.failed
     assert speech_transcription.token_cap(600.0) == speech_transcription.MAX_NEW_TOKENS
+    assert speech_transcription.token_cap(28.0, kept=True) > whisper.max_length  # long windows: uncapped
+    # a kept decoding is capped too (each temperature of its fallback), only wider
+    monkeypatch.setattr(speech_transcription, "KEPT_TOKENS_PER_S", 1.0)
+    monkeypatch.setattr(speech_transcription, "KEPT_TOKENS_FLOOR", 2)
+    generated.clear()
+    speech_transcription.decode(whisper, features, encoded, "en")
+    assert generated and all(c == cap and n <= cap + 1 for c, n in generated), (cap, generated)
+
+
+def test_a_token_cap_is_lowered_to_what_the_prompt_leaves():
+    """faster-whisper refuses ``max_new_tokens`` past Whisper's 448 less the prompt (a later window
+    carries up to 223 tokens of earlier text): the watch lowers the cap for that window only."""
+    from types import SimpleNamespace
+
+    from faster_whisper.transcribe import TranscriptionOptions
+
+    seen = []
+
+    class Model:
+        max_length = 448
+
+        def generate_with_fallback(self, encoder_output, prompt, tokenizer, options):
+            seen.append(options.max_new_tokens)
+            return (SimpleNamespace(sequences_ids=[[1, 2, 3]]), -0.2, 0.0, 1.0)
+
+    fields = {name: None for name in TranscriptionOptions.__dataclass_fields__}
+    options = TranscriptionOptions(**{**fields, "max_new_tokens": 300})
+    tokenizer = SimpleNamespace(decode=lambda ids: "a b c")
+    watch = speech_transcription.GenerationWatch(Model())
+    watch.generate_with_fallback(None, [0] * 4, tokenizer, options)
+    watch.generate_with_fallback(None, [0] * 226, tokenizer, options)
+    assert seen == [300, 448 - 226] and options.max_new_tokens == 300 and not watch.failed

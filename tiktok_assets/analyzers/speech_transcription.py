@@ -89,10 +89,18 @@ FALLBACK_SCORE = -1.0
 # repetition loop up to Whisper's 448 tokens (4.5 s for a 3.7 s utterance on 2 cores): it stops after
 # TOKENS_FLOOR + TOKENS_PER_S tokens per second of audio (about three times ordinary speech, timestamp
 # tokens included), at most MAX_NEW_TOKENS (448 less the longest prompt, 223 tokens of earlier text
-# and the start sequence). Decodings that are kept are never capped.
+# and the start sequence; OpenAI's Whisper itself samples at most 224 per window).
 TOKENS_PER_S = 12.0
 TOKENS_FLOOR = 16
 MAX_NEW_TOKENS = 220
+# A decoding that is kept has a wider cap, KEPT_TOKENS_FLOOR + KEPT_TOKENS_PER_S per second (five
+# times ordinary speech; fast German speech with its timestamps needs about 10; a window over ~21 s
+# keeps all that the prompt leaves of Whisper's 448, as uncapped decoding does), so that audio
+# Whisper cannot read (garbled, sped up, some singing) costs a bounded amount: each of the six
+# temperatures of the fallback loops up to the cap (five samples each above 0), which uncapped on
+# 6.7 s of garbled audio took 29 s for "That's it!".
+KEPT_TOKENS_PER_S = 20.0
+KEPT_TOKENS_FLOOR = 32
 # An utterance identified on its own is first encoded padded to this many log-mel frames (10 s, not
 # Whisper's 30 s); only when that language ID is unsure is it encoded in full (and decoded).
 QUICK_FRAMES = 1000
@@ -211,8 +219,8 @@ def language_ranking(model, encoder_output, allowed: tuple[str, ...]) -> list[tu
 
 def decode(model, features, encoder_output, language: str, fallback: bool = True) -> Decoding:
     """Decode a window from its encoder output in ``language`` (beam search, word timestamps and,
-    with ``fallback``, the temperature fallback of ``transcribe``; without it, a comparison decoding,
-    at most :func:`token_cap` tokens), without a prompt: earlier windows' text as prompt makes
+    with ``fallback``, the temperature fallback of ``transcribe``; without it, a comparison decoding),
+    at most :func:`token_cap` tokens per window, without a prompt: earlier windows' text as prompt makes
     Whisper base repeat it into short windows."""
     from faster_whisper.tokenizer import Tokenizer
     from faster_whisper.transcribe import TranscriptionOptions, get_suppressed_tokens
@@ -227,7 +235,8 @@ def decode(model, features, encoder_output, language: str, fallback: bool = True
         prefix=None, suppress_blank=True, suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
         without_timestamps=False, max_initial_timestamp=1.0, word_timestamps=True,
         prepend_punctuations="\"'“¿([{-", append_punctuations="\"'.。,，!！?？:：”)]}、", multilingual=False,
-        max_new_tokens=None if fallback else token_cap(features.shape[-1] / 100.0), clip_timestamps=[0.0], hallucination_silence_threshold=None, hotwords=None,
+        max_new_tokens=token_cap(min(features.shape[-1], model.feature_extractor.nb_max_frames) / 100.0, kept=fallback),
+        clip_timestamps=[0.0], hallucination_silence_threshold=None, hotwords=None,
     )
     watch = GenerationWatch(model)
     segments = []
@@ -248,8 +257,8 @@ class GenerationWatch:
     """The Whisper model as ``generate_segments`` sees it (every other attribute is the model's),
     noting whether a generation failed before its text was cut into segments (a repetition loop in
     its raw text: the tail past the last timestamp is dropped from the segments; or a run to its token
-    cap: the loop that an uncapped decoding would have spun to 448 tokens) and counting the encoder
-    passes it runs itself."""
+    cap: the loop that an uncapped decoding would have spun to 448 tokens), counting the encoder
+    passes it runs itself, and lowering a token cap to what a window's prompt leaves of 448."""
 
     def __init__(self, model) -> None:
         self._model = model
@@ -264,6 +273,9 @@ class GenerationWatch:
         return self._model.encode(features)
 
     def generate_with_fallback(self, encoder_output, prompt, tokenizer, options):
+        room = self._model.max_length - len(prompt)  # faster-whisper refuses a cap past Whisper's 448
+        if options.max_new_tokens is not None and options.max_new_tokens > room:
+            options = dataclasses.replace(options, max_new_tokens=room)
         result = self._model.generate_with_fallback(encoder_output, prompt, tokenizer, options)
         tokens = result[0].sequences_ids[0]
         capped = options.max_new_tokens is not None and len(tokens) >= options.max_new_tokens
@@ -271,8 +283,11 @@ class GenerationWatch:
         return result
 
 
-def token_cap(seconds: float) -> int:
-    """New tokens a comparison decoding of ``seconds`` of audio may generate (see ``TOKENS_PER_S``)."""
+def token_cap(seconds: float, kept: bool = False) -> int:
+    """New tokens a decoding of ``seconds`` of audio may generate: a comparison decoding (see
+    ``TOKENS_PER_S``), or with ``kept`` one whose text is kept (``KEPT_TOKENS_PER_S``)."""
+    if kept:  # at most what the prompt leaves of Whisper's 448 (see GenerationWatch)
+        return KEPT_TOKENS_FLOOR + int(KEPT_TOKENS_PER_S * seconds)
     return min(MAX_NEW_TOKENS, TOKENS_FLOOR + int(TOKENS_PER_S * seconds))
 
 
@@ -640,7 +655,7 @@ SPEC = AnalyzerSpec(
     name="speech_transcription",
     modality="speech",
     description="Speech segments and words with timestamps and language (faster-whisper)",
-    version="5",
+    version="6",
     columns=COLUMNS,
     run=run,
     model="faster-whisper",
