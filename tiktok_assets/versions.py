@@ -24,12 +24,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from functools import cache
-from importlib import metadata
 from pathlib import Path
 
 from .analyzers.base import AnalyzerSpec
 from .config import Settings
 from .model_registry import ModelLoader, models_of
+from .model_registry.loading import distribution_version
 from .passes import VERSIONS as PASS_VERSIONS
 
 SOURCE_VERSION = "1"
@@ -61,10 +61,7 @@ def path_stamp(value: object) -> str | None:
 
 @cache
 def _package_version(name: str) -> str:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "absent"
+    return distribution_version(name) or "absent"
 
 
 def _setting_parts(settings: Settings, names: tuple[str, ...]) -> list[str]:
