@@ -5,7 +5,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tiktok_assets.warehouse import Warehouse
+from tiktok_assets.warehouse import ANALYZER_RUNS_SCHEMA, Warehouse
 
 SCHEMA = pa.schema([("video_id", pa.string()), ("start_s", pa.float64()), ("end_s", pa.float64()),
                     ("label", pa.string())])
@@ -66,3 +66,35 @@ def test_bad_partition_key_never_reaches_the_filesystem(tmp_path):
     wh = Warehouse(tmp_path / "wh", tmp_path / "catalog.duckdb")
     with pytest.raises(ValueError, match="invalid video ID"):
         wh.write("things", "../../escape", rows("x", ["a"]))
+
+
+def test_upstream_inputs_read_each_upstreams_own_run_record(settings):
+    """An analyzer's inputs come with their upstreams' run records (one part file each): a current
+    success hands over its table, a failed run does not, a success by an older code version is
+    stale, a run of an analyzer it does not read is not looked at, and no record is "missing"."""
+    import dataclasses
+
+    from tiktok_assets import catalog, steps
+    from tiktok_assets.analyzers import all_specs
+
+    video = "upstream-records"
+    specs = all_specs()
+    spec = dataclasses.replace(specs["speech_rate"],
+                               depends_on=("speech_transcription", "cut_analysis", "text_overlay", "keywords"))
+    store = catalog.warehouse(settings)
+    for name, status, version in (("speech_transcription", "success", None), ("cut_analysis", "failed", None),
+                                  ("text_overlay", "success", "0-old"), ("color_analysis", "failed", None)):
+        store.write(name, video, pa.table({"video_id": [video], "start_s": [0.0], "end_s": [1.0]}))
+        steps._record_run(settings, specs[name], video, status=status, rows=1, seconds=0.1, examined=[],
+                          model=None, error=None)
+        if version is not None:  # as if written by an earlier version of the analyzer
+            record = store.read_part("analyzer_runs", video, name).to_pylist()
+            record[0]["code_version"] = version
+            store.write("analyzer_runs", video, pa.Table.from_pylist(record, schema=ANALYZER_RUNS_SCHEMA), part=name)
+    inputs, runs = steps.upstream_inputs(settings, spec, video)
+    assert set(inputs) == {"speech_transcription", "text_overlay"} and inputs["speech_transcription"].num_rows == 1
+    assert {name: (r["status"], r["stale"]) for name, r in runs.items()} == {
+        "speech_transcription": ("success", False), "cut_analysis": ("failed", False),
+        "text_overlay": ("success", True), "keywords": ("missing", False),
+    }
+    assert store.read_part("analyzer_runs", video, "keywords") is None

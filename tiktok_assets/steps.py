@@ -88,8 +88,10 @@ def upstream_inputs(
     (recorded), ``current_version`` and ``stale``.
     Only an upstream whose last run succeeded hands over its table; a failed or stale one is logged."""
     store = catalog.warehouse(settings)
-    runs_table = store.read("analyzer_runs", video_id)
-    latest = {r["analyzer"]: r for r in (runs_table.to_pylist() if runs_table is not None else [])}
+    latest = {}  # each analyzer's run record is its own part file: only the upstreams' are read
+    for dep in spec.depends_on:
+        record = store.read_part("analyzer_runs", video_id, dep)
+        latest.update({r["analyzer"]: r for r in (record.to_pylist() if record is not None else [])})
     specs = all_specs()
     versions = code_versions(settings, specs)
     inputs: dict[str, pa.Table] = {}

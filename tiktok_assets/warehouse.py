@@ -182,6 +182,14 @@ class Warehouse:
                 return None
             return pa.concat_tables([self._read_file(f.path) for f in files], promote_options="default")
 
+    def read_part(self, table_name: str, video_id: str, part: str) -> pa.Table | None:
+        """The rows of one part file of one table for one video (see :meth:`write`), or None."""
+        path = f"{self.partition_dir(table_name, video_id)}/{part}.parquet"
+        with self._io("read"):
+            if self.filesystem.get_file_info(path).type != pafs.FileType.File:
+                return None
+            return self._read_file(path)
+
     def has_rows(self, table_name: str) -> bool:
         """Whether any video has a Parquet file of ``table_name``."""
         with self._io("list"):
