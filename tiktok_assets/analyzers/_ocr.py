@@ -14,6 +14,8 @@ both languages (``TIKTOK_ASSETS_OCR_ENGINES``).
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -21,6 +23,7 @@ from typing import Protocol
 import numpy as np
 
 from ..model_registry import ModelUnavailable, ResolvedModel
+from ..model_registry.loading import without_spinning
 
 ENGINES = ("rapidocr", "easyocr")
 MODEL_IDS = {"rapidocr": "rapidocr-ppocrv6", "easyocr": "easyocr-en"}
@@ -76,6 +79,20 @@ def clean_text(text: str) -> str:
     return " ".join(unicodedata.normalize("NFC", text).split())
 
 
+@contextmanager
+def sessions_without_spinning() -> Iterator[None]:
+    """RapidOCR's ONNX Runtime sessions made meanwhile get ``without_spinning`` options like the
+    registry's own (its configuration has no such key; it builds them in ``_init_sess_opts``)."""
+    from rapidocr.inference_engine.onnxruntime.main import OrtInferSession
+
+    made = OrtInferSession.__dict__["_init_sess_opts"]
+    OrtInferSession._init_sess_opts = staticmethod(lambda cfg: without_spinning(made.__func__(cfg)))
+    try:
+        yield
+    finally:
+        OrtInferSession._init_sess_opts = made
+
+
 class RapidOcrEngine:
     """PP-OCRv6 small det + rec through ``rapidocr`` on ONNX Runtime (CUDA when available)."""
 
@@ -96,7 +113,10 @@ class RapidOcrEngine:
             "EngineConfig.onnxruntime.cuda_ep_cfg.device_id": index,
         })
         try:
-            self.engine = RapidOCR(params=params)
+            with sessions_without_spinning():  # both sessions now (RapidOCR makes them at first use)
+                self.engine = RapidOCR(params=params)
+                self.engine._load_det_model()
+                self.engine._load_rec_model()
         except Exception as exc:  # noqa: BLE001 - config and ONNX errors come in many types
             raise ModelUnavailable(f"RapidOCR PP-OCRv6 could not be loaded from {root} ({exc}); "
                                    "reinstall rapidocr==3.10.0") from exc
