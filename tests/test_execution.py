@@ -275,3 +275,41 @@ def test_pool_slots_are_written_only_when_they_differ(module_home, monkeypatch):
     original(storage, pool, limits[pool] + 1)
     apply_pool_limits(instance, load_gpu_groups())
     assert writes == [pool] and storage.get_concurrency_info(pool).slot_count == limits[pool]
+
+
+def test_a_step_asks_the_event_log_once_per_upstream_and_video():
+    """Analyzers of one step share upstreams: each upstream's newest record (materialized in this
+    run? its data version for the provenance tags) is read once per video, not once per analyzer;
+    the step's own assets are read fresh each time (their records change while it runs)."""
+    from types import SimpleNamespace
+
+    from tiktok_assets.execution import PER_VIDEO_EVENTS_TAGS, PartitionEvents
+
+    upstream, shared, own = dg.AssetKey("media"), dg.AssetKey("speech_transcription"), dg.AssetKey("speech_rate")
+    calls: list[tuple[str, dg.AssetKey]] = []
+    record = SimpleNamespace(run_id="run-1", storage_id=7, timestamp=1.0, event_log_entry=SimpleNamespace(tags={}))
+
+    class Instance:
+        def fetch_materializations(self, records_filter, limit):
+            calls.append(("latest", records_filter.asset_key))
+            return SimpleNamespace(records=[record])
+
+        def get_latest_data_version_record(self, key, is_source, partition):
+            calls.append(("version", key))
+            return record
+
+    nodes = {k: SimpleNamespace(parent_keys={upstream, shared}) for k in (own, dg.AssetKey("speech_flow"))}
+    context = SimpleNamespace(
+        partition_keys=["v1"], run=SimpleNamespace(tags=dict(PER_VIDEO_EVENTS_TAGS)), instance=Instance(),
+        run_id="run-1", job_def=SimpleNamespace(asset_layer=SimpleNamespace(get=nodes.__getitem__)),
+    )
+    events = PartitionEvents(context, nodes, {k: "1" for k in nodes})
+    for key in nodes:  # two analyzers with the same two upstreams
+        assert events.materialized_in_run(upstream, "v1") and events.materialized_in_run(shared, "v1")
+        (materialization,) = events.success(key, "v1", {})
+        assert materialization.tags["dagster/code_version"] == "1"
+        events._evaluation(key, "v1", "examined_whole_video", True, {})
+    assert sorted(calls, key=str) == sorted(
+        [("latest", upstream), ("latest", shared), ("version", upstream), ("version", shared),
+         ("latest", own), ("latest", dg.AssetKey("speech_flow"))], key=str,
+    )

@@ -84,6 +84,10 @@ class PartitionEvents:
         self._materialized: set[tuple[dg.AssetKey, str]] = set()
         self._metadata: dict[tuple[dg.AssetKey, str], dict[str, Any]] = {}
         self._checks: list[tuple[dg.AssetKey, str, str, bool, dict[str, Any]]] = []
+        # event-log records of other steps' assets: they do not change while this step runs, and
+        # several analyzers of a step share an upstream (one query each instead of one per analyzer)
+        self._latest: dict[tuple[dg.AssetKey, str], Any] = {}
+        self._versioned: dict[tuple[dg.AssetKey, str], Any] = {}
 
     def plan(self) -> None:
         """Record that this step intends to materialize each selected asset for each video."""
@@ -101,10 +105,21 @@ class PartitionEvents:
         """Whether ``key`` got its materialization of ``video`` in this run (any step)."""
         if (key, video) in self._materialized:
             return True
+        record = self._latest_materialization(key, video)
+        return record is not None and record.run_id == self.run_id
+
+    def _latest_materialization(self, key: dg.AssetKey, video: str) -> Any:
+        """The newest materialization record of ``key`` for ``video`` (None without one); kept for
+        other steps' assets."""
+        if (key, video) in self._latest:
+            return self._latest[(key, video)]
         records = self.instance.fetch_materializations(
             dg.AssetRecordsFilter(asset_key=key, asset_partitions=[video]), limit=1
         ).records
-        return bool(records) and records[0].run_id == self.run_id
+        record = records[0] if records else None
+        if key not in self.keys:
+            self._latest[(key, video)] = record
+        return record
 
     def _provenance_tags(self, key: dg.AssetKey, video: str) -> dict[str, str]:
         """The tags Dagster writes on a materialization of one partition: code version, per input
@@ -114,7 +129,12 @@ class PartitionEvents:
         tags: dict[str, str] = {CODE_VERSION_TAG: code_version}
         versions: dict[dg.AssetKey, DataVersion] = {}
         for dep in sorted(node.parent_keys):
-            record = self.instance.get_latest_data_version_record(dep, False, video)
+            if (dep, video) in self._versioned:
+                record = self._versioned[(dep, video)]
+            else:
+                record = self.instance.get_latest_data_version_record(dep, False, video)
+                if dep not in self.keys:
+                    self._versioned[(dep, video)] = record
             version = extract_data_version_from_entry(record.event_log_entry) if record else None
             versions[dep] = version or DEFAULT_DATA_VERSION
             tags[get_input_data_version_tag(dep)] = versions[dep].value
@@ -145,14 +165,12 @@ class PartitionEvents:
             self._checks.append((key, video, name, passed, metadata))
 
     def _evaluation(self, key: dg.AssetKey, video: str, name: str, passed: bool, metadata: dict) -> Any:
-        records = self.instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=key, asset_partitions=[video]), limit=1
-        ).records
+        record = self._latest_materialization(key, video)
         target = (
             AssetCheckEvaluationTargetMaterializationData(
-                storage_id=records[0].storage_id, run_id=records[0].run_id, timestamp=records[0].timestamp
+                storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp
             )
-            if records else None
+            if record else None
         )
         return dg.AssetCheckEvaluation(
             asset_key=key, check_name=name, passed=passed, metadata=metadata,
