@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from tiktok_assets.analyzers import all_specs
-from tiktok_assets.config import PROJECT_DIR
+from tiktok_assets.config import PROJECT_DIR, load_settings
 from tiktok_assets.gpu_groups import GROUP_TAG, GpuGroupsError, parse_groups
 
 KNOWN = ("a1", "a2", "a3")
@@ -41,6 +41,21 @@ def test_pools_tags_and_devices_follow_the_file():
     assert on_gpu.group_of("a1").batch_size == 8
 
 
+def test_priorities_start_the_long_and_single_threaded_steps_first():
+    """Of the steps that are ready, Dagster starts those with a higher ``dagster/priority`` first:
+    the audio step, then the frames and people steps (one thread each) beside it; the steps whose
+    models use every core come last, when they would otherwise leave a core idle."""
+    from tiktok_assets.definitions import defs
+    from tiktok_assets.executors import PRIORITY_TAG, step_tags
+
+    job = defs.resolve_job_def("analyze_video")
+    priority = {node.name: int(node.definition.tags.get(PRIORITY_TAG, 0)) for node in job.graph.nodes}
+    last = max(priority[f"{g}_analyzers"] for g in ("text", "vision", "vlm"))
+    assert priority["audio_analyzers"] > priority["frames_analyzers"] > priority["people_analyzers"] > last
+    groups = parse_groups(config(cpu={"analyzers": list(KNOWN)}), KNOWN, cuda=False)
+    assert PRIORITY_TAG not in step_tags(groups.groups["cpu"], groups, load_settings())  # 0: no tag
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [
@@ -50,6 +65,7 @@ def test_pools_tags_and_devices_follow_the_file():
         (config(cpu={"max_concurrent": 0, "analyzers": list(KNOWN)}), "max_concurrent must be"),
         (config(cpu={"device": "tpu", "analyzers": list(KNOWN)}), "device must be one of"),
         (config(cpu={"analyzer": list(KNOWN)}), "unknown settings"),
+        (config(cpu={"priority": 1.5, "analyzers": list(KNOWN)}), "priority must be a whole number"),
         ({"pipeline_group": "main", "groups": {"cpu": {"analyzers": list(KNOWN)}}}, "pipeline_group 'main'"),
         ({"groups": {}}, "non-empty mapping"),
     ],

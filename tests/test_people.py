@@ -15,6 +15,9 @@ The clip (360x640, 10 fps, 16 s; every part is its own shot):
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import people_clips as pc
 import pytest
@@ -24,6 +27,7 @@ from people_clips import Clip, Placement
 from tiktok_assets.model_registry import process_loader
 from tiktok_assets.passes import faces as faces_pass
 from tiktok_assets.passes import person as person_pass
+from tiktok_assets.passes import prepare
 
 CLOSE = (130, 30, 350, 250)
 TIGHT = (150, 40, 330, 200)
@@ -161,6 +165,74 @@ def test_person_pass_is_computed_once(media, settings, monkeypatch):
     again = person_pass.person(media, NoModels(), "cpu", settings.people_fps)
     assert np.array_equal(first.person_share, again.person_share)
     assert np.allclose(first.pose, again.pose, equal_nan=True)
+
+
+class RecordingModels:
+    """The real MediaPipe graphs behind a loader that notes each pass call's thread and times."""
+
+    def __init__(self, settings):
+        self.model = process_loader(settings).load("mediapipe-legacy")
+        self.calls: list[tuple[str, str, float, float]] = []  # (kind, thread, start, end)
+
+    def load(self, model_id, device="cpu"):
+        return self
+
+    def _timed(self, kind, method, *args):
+        began = time.perf_counter()
+        try:
+            return method(*args)
+        finally:
+            self.calls.append((kind, threading.current_thread().name, began, time.perf_counter()))
+
+    def faces(self, frame):
+        return self._timed("faces", self.model.faces, frame)
+
+    def pose_landmarks(self, frame):
+        return self._timed("person", self.model.pose_landmarks, frame)
+
+    def person_mask(self, frame):
+        return self._timed("person", self.model.person_mask, frame)
+
+
+def test_face_and_person_passes_are_prepared_side_by_side(media, clip, settings, tmp_path):
+    """The people step computes its two passes in two threads (separate MediaPipe graphs, one lock
+    each) before its analyzers run; they then read exactly what one-by-one computation gives.
+    Real MediaPipe graphs on the people clip."""
+    fresh = make_media(encode_frames(tmp_path / "people.mp4", clip.frames, fps=pc.FPS), tmp_path, video_id="fresh")
+    models = RecordingModels(settings)
+    assert prepare.prepare(fresh, {"faces", "person", "speech_activity"}, models, "cpu", settings) == {
+        "faces": "ok", "person": "ok"}
+    threads = {kind: {c[1] for c in models.calls if c[0] == kind} for kind in ("faces", "person")}
+    assert len(threads["faces"]) == len(threads["person"]) == 1 and threads["faces"] != threads["person"]
+    span = {kind: (min(c[2] for c in models.calls if c[0] == kind), max(c[3] for c in models.calls if c[0] == kind))
+            for kind in ("faces", "person")}
+    assert span["person"][0] < span["faces"][1] and span["faces"][0] < span["person"][1]  # they overlapped
+
+    class NoModels:
+        def load(self, *args, **kwargs):
+            raise AssertionError("a prepared pass was computed again")
+
+    one_by_one = (faces_pass.faces(media, process_loader(settings), "cpu", settings.people_fps),
+                  person_pass.person(media, process_loader(settings), "cpu", settings.people_fps))
+    read = (faces_pass.faces(fresh, NoModels(), "cpu", settings.people_fps),
+            person_pass.person(fresh, NoModels(), "cpu", settings.people_fps))
+    assert np.array_equal(read[0].det_frame, one_by_one[0].det_frame)
+    assert np.allclose(read[0].det_box, one_by_one[0].det_box)
+    assert np.allclose(read[0].det_mesh, one_by_one[0].det_mesh, equal_nan=True)
+    assert np.allclose(read[1].pose, one_by_one[1].pose, equal_nan=True)
+    assert np.array_equal(read[1].mask, one_by_one[1].mask)
+
+
+def test_a_pass_that_cannot_be_prepared_is_left_to_its_analyzers(clip, settings, tmp_path):
+    class Broken:
+        def load(self, *args, **kwargs):
+            raise RuntimeError("graph exploded")
+
+    other = make_media(encode_frames(tmp_path / "short.mp4", clip.frames[:20], fps=pc.FPS), tmp_path, "broken")
+    out = prepare.prepare(other, ["faces", "person"], Broken(), "cpu", settings)
+    assert out == {"faces": "RuntimeError: graph exploded", "person": "RuntimeError: graph exploded"}
+    assert not list((other.directory / "passes").glob("*.npz"))  # nothing half-written for them to read
+    assert prepare.worth_preparing(["faces"]) == []  # one pass alone gains nothing from a thread
 
 
 def presence_clip() -> Clip:

@@ -204,15 +204,25 @@ def group_asset(
         in_run = set(context.run.asset_selection or context.job_def.asset_layer.executable_asset_keys)
         failed: dict[str, list[str]] = {}
         skipped: dict[str, list[str]] = {}
+
+        def failed_upstream(spec: AnalyzerSpec, video: str, bad: set[str]) -> list[str]:
+            """The inputs of ``spec`` that failed on ``video`` in this run (``bad``: in this step)."""
+            upstream = [MEDIA_KEY, *[dg.AssetKey(d) for d in spec.depends_on]]
+            return [
+                k.to_user_string() for k in upstream
+                if (k.to_user_string() in bad)
+                or (k in in_run and k.to_user_string() not in own and not events.materialized_in_run(k, video))
+            ]
+
         for video in events.videos:
             bad: set[str] = set()  # analyzers of this step that failed or were skipped on this video
+            try:  # only saves time: an analyzer computes a pass that is not there itself
+                steps.prepare_passes(settings, [s for s in selected if not failed_upstream(s, video, bad)], video,
+                                     device, context.log, loader)
+            except Exception as exc:  # noqa: BLE001 - each analyzer meets the error again and records it
+                context.log.warning(f"video {video}: shared passes not prepared: {user_message(exc)}")
             for spec in selected:
-                upstream = [MEDIA_KEY, *[dg.AssetKey(d) for d in spec.depends_on]]
-                missing = [
-                    k.to_user_string() for k in upstream
-                    if (k.to_user_string() in bad)
-                    or (k in in_run and k.to_user_string() not in own and not events.materialized_in_run(k, video))
-                ]
+                missing = failed_upstream(spec, video, bad)
                 if missing:  # an upstream failed in this run: this analyzer is not run on the video
                     bad.add(spec.name)
                     skipped.setdefault(video, []).append(f"{spec.name}: upstream {', '.join(missing)} failed")

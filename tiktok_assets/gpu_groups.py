@@ -20,7 +20,7 @@ GROUP_TAG = "tiktok_assets/group"
 DEVICES = ("cuda", "cpu")
 GROUP_KEYS = frozenset({
     "device", "max_concurrent", "cpu_max_concurrent", "batch_size", "memory_gb", "analyzers", "description",
-    "cpu", "ram_gb",
+    "cpu", "ram_gb", "priority",
 })
 KUBERNETES_KEYS = frozenset({
     "gpu_resource", "gpu_node_selector", "gpu_tolerations", "cpu_node_selector", "default_cpu", "default_ram_gb",
@@ -45,6 +45,7 @@ class GpuGroup:
     analyzers: tuple[str, ...]
     cpu: float | None = None  # CPU cores the group's step pod requests on Kubernetes (default: kubernetes.default_cpu)
     ram_gb: float | None = None  # memory of that pod in GiB (default: see KubernetesConfig.pod_ram_gb)
+    priority: int = 0  # of several ready steps, higher first (Dagster's dagster/priority op tag)
 
     @property
     def pool(self) -> str:
@@ -114,6 +115,14 @@ def _positive_int(group: str, key: str, value, default: int) -> int:
         return default
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise GpuGroupsError(f"group {group!r}: {key} must be a whole number >= 1, got {value!r}")
+    return value
+
+
+def _whole_number(group: str, key: str, value) -> int:
+    if value is None:
+        return 0
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise GpuGroupsError(f"group {group!r}: {key} must be a whole number, got {value!r}")
     return value
 
 
@@ -216,6 +225,7 @@ def parse_groups(data: dict, known_analyzers: Iterable[str], cuda: bool) -> GpuG
             analyzers=analyzers,
             cpu=_positive_number(f"group {name!r}", "cpu", raw.get("cpu")),
             ram_gb=_positive_number(f"group {name!r}", "ram_gb", raw.get("ram_gb")),
+            priority=_whole_number(name, "priority", raw.get("priority")),
         )
     missing = sorted(known - set(owner))
     if missing:

@@ -117,6 +117,22 @@ def upstream_inputs(
     return inputs, input_runs
 
 
+def prepare_passes(
+    settings: Settings, specs: list[AnalyzerSpec], video_id: str, device: str, logger=None, models: Any = None,
+) -> dict[str, str]:
+    """Compute the shared passes that ``specs`` read and that gain from running side by side
+    (:mod:`.passes.prepare`) before the analyzers run; per pass "ok" or its error. Only saves time:
+    an analyzer computes a pass that is not there itself."""
+    from .model_registry import process_loader
+    from .passes import prepare
+
+    names = {name for spec in specs for name in spec.passes}
+    if not prepare.worth_preparing(names):
+        return {}
+    with ensure_media_cache(settings, video_id, (logger or log).info) as media:
+        return prepare.prepare(media, names, models or process_loader(settings), device, settings, logger or log)
+
+
 def run_analyzer_step(
     settings: Settings, spec: AnalyzerSpec, video_id: str, device: str, batch_size: int, logger=None,
     refresh: bool = True, models: Any = None,

@@ -81,7 +81,9 @@ class MediaPipeModels:
                                             min_detection_confidence=0.3)
         self.pose = pose.Pose(static_image_mode=True, model_complexity=1, enable_segmentation=False)
         self.selfie = selfie_segmentation.SelfieSegmentation(model_selection=0)
-        self.lock = threading.Lock()  # the solution graphs are not re-entrant
+        # each solution graph is not re-entrant: one lock per graph, so the face pass and the
+        # person pass (separate graphs) can run side by side in two threads
+        self.locks = {name: threading.Lock() for name in ("face_detection", "face_mesh", "pose", "selfie")}
 
     def faces(self, frame: np.ndarray) -> list[tuple[float, np.ndarray, np.ndarray | None]]:
         """(score, box (x0, y0, x1, y1) in 0..1 of the frame, mesh (478, 3) in 0..1 or None) per face.
@@ -116,7 +118,7 @@ class MediaPipeModels:
                 ) -> list[tuple[float, np.ndarray]]:
         """Detector boxes of ``image``, mapped into the frame (``image`` = the part of the frame
         starting at (x0, y0) and spanning (sx, sy), all in 0..1 of the frame)."""
-        with self.lock:
+        with self.locks["face_detection"]:
             found = self.face_detection.process(np.ascontiguousarray(image))
         out = []
         for det in found.detections or []:
@@ -145,7 +147,7 @@ class MediaPipeModels:
         if size != MESH_CROP_SIDE:
             crop = cv2.resize(crop, (MESH_CROP_SIDE, MESH_CROP_SIDE),
                               interpolation=cv2.INTER_AREA if size > MESH_CROP_SIDE else cv2.INTER_LINEAR)
-        with self.lock:
+        with self.locks["face_mesh"]:
             result = self.face_mesh.process(crop)
         if not result.multi_face_landmarks:
             return None
@@ -159,7 +161,7 @@ class MediaPipeModels:
 
     def pose_landmarks(self, frame: np.ndarray) -> np.ndarray | None:
         """33 pose landmarks (x, y, z, visibility), x/y in 0..1 of the frame, or None."""
-        with self.lock:
+        with self.locks["pose"]:
             result = self.pose.process(np.ascontiguousarray(frame))
         if result.pose_landmarks is None:
             return None
@@ -167,7 +169,7 @@ class MediaPipeModels:
 
     def person_mask(self, frame: np.ndarray) -> np.ndarray:
         """Selfie-segmentation person probability per pixel (H, W) float32 in 0..1."""
-        with self.lock:
+        with self.locks["selfie"]:
             return np.asarray(self.selfie.process(np.ascontiguousarray(frame)).segmentation_mask, np.float32)
 
 

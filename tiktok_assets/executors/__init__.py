@@ -17,10 +17,15 @@ from ..config import Settings
 from ..gpu_groups import GROUP_TAG, GpuGroup, GpuGroups
 from . import multiprocess
 
+PRIORITY_TAG = "dagster/priority"  # of the steps ready to start, the executors start higher ones first
+
 
 def step_tags(group: GpuGroup, groups: GpuGroups, settings: Settings) -> dict[str, str]:
-    """Op tags of a step of ``group``: its group, plus what the deployment mode routes by."""
+    """Op tags of a step of ``group``: its group, its priority when set, plus what the deployment
+    mode routes by."""
     tags = {GROUP_TAG: group.name}
+    if group.priority:
+        tags[PRIORITY_TAG] = str(group.priority)
     if settings.executor == "k8s":
         from . import k8s
 
