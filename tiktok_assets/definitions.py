@@ -114,15 +114,18 @@ def analyze_job_in_process() -> dg.JobDefinition:
     """The same job with every step in the calling process (the CLI: models load once for all
     videos of the call), steps whose inputs are ready side by side in threads (``TIKTOK_ASSETS_THREADS``
     at once); run it with ``dg.execute_job(dg.reconstructable(analyze_job_in_process))``."""
-    settings = load_settings()
-    return analyze_job().with_executor_def(
-        in_process_threads_executor.configured({
-            "step_dependency_config": STEP_DEPENDENCIES, "max_concurrent": settings.threads,
-            "tag_concurrency_limits": load_gpu_groups().executor_tag_limits(),
-        })
-    )
+    return analyze_job().with_executor_def(_threads_executor())
 
 
 def score_job_in_process() -> dg.JobDefinition:
-    """The score job in the calling process (the CLI)."""
-    return defs.resolve_job_def(SCORE_JOB).with_executor_def(dg.in_process_executor)
+    """The score job in the calling process (the CLI); its two steps (scores and report, search
+    index) need nothing of each other and run side by side in threads."""
+    return defs.resolve_job_def(SCORE_JOB).with_executor_def(_threads_executor())
+
+
+def _threads_executor() -> dg.ExecutorDefinition:
+    """The CLI's executor: every step in this process, ready ones side by side in threads."""
+    return in_process_threads_executor.configured({
+        "step_dependency_config": STEP_DEPENDENCIES, "max_concurrent": load_settings().threads,
+        "tag_concurrency_limits": load_gpu_groups().executor_tag_limits(),
+    })
