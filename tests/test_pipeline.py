@@ -62,6 +62,18 @@ def analyzed(home, sample):
     return key, ok
 
 
+def test_the_cli_score_run_has_its_two_steps_side_by_side(analyzed):
+    """The score run's steps (scores with the report, search index) need nothing of each other: the
+    CLI's executor starts both at once."""
+    import dagster as dg
+
+    instance = dg.DagsterInstance.get()
+    (run,) = [r for r in instance.get_runs() if r.job_name == "score_video"][:1]
+    stats = {s.step_key: s for s in instance.get_run_step_stats(run.run_id)}
+    scores, search = stats["reconstruction_scores"], stats["search_index"]
+    assert scores.start_time < search.end_time and search.start_time < scores.end_time
+
+
 OFFLINE_GAPS = {"qwen2_vl_temporal", "object_detection", "product_detection"}  # product_detection reads object tracks
 
 
