@@ -402,20 +402,22 @@ def test_a_code_location_load_sets_the_pools_on_a_fresh_instance(deployment, tmp
 def test_celery_mode_routes_each_group_to_its_queue(monkeypatch):
     """The executor and tags of ``TIKTOK_ASSETS_EXECUTOR=celery`` (no servers needed)."""
     from tiktok_assets.definitions import load_gpu_groups
-    from tiktok_assets.executors import build_executor, celery, step_tags
+    from tiktok_assets.executors import PRIORITY_TAG, build_executor, celery, step_tags
 
     monkeypatch.setenv("TIKTOK_ASSETS_EXECUTOR", "celery")
     monkeypatch.setenv("TIKTOK_ASSETS_CELERY_BROKER", "redis://10.0.0.5:6380/2")
     settings = load_settings()
     groups = load_gpu_groups()
     for group in groups.groups.values():
-        assert step_tags(group, groups, settings) == {GROUP_TAG: group.name, "dagster-celery/queue": group.name}
+        ordered = {PRIORITY_TAG: str(group.priority)} if group.priority else {}
+        assert step_tags(group, groups, settings) == {GROUP_TAG: group.name, "dagster-celery/queue": group.name,
+                                                      **ordered}
     assert build_executor(groups, settings).name == "celery"
     config = celery.app_config(settings)
     assert config["broker"] == config["backend"] == "redis://10.0.0.5:6380/2"  # the backend: the broker's, unless set
     assert celery.worker_app(settings).conf.broker_url == "redis://10.0.0.5:6380/2"
     monkeypatch.setenv("TIKTOK_ASSETS_EXECUTOR", "multiprocess")
-    assert step_tags(group, groups, load_settings()) == {GROUP_TAG: group.name}
+    assert step_tags(group, groups, load_settings()) == {GROUP_TAG: group.name, **ordered}
 
 
 def test_worker_specs_take_groups_concurrency_and_gpu():
