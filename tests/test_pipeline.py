@@ -74,6 +74,17 @@ def test_the_cli_score_run_has_its_two_steps_side_by_side(analyzed):
     assert scores.start_time < search.end_time and search.start_time < scores.end_time
 
 
+def test_the_people_step_prepares_its_two_passes_side_by_side(analyzed):
+    """In the job, the people step computes the face and person passes together before its
+    analyzers run (``passes/prepare.py``), and says so in its log."""
+    import dagster as dg
+
+    instance = dg.DagsterInstance.get()
+    run = next(r for r in instance.get_runs() if r.job_name == "analyze_video")
+    said = [r.user_message for r in instance.all_logs(run.run_id) if r.step_key == "people_analyzers"]
+    assert any(m.startswith("passes faces, person ready in") for m in said), said[-5:]
+
+
 OFFLINE_GAPS = {"qwen2_vl_temporal", "object_detection", "product_detection"}  # product_detection reads object tracks
 
 

@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from ..model_registry.errors import ModelUnavailable
+
 log = logging.getLogger("tiktok_assets.passes")
 
 
@@ -42,7 +44,8 @@ SIDE_BY_SIDE: dict[str, Callable[[Any, Any, str, Any], None]] = {"faces": _faces
 def worth_preparing(names: Iterable[str]) -> list[str]:
     """The passes of ``names`` that :func:`prepare` would compute: those of :data:`SIDE_BY_SIDE`,
     when at least two of them are asked for (one alone gains nothing from a thread)."""
-    wanted = [name for name in SIDE_BY_SIDE if name in set(names)]
+    asked = set(names)
+    wanted = [name for name in SIDE_BY_SIDE if name in asked]
     return wanted if len(wanted) >= 2 else []
 
 
@@ -63,9 +66,11 @@ def prepare(media: Any, names: Iterable[str], models: Any, device: str, settings
                 out[name] = "ok"
             except Exception as exc:  # noqa: BLE001 - the analyzer that reads the pass meets it again
                 out[name] = f"{type(exc).__name__}: {exc}"
-                if type(exc).__name__ == "ModelUnavailable":  # each analyzer records and logs it
+                if isinstance(exc, ModelUnavailable):  # each analyzer records and logs it
                     continue
                 (logger or log).warning(f"the {name} pass could not be prepared ({out[name]}); "
                                         "its analyzers compute it themselves")
-    (logger or log).info(f"passes {', '.join(wanted)} ready in {time.perf_counter() - began:.1f}s (side by side)")
+    ready = [name for name, status in out.items() if status == "ok"]
+    if ready:
+        (logger or log).info(f"passes {', '.join(ready)} ready in {time.perf_counter() - began:.1f}s (side by side)")
     return out
