@@ -182,6 +182,21 @@ def test_spans_from_one_track_match_faster_whisper_for_any_setting():
     assert len(speech_activity.spans_from_track(prob, audio.size, 2.0, 0.0)) == 1
 
 
+def test_a_smaller_drop_splits_a_pause_that_stays_above_the_default_lower_threshold():
+    """A pause of five windows (160 ms) at probability 0.4: under the threshold (0.5) but above
+    faster-whisper's lower one (0.35), so the default hysteresis keeps one span; with ``drop`` 0.05
+    (lower threshold 0.45) it splits there, and the other ends stay where they were."""
+    window_s = speech_activity.WINDOW / speech_activity.RATE
+    prob = np.array([0.0] * 10 + [0.9] * 40 + [0.4] * 5 + [0.9] * 40 + [0.0] * 10, np.float32)
+    samples = prob.size * speech_activity.WINDOW
+    (start, end), = speech_activity.spans_from_track(prob, samples, 0.09, 0.0)
+    first, second = speech_activity.spans_from_track(prob, samples, 0.09, 0.0, drop=0.05)
+    assert (first[0], second[1]) == (start, end) == (10 * window_s, 95 * window_s)
+    assert (first[1], second[0]) == (50 * window_s, 55 * window_s)
+    # a pause shorter than min_silence_s does not split with any drop
+    assert len(speech_activity.spans_from_track(prob, samples, 0.2, 0.0, drop=0.05)) == 1
+
+
 @pytest.fixture(scope="module")
 def tone_media(tmp_path_factory):
     """1 s silence, 1.5 s of a 220 Hz harmonic tone, 1 s silence (decoded from arrays, no video codec)."""

@@ -17,17 +17,18 @@ RATE = speech_activity.RATE
 
 
 def speech_spans(
-    audio: Any, min_silence_s: float = 0.3, pad_s: float = 0.05, threshold: float = 0.5
+    audio: Any, min_silence_s: float = 0.3, pad_s: float = 0.05, threshold: float = 0.5,
+    drop: float = speech_activity.HYSTERESIS,
 ) -> list[tuple[float, float]]:
     """Speech spans in seconds of a media cache's audio or of a 16 kHz array; pauses shorter than
-    ``min_silence_s`` do not split a span."""
+    ``min_silence_s`` do not split a span, and a pause starts under ``threshold - drop``."""
     if hasattr(audio, "directory") and hasattr(audio, "meta"):
-        return speech_activity.spans(audio, min_silence_s, pad_s, threshold)
+        return speech_activity.spans(audio, min_silence_s, pad_s, threshold, drop)
     samples = np.asarray(audio, dtype=np.float32)
     if samples.size < speech_activity.MIN_SAMPLES:
         return []
     prob = speech_activity.probabilities(samples)
-    return speech_activity.spans_from_track(prob, samples.size, min_silence_s, pad_s, threshold)
+    return speech_activity.spans_from_track(prob, samples.size, min_silence_s, pad_s, threshold, drop)
 
 
 def merge_spans(spans: list[tuple[float, float]], max_gap_s: float, max_len_s: float) -> list[tuple[float, float]]:

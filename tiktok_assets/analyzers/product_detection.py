@@ -140,7 +140,8 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
         status = (context.input_runs.get("object_detection") or {}).get("status", "missing")
         if status == "model_unavailable":
             raise ModelUnavailable("product_detection needs the object tracks, and object_detection has no YOLO "
-                                   "weights here; set TIKTOK_ASSETS_OBJECT_MODEL (GPU: _GPU) to a COCO model")
+                                   "weights here; set TIKTOK_ASSETS_OBJECT_MODEL (on a GPU: "
+                                   "TIKTOK_ASSETS_OBJECT_MODEL_GPU) to a COCO model")
         raise AnalyzerError(f"product_detection needs the object_detection table of this video (object_detection "
                             f"is {status}); run object_detection first")
     step = 1.0 / float(media.meta.sample_fps)

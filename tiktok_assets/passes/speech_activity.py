@@ -6,7 +6,8 @@ window of :data:`WINDOW` samples (32 ms at 16 kHz). That track is the stored int
 ``get_speech_timestamps`` applies (default options, no maximum span length):
 
 * a span opens at the first window with probability >= ``threshold``;
-* once open, a window under ``threshold - 0.15`` (at least 0.01) starts a possible pause; a window
+* once open, a window under ``threshold - drop`` (``drop`` 0.15 by default, the lower threshold at
+  least 0.01) starts a possible pause; a window
   >= ``threshold`` cancels it; the span closes at the pause's start as soon as a window under the
   lower threshold lies ``min_silence_s`` or more after that start; a span still open at the end
   runs to the end of the audio;
@@ -26,6 +27,7 @@ from . import store
 RATE = 16_000
 WINDOW = 512
 MIN_SAMPLES = RATE // 10  # shorter audio has no speech spans
+HYSTERESIS = 0.15  # faster-whisper's: a pause starts under threshold - 0.15
 
 
 def probabilities(audio: np.ndarray) -> np.ndarray:
@@ -63,12 +65,13 @@ def track(media: Any) -> tuple[np.ndarray, int]:
 
 
 def spans_from_track(
-    prob: np.ndarray, samples: int, min_silence_s: float = 0.3, pad_s: float = 0.05, threshold: float = 0.5
+    prob: np.ndarray, samples: int, min_silence_s: float = 0.3, pad_s: float = 0.05, threshold: float = 0.5,
+    drop: float = HYSTERESIS,
 ) -> list[tuple[float, float]]:
     """Speech spans in seconds from a probability track (see the module docstring)."""
     if samples < MIN_SAMPLES or len(prob) == 0:
         return []
-    low = max(threshold - 0.15, 0.01)
+    low = max(threshold - drop, 0.01)
     min_silence = RATE * int(min_silence_s * 1000) / 1000  # in samples, at the millisecond like faster-whisper
     pad = RATE * int(pad_s * 1000) / 1000
     found: list[list[int]] = []
@@ -107,8 +110,8 @@ def spans_from_track(
 
 
 def spans(
-    media: Any, min_silence_s: float = 0.3, pad_s: float = 0.05, threshold: float = 0.5
+    media: Any, min_silence_s: float = 0.3, pad_s: float = 0.05, threshold: float = 0.5, drop: float = HYSTERESIS
 ) -> list[tuple[float, float]]:
     """Speech spans in seconds of the video's audio, from the shared track."""
     prob, samples = track(media)
-    return spans_from_track(prob, samples, min_silence_s, pad_s, threshold)
+    return spans_from_track(prob, samples, min_silence_s, pad_s, threshold, drop)
