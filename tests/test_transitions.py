@@ -113,3 +113,34 @@ def test_still_shot_between_dissolves_is_no_freeze(tmp_path, settings):
         assert abs((row["start_s"] + row["end_s"]) / 2 - middle) <= 0.25, cuts
     effects, _ = analyze("visual_effects", media, settings, {"cut_analysis": run.table})
     assert not [e for e in effects if e["kind"] in ("freeze", "slow_motion")], effects
+
+
+def test_a_fade_through_black_under_a_caption_is_a_fade(tmp_path, settings):
+    """A caption that stays on screen while the picture fades through black (common on TikTok):
+    the black frames are not flat, yet the edit is a fade out and a fade in, not two dissolves,
+    and visual_effects reports both fades."""
+    from PIL import Image
+    from text_media import draw_text
+    from transition_clips import pictures, window
+
+    fps, ramp, hold = 30, 12, 3
+    first, second = pictures()[:2]
+    shot_a = [window(first, 0.5 * first.shape[1] + 2 * k, 0.5 * first.shape[0], 1.1) for k in range(45)]
+    shot_b = [window(second, 0.45 * second.shape[1], 0.5 * second.shape[0] + 2 * k, 1.2) for k in range(45)]
+    frames = shot_a + [shot_a[-1] * (1 - (j + 1) / ramp) for j in range(ramp)] + [shot_a[-1] * 0] * hold
+    frames += [shot_b[0] * (j / ramp) for j in range(ramp)] + shot_b
+    captioned = []
+    for frame in frames:
+        image = Image.fromarray(np.clip(frame + 0.5, 0, 255).astype(np.uint8))
+        draw_text(image, "Köln 2026", 24, (30, 240))
+        captioned.append(np.asarray(image))
+    media = make_media(encode_frames(tmp_path / "caption_fade.mp4", captioned, fps=fps), tmp_path, "caption_fade")
+    rows, run = analyze("cut_analysis", media, settings)
+    black_start, black_end = (45 + ramp - 1) / fps, (45 + ramp + hold) / fps
+    truth = {"fade_out": (44 / fps + black_start) / 2, "fade_in": (black_end + (45 + 2 * ramp + hold) / fps) / 2}
+    assert sorted(r["kind"] for r in rows) == ["fade_in", "fade_out"], rows
+    for row in rows:
+        assert abs((row["start_s"] + row["end_s"]) / 2 - truth[row["kind"]]) <= 0.1, (row, truth)
+    effects, _ = analyze("visual_effects", media, settings, {"cut_analysis": run.table})
+    fades = {(e["kind"], e["detail"]) for e in effects if e["kind"].startswith("fade")}
+    assert fades == {("fade_out", "to_black"), ("fade_in", "from_black")}, effects

@@ -2,7 +2,10 @@
 
 A frame is *black* when the mean of its grey level ``Y = 0.299 R + 0.587 G + 0.114 B`` is at most
 ``DARK`` and *white* when it is at least ``LIGHT``, in both cases with a grey-level standard
-deviation under ``FLAT_STD`` (a flat picture, not a dark scene with detail).
+deviation under ``FLAT_STD`` (a flat picture, not a dark scene with detail). It is black (white)
+too when at least ``1 - CAPTION_SHARE`` of its pixels are at most ``DARK`` (at least ``LIGHT``):
+a caption, sticker or logo that stays on screen while the video fades through black covers the
+rest.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 DARK, LIGHT, FLAT_STD = 24.0, 231.0, 12.0
+CAPTION_SHARE = 0.15
+BLACK, NEITHER, WHITE = -1, 0, 1
 _WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
@@ -18,30 +23,40 @@ def grey(frame: np.ndarray) -> np.ndarray:
     return np.asarray(frame, dtype=np.float32) @ _WEIGHTS
 
 
+def grey_tone(g: np.ndarray) -> int:
+    """``BLACK``, ``WHITE`` or ``NEITHER`` for a frame's grey levels (see the module docstring)."""
+    if g.size == 0:
+        return NEITHER
+    mean = float(g.mean())
+    edge = CAPTION_SHARE * 255.0  # a picture that is mostly black cannot be brighter on average
+    most = (1 - CAPTION_SHARE) * g.size
+    if mean <= DARK + edge and (
+        (mean <= DARK and float(g.std()) < FLAT_STD) or np.count_nonzero(g <= DARK) >= most
+    ):
+        return BLACK
+    if mean >= LIGHT - edge and (
+        (mean >= LIGHT and float(g.std()) < FLAT_STD) or np.count_nonzero(g >= LIGHT) >= most
+    ):
+        return WHITE
+    return NEITHER
+
+
 def luma_curve(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard deviation of the grey level of every frame."""
-    mean, std = np.zeros(len(frames)), np.zeros(len(frames))
+    """Mean grey level and tone (``BLACK`` / ``NEITHER`` / ``WHITE``) of every frame."""
+    mean, tone = np.zeros(len(frames)), np.zeros(len(frames), dtype=np.int8)
     for i, frame in enumerate(frames):
         g = grey(frame)
         if g.size:
-            mean[i], std[i] = g.mean(), g.std()
-    return mean, std
+            mean[i], tone[i] = g.mean(), grey_tone(g)
+    return mean, tone
 
 
-def black(mean: np.ndarray | float, std: np.ndarray | float) -> np.ndarray | bool:
-    """Flat and dark (elementwise for arrays)."""
-    return (np.asarray(mean) <= DARK) & (np.asarray(std) < FLAT_STD)
+def black(tone: np.ndarray | int) -> np.ndarray | bool:
+    """Black frames (elementwise for arrays)."""
+    return np.asarray(tone) == BLACK
 
 
-def white(mean: np.ndarray | float, std: np.ndarray | float) -> np.ndarray | bool:
-    """Flat and bright (elementwise for arrays)."""
-    return (np.asarray(mean) >= LIGHT) & (np.asarray(std) < FLAT_STD)
+def white(tone: np.ndarray | int) -> np.ndarray | bool:
+    """White frames (elementwise for arrays)."""
+    return np.asarray(tone) == WHITE
 
-
-def extreme(frame: np.ndarray) -> bool:
-    """True for a (near) black or white frame."""
-    g = grey(frame)
-    if g.size == 0:
-        return False
-    mean, std = float(g.mean()), float(g.std())
-    return bool(black(mean, std) or white(mean, std))

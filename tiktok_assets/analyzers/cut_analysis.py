@@ -23,7 +23,8 @@
     face alone gives a strong peak at a small shift when the background behind it changed).
 * A **fade** (``fade_in`` / ``fade_out``) is a monotone brightness ramp of >= ``FADE_MIN_STEPS``
   frame steps and ``FADE_MIN_S`` into or out of a black or white picture (``_tone``'s one
-  definition, shared with visual_effects: grey mean <= 24 or >= 231, std < 12) whose frames are
+  definition, shared with visual_effects: grey mean <= 24 or >= 231 with std < 12, or 85 % of the
+  pixels that dark or light under a caption that stays on screen) whose frames are
   blends of its two ends and whose black/white run is not a spike. Its span runs from the last
   frame before the ramp to the first frame after it: the ramp is walked frame by frame from the
   black/white run while the distance to that tone keeps growing by >= ``RAMP_STEP`` grey levels
@@ -337,12 +338,12 @@ def fades(frames: np.ndarray, hists: np.ndarray, cuts: list[int], fps: float = 3
         return []
     spike = spikes(hists, fps) if spike is None else spike
     shortest = max(FADE_MIN_STEPS, int(round(FADE_MIN_S * (fps or 30.0))))
-    mean, std = _tone.luma_curve(frames) if luma is None else luma
+    mean, tone = _tone.luma_curve(frames) if luma is None else luma
     cut_set = set(cuts)
     found: list[Event] = []
     for extreme, distance in (
-        (_tone.black(mean, std), mean),
-        (_tone.white(mean, std), 255.0 - mean),
+        (_tone.black(tone), mean),
+        (_tone.white(tone), 255.0 - mean),
     ):
         for a, b in _runs(extreme):
             if spike[a : b + 1].all() or (b + 1 < n and spike[a : b + 2].all()):
@@ -488,8 +489,8 @@ def dissolves(frames: np.ndarray, hists: np.ndarray, cuts: list[int], fps: float
         blocked[first : last + 1] = True
     blocked_before = np.concatenate([[0], np.cumsum(blocked)])
     tiny = tiny_frames(frames)
-    mean, std = luma
-    flat_end = _tone.black(mean, std) | _tone.white(mean, std)  # a black or white end: a fade's business
+    _mean, tone = luma
+    flat_end = _tone.black(tone) | _tone.white(tone)  # a black or white end: a fade's business
     halves = sorted({max(2, int(round(span * (fps or 30.0) / 2)) + 1) for span in DISSOLVE_SPANS_S})
 
     def span_fit(a: int, b: int) -> tuple[float, np.ndarray] | None:
@@ -557,7 +558,7 @@ def detect(
     frames: np.ndarray, fps: float, hists: np.ndarray | None = None, luma: tuple[np.ndarray, np.ndarray] | None = None
 ) -> tuple[np.ndarray, list[Event]]:
     """Frame changes and all edit points, sorted: (first, last, kind, strength) per event
-    (``hists`` and ``luma``: the frames' :func:`histograms` and grey-level mean and deviation, when
+    (``hists`` and ``luma``: the frames' :func:`histograms` and grey-level mean and tone, when
     already at hand)."""
     hists = histograms(frames) if hists is None else np.asarray(hists)
     change = frame_changes(frames, hists)
@@ -573,7 +574,7 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
     times = media.lowres_times
     fps = media.meta.fps or (len(times) / max(media.duration_s, 1e-6))
     stats = frame_stats.stats(media)
-    _, events = detect(frames, fps, stats.hist, (np.asarray(stats.luma_mean), np.asarray(stats.luma_std)))
+    _, events = detect(frames, fps, stats.hist, (np.asarray(stats.luma_mean), np.asarray(stats.tone)))
     rows = []
     for shot_index, (first, last, kind, strength) in enumerate(events, start=1):
         rows.append(

@@ -6,7 +6,9 @@ Kinds (column ``kind``; ``detail`` refines it, ``strength`` is its size):
   above the level both before and after, for at most ``FLASH_MAX_S``; ``detail`` ``bright`` (a
   white/light flash) or ``dark`` (a blink to black); strength = the jump (0-255).
 * ``fade_in`` / ``fade_out``: a steady luma ramp of >= ``FADE_MIN_S`` from / to a black or white
-  picture (``_tone``'s one definition, shared with cut_analysis: grey mean <= 24 or >= 231, std < 12); ``detail`` ``from_black``, ``to_white`` ...; span =
+  picture (``_tone``'s one definition, shared with cut_analysis: grey mean <= 24 or >= 231 with
+  std < 12, or 85 % of the pixels that dark or light under a caption that stays on screen); ``detail``
+  ``from_black``, ``to_white`` ...; span =
   the ramp; strength = the luma range covered. Found from the luma curve (also at the clip's first
   and last frame, where cut_analysis's blend test has no frames on one side).
 * ``freeze``: inside one shot, >= ``FREEZE_MIN_S`` of identical consecutive frames (mean absolute
@@ -85,7 +87,7 @@ COLUMNS = (
 
 
 def luma_curve(lowres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard deviation of the grey level of every lowres frame."""
+    """Mean grey level and black/white tone (``_tone``) of every lowres frame."""
     return _tone.luma_curve(lowres)
 
 
@@ -122,14 +124,14 @@ def flashes(y: np.ndarray, times: np.ndarray, fps: float) -> list[dict]:
     return found
 
 
-def fades(y: np.ndarray, s: np.ndarray, times: np.ndarray, fps: float) -> list[dict]:
+def fades(y: np.ndarray, tones: np.ndarray, times: np.ndarray, fps: float) -> list[dict]:
     """Luma ramps from or to a black or white picture (see the docstring)."""
     found = []
     n = len(y)
     shortest = max(2, int(round(FADE_MIN_S * fps)))
     for tone, extreme, distance in (
-        ("black", _tone.black(y, s), y),
-        ("white", _tone.white(y, s), 255.0 - y),
+        ("black", _tone.black(tones), y),
+        ("white", _tone.white(tones), 255.0 - y),
     ):
         runs = _runs(extreme)
         for a, b in runs:
@@ -482,9 +484,9 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
     duration = float(media.duration_s)
     shots = _shots.shot_list(media, context)
     stats = frame_stats.stats(media)
-    y, s = np.asarray(stats.luma_mean), np.asarray(stats.luma_std)
-    rows = flashes(y, times, fps) + fades(y, s, times, fps)
-    ignore = _tone.black(y, s) | _tone.white(y, s) | shots.in_transition  # a dissolve's mix is no motion
+    y, tone = np.asarray(stats.luma_mean), np.asarray(stats.tone)
+    rows = flashes(y, times, fps) + fades(y, tone, times, fps)
+    ignore = _tone.black(tone) | _tone.white(tone) | shots.in_transition  # a dissolve's mix is no motion
     for row in rows:
         ignore[(times >= row["start_s"] - 1e-6) & (times <= row["end_s"] + 1e-6)] = True
     rows += speed_changes(frame_steps(lowres), shots, fps, ignore)

@@ -10,7 +10,7 @@ goes into their code version.
   any silence/pad/threshold are derived from it (:mod:`.speech_activity`).
 * ``prosody``: one pitch (YIN) pass over the whole audio -> f0, voiced probability, plus the energy track.
 * ``motion``: sparse optical-flow similarity fits for a list of low-res frame pairs.
-* ``frame_stats``: per low-res frame 8x8x8 RGB histogram and grey-level mean and deviation.
+* ``frame_stats``: per low-res frame 8x8x8 RGB histogram, grey-level mean and black/white tone.
 * ``faces``: MediaPipe face detection + refined face mesh (iris) at the people frames (:mod:`.faces`).
 * ``person``: MediaPipe pose (33 landmarks) + selfie-segmentation share and a small mask (:mod:`.person`).
 
@@ -24,7 +24,7 @@ VERSIONS: dict[str, str] = {
     "speech_activity": "1",
     "prosody": "2",
     "motion": "1",
-    "frame_stats": "1",
+    "frame_stats": "2",
     "faces": "2",
     "person": "1",
 }

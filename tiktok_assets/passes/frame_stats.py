@@ -2,7 +2,8 @@
 
 Per low-res frame: the normalised joint RGB histogram with 8 bins per channel (512 shares, the one
 ``cut_analysis`` compares and ``scene_segmentation`` pools) and the mean and standard deviation of
-its grey level (``_tone.grey``, the luma curve of ``visual_effects``). Reading a statistic through
+its grey level and whether it is a black or white picture (``_tone.luma_curve``, the luma curve of
+``visual_effects``). Reading a statistic through
 :func:`stats` records the low-res frames it describes as read.
 """
 
@@ -31,7 +32,7 @@ def joint_histograms(frames: Any, bins: int = BINS) -> np.ndarray:
 
 
 def luma_stats(frames: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard deviation of the grey level of every frame."""
+    """Mean grey level and tone (black / neither / white, ``_tone``) of every frame."""
     from ..analyzers import _tone
 
     return _tone.luma_curve(frames)
@@ -43,7 +44,7 @@ class FrameStats:
 
     hist: Any  # (N, 512) float32
     luma_mean: Any  # (N,) float64
-    luma_std: Any  # (N,) float64
+    tone: Any  # (N,) int8: _tone.BLACK / NEITHER / WHITE
 
 
 def stats(media: Any) -> FrameStats:
@@ -52,11 +53,11 @@ def stats(media: Any) -> FrameStats:
 
     def compute() -> dict[str, np.ndarray]:
         lowres = base.lowres
-        mean, std = luma_stats(lowres)
-        return {"hist": joint_histograms(lowres), "luma_mean": mean, "luma_std": std}
+        mean, tone = luma_stats(lowres)
+        return {"hist": joint_histograms(lowres), "luma_mean": mean, "tone": tone}
 
     arrays = store.cached(media, "frame_stats", compute)
-    return FrameStats(*(store.lowres_view(media, arrays[k]) for k in ("hist", "luma_mean", "luma_std")))
+    return FrameStats(*(store.lowres_view(media, arrays[k]) for k in ("hist", "luma_mean", "tone")))
 
 
 def tv_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
