@@ -144,3 +144,21 @@ def test_a_fade_through_black_under_a_caption_is_a_fade(tmp_path, settings):
     effects, _ = analyze("visual_effects", media, settings, {"cut_analysis": run.table})
     fades = {(e["kind"], e["detail"]) for e in effects if e["kind"].startswith("fade")}
     assert fades == {("fade_out", "to_black"), ("fade_in", "from_black")}, effects
+
+
+def test_a_pan_over_a_bright_spot_after_a_flash_is_no_flash(tmp_path, settings):
+    """A white flash, then a fast pan across a bright part of the picture: the mean luma spikes
+    twice, but only the first spike is the picture made brighter. visual_effects reports one bright
+    flash, no flash in the pan and no blink to black where the white flash ends."""
+    rng = np.random.default_rng(7)
+    scene = np.clip(rng.normal(70, 25, (H, 4 * W, 3)), 0, 255)
+    scene[:, int(1.6 * W) : int(2.4 * W)] = np.clip(rng.normal(200, 25, (H, int(2.4 * W) - int(1.6 * W), 3)), 0, 255)
+    view = [scene[:, :W]] * 30 + [np.full((H, W, 3), 255.0)] * 2 + [scene[:, :W]] * 13
+    view += [scene[:, int(x) : int(x) + W] for x in np.linspace(0, 3 * W, 10)[1:]]  # a whip past the spot
+    view += [scene[:, 3 * W :]] * 20
+    frames = [np.clip(v + 0.5, 0, 255).astype(np.uint8) for v in view]
+    media = make_media(encode_frames(tmp_path / "bright_pan.mp4", frames, fps=30), tmp_path, "bright_pan")
+    _, run = analyze("cut_analysis", media, settings)
+    effects, _ = analyze("visual_effects", media, settings, {"cut_analysis": run.table})
+    flashes = [(e["detail"], e["start_s"], e["end_s"]) for e in effects if e["kind"] == "flash"]
+    assert len(flashes) == 1 and flashes[0][0] == "bright" and abs(flashes[0][1] - 1.0) <= 0.05, flashes

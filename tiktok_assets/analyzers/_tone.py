@@ -51,6 +51,28 @@ def luma_curve(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, tone
 
 
+def tonal_step(prev: np.ndarray, cur: np.ndarray, min_gain: float, max_residual: float,
+               min_change: float) -> float | None:
+    """Signed mean grey change when ``cur`` is ``prev`` under one global gain and offset, else None.
+
+    ``cur ~ g * prev + o`` over all pixels and channels with ``g >= min_gain`` and a mean residual
+    <= ``max_residual`` of the mean absolute change (which must be >= ``min_change``): the same
+    picture made brighter or darker, not another picture.
+    """
+    x = prev.astype(np.float32).ravel()
+    y = cur.astype(np.float32).ravel()
+    step = float(np.abs(y - x).mean())
+    xc = x - x.mean()
+    var = float(xc @ xc)
+    if step < min_change or var <= 0:
+        return None
+    yc = y - y.mean()
+    gain = float(xc @ yc) / var
+    if gain < min_gain or float(np.abs(yc - gain * xc).mean()) > max_residual * step:
+        return None
+    return float(y.mean() - x.mean())
+
+
 def black(tone: np.ndarray | int) -> np.ndarray | bool:
     """Black frames (elementwise for arrays)."""
     return np.asarray(tone) == BLACK

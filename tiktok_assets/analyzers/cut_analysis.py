@@ -107,24 +107,10 @@ def frame_changes(frames: np.ndarray, hists: np.ndarray) -> np.ndarray:
 
 
 def tonal_step(prev: np.ndarray, cur: np.ndarray) -> float | None:
-    """Signed mean grey change when ``cur`` is ``prev`` under one global gain and offset, else None.
-
-    ``cur ~ g * prev + o`` over all pixels and channels with ``g >= GAIN_MIN_SLOPE`` and a mean
-    residual <= ``GAIN_MAX_RESIDUAL`` of the mean absolute change (>= ``GAIN_MIN_CHANGE``): one
-    step of a fade to or from black or white, or of any brightness/contrast ramp.
-    """
-    x = prev.astype(np.float32).ravel()
-    y = cur.astype(np.float32).ravel()
-    step = float(np.abs(y - x).mean())
-    xc = x - x.mean()
-    var = float(xc @ xc)
-    if step < GAIN_MIN_CHANGE or var <= 0:
-        return None
-    yc = y - y.mean()
-    gain = float(xc @ yc) / var
-    if gain < GAIN_MIN_SLOPE or float(np.abs(yc - gain * xc).mean()) > GAIN_MAX_RESIDUAL * step:
-        return None
-    return float(y.mean() - x.mean())
+    """Signed mean grey change when ``cur`` is ``prev`` under one global gain (>= ``GAIN_MIN_SLOPE``)
+    and offset (residual <= ``GAIN_MAX_RESIDUAL`` of a change >= ``GAIN_MIN_CHANGE``), else None:
+    one step of a fade to or from black or white, or of any brightness/contrast ramp."""
+    return _tone.tonal_step(prev, cur, GAIN_MIN_SLOPE, GAIN_MAX_RESIDUAL, GAIN_MIN_CHANGE)
 
 
 def on_ramp(frames: np.ndarray, i: int) -> bool:
@@ -608,7 +594,7 @@ SPEC = AnalyzerSpec(
     name="cut_analysis",
     modality="visual",
     description="Hard cuts, dissolves and fades with time and strength; cut rate",
-    version="4",
+    version="5",
     columns=COLUMNS,
     run=run,
     passes=("frame_stats",),

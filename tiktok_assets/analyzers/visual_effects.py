@@ -3,8 +3,12 @@
 Kinds (column ``kind``; ``detail`` refines it, ``strength`` is its size):
 
 * ``flash``: the mean luma of the full-rate low-res stream jumps by >= ``FLASH_RISE`` grey levels
-  above the level both before and after, for at most ``FLASH_MAX_S``; ``detail`` ``bright`` (a
-  white/light flash) or ``dark`` (a blink to black); strength = the jump (0-255).
+  above the level both before and after, for at most ``FLASH_MAX_S``, and its brightest (darkest)
+  frame is white (black) or the picture before or after it made brighter (darker): one gain and
+  offset explain it (``FLASH_MIN_GAIN``, ``FLASH_MAX_RESIDUAL``), so a pan over a bright spot is no
+  flash; the level before a flash is never that of another flash (the drop after a white flash is
+  no blink to black); ``detail`` ``bright`` (a white/light flash) or ``dark`` (a blink to black);
+  strength = the jump (0-255).
 * ``fade_in`` / ``fade_out``: a steady luma ramp of >= ``FADE_MIN_S`` from / to a black or white
   picture (``_tone``'s one definition, shared with cut_analysis: grey mean <= 24 or >= 231 with
   std < 12, or 85 % of the pixels that dark or light under a caption that stays on screen); ``detail``
@@ -53,6 +57,8 @@ from .base import AnalyzerContext, AnalyzerOutput, AnalyzerSpec
 
 FLASH_RISE = 50.0
 FLASH_MAX_S = 0.5
+FLASH_MIN_GAIN = 0.05  # a flash to 95 % white keeps a trace of the picture
+FLASH_MAX_RESIDUAL = 0.5  # share of the flash's mean change that the gain/offset fit leaves
 FADE_MIN_S = 0.2
 FADE_MIN_RANGE = 40.0
 DUP_MAX = 0.15
@@ -91,18 +97,34 @@ def luma_curve(lowres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return _tone.luma_curve(lowres)
 
 
-def flashes(y: np.ndarray, times: np.ndarray, fps: float) -> list[dict]:
-    """Brief brightness spikes (and blinks to black) that come back down (see the docstring)."""
+def brightened(frames: np.ndarray | None, peak: int, around: tuple[int, ...], tone: int) -> bool:
+    """Whether frame ``peak`` is white/black (``tone``) or one of the frames ``around`` made brighter
+    or darker (one gain and offset), not another picture."""
+    if frames is None:
+        return True
+    if _tone.grey_tone(_tone.grey(frames[peak])) == tone:
+        return True
+    return any(
+        _tone.tonal_step(frames[j], frames[peak], FLASH_MIN_GAIN, FLASH_MAX_RESIDUAL, FLASH_RISE / 2) is not None
+        for j in around if 0 <= j < len(frames)
+    )
+
+
+def flashes(y: np.ndarray, times: np.ndarray, fps: float, frames: np.ndarray | None = None) -> list[dict]:
+    """Brief brightness spikes (and blinks to black) that come back down (see the docstring);
+    ``frames``: the low-res frames, to check that the peak is the same picture brightened."""
     found = []
     longest = max(2, int(round(FLASH_MAX_S * fps)))
-    for sign, detail in ((1.0, "bright"), (-1.0, "dark")):
+    taken = np.zeros(len(y), dtype=bool)  # frames of the flashes found so far
+    for sign, detail, tone in ((1.0, "bright", _tone.WHITE), (-1.0, "dark", _tone.BLACK)):
         v = sign * y
         t = 1
         while t < len(v):
-            before = v[max(0, t - 3) : t].min()
-            if v[t] - before < FLASH_RISE:
+            calm = v[max(0, t - 3) : t][~taken[max(0, t - 3) : t]]  # the level before, no other flash
+            if taken[t] or calm.size == 0 or v[t] - calm.min() < FLASH_RISE:
                 t += 1
                 continue
+            before = calm.min()
             stop = min(len(v), t + longest + 1)
             inside = v[t:stop]
             top = int(inside.argmax())
@@ -113,7 +135,8 @@ def flashes(y: np.ndarray, times: np.ndarray, fps: float) -> list[dict]:
                 continue
             end = t + int(back[0])
             after = float(np.median(v[end : end + 3]))
-            if peak - after >= FLASH_RISE and end - t <= longest:
+            if peak - after >= FLASH_RISE and end - t <= longest and brightened(frames, t + top, (t - 1, end), tone):
+                taken[t:end] = True
                 found.append({
                     "start_s": float(times[t]), "end_s": float(times[end]), "kind": "flash", "detail": detail,
                     "strength": round(min(peak - before, peak - after), 1),
@@ -485,7 +508,7 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
     shots = _shots.shot_list(media, context)
     stats = frame_stats.stats(media)
     y, tone = np.asarray(stats.luma_mean), np.asarray(stats.tone)
-    rows = flashes(y, times, fps) + fades(y, tone, times, fps)
+    rows = flashes(y, times, fps, lowres) + fades(y, tone, times, fps)
     ignore = _tone.black(tone) | _tone.white(tone) | shots.in_transition  # a dissolve's mix is no motion
     for row in rows:
         ignore[(times >= row["start_s"] - 1e-6) & (times <= row["end_s"] + 1e-6)] = True
@@ -513,7 +536,7 @@ SPEC = AnalyzerSpec(
     name="visual_effects",
     modality="visual",
     description="Flashes, fades, freezes/slow motion/jumps, strong zooms, split screens and picture-in-picture with time spans",
-    version="2",
+    version="3",
     columns=COLUMNS,
     run=run,
     passes=("frame_stats", "motion"),
