@@ -38,7 +38,8 @@ from tiktok_assets.gpu_groups import GROUP_TAG
 VIDEOS = {  # name: (first colour, second colour, sentence, words whisper must hear)
     "red": ("red", "blue", "hello world, this is a test", ("hello", "world")),
     "green": ("green", "yellow", "good morning, the weather is fine", ("good", "morning")),
-    "white": ("white", "black", "one two three four five", ("3", "4")),  # whisper writes digits
+    # whisper writes the numbers as digits or as words, depending on how the speech is cut
+    "white": ("white", "black", "one two three four five", ("3|three", "4|four")),
 }
 RUN_BLOCKS = [["red", "broken"], ["green"], ["white"]]  # three runs; the first a range of two videos
 WORKERS = ["audio", "vision,cpu:1"]  # one child per worker on a 2-core CI machine: one model load each
@@ -344,7 +345,7 @@ def test_the_warehouse_equals_an_in_process_run(celery_runs, deployment, sources
     # and what was heard is what was said
     for name, (_, _, _, words) in VIDEOS.items():
         heard = " ".join(dict(row)["text"].lower() for row in celery_rows[("speech_transcription", keys[name])])
-        assert all(word in heard for word in words), (name, heard)
+        assert all(any(w in heard for w in word.split("|")) for word in words), (name, heard)
     statuses = Counter(dict(row)["status"] for video in good for row in celery_rows[("analyzer_runs", video)])
     print("analyzer runs per status (celery):", dict(statuses),
           "| rows per table:", {t: sum(len(celery_rows[(t, v)]) for v in good) for t in tables})
