@@ -52,8 +52,8 @@ RATE = 16_000
 # probability falls UTTERANCE_DROP under the VAD threshold (faster-whisper's 0.15 is for finding
 # speech, not sentences): with music under the speech the probability in a 0.2 s pause between
 # sentences often stays above 0.35. On 6-sentence EN/DE clips (seeds 0-19, speech_corpus) at a music
-# level of 0.25, 0.1 s and 0.15 missed 10 of 100 sentence boundaries, 0.09 s and 0.05 missed 1 (2
-# more splits inside sentences with no music: those join again or are decoded in their language).
+# level of 0.25, 0.1 s and 0.15 missed 10 of 100 sentence boundaries, 0.09 s and 0.05 missed 1
+# (without music they split inside a sentence 8 times in all, against 2).
 UTTERANCE_GAP_S = 0.09
 UTTERANCE_DROP = 0.05
 # Shorter utterances (a filler, "okay", half a sentence after a breath) are too short for language
