@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import inspect
 import sys
 import tempfile
 from pathlib import Path
@@ -42,7 +43,10 @@ def rows_of(module, media) -> list[dict]:
     """cut_analysis rows (start_s, end_s, kind) from ``module.detect`` on the media's low-res frames."""
     times = media.lowres_times
     fps = media.meta.fps or len(times) / max(media.duration_s, 1e-6)
-    _, events = module.detect(media.lowres, fps)
+    if "times" in inspect.signature(module.detect).parameters:  # as run() calls it (an older version may not)
+        _, events = module.detect(media.lowres, fps, times=np.asarray(times))
+    else:
+        _, events = module.detect(media.lowres, fps)
     return [{"start_s": float(times[a]), "end_s": float(times[b]), "kind": kind} for a, b, kind, _ in events]
 
 

@@ -162,3 +162,47 @@ def test_a_pan_over_a_bright_spot_after_a_flash_is_no_flash(tmp_path, settings):
     effects, _ = analyze("visual_effects", media, settings, {"cut_analysis": run.table})
     flashes = [(e["detail"], e["start_s"], e["end_s"]) for e in effects if e["kind"] == "flash"]
     assert len(flashes) == 1 and flashes[0][0] == "bright" and abs(flashes[0][1] - 1.0) <= 0.05, flashes
+
+
+def test_dropped_frames_inside_a_dissolve_make_no_cut(tmp_path, settings):
+    """A variable-frame-rate encoding that drops every 7th and 11th frame: a step over a dropped
+    frame of a dissolve changes twice as much as its neighbours and looked like a cut. With the
+    frames' times its neighbours are compared over the same time: no cut, every edit found."""
+    import subprocess
+
+    clip = make_clip(12, shots=5)  # 30 fps, four dissolves and fades, no hard cut
+    cfr = encode_frames(tmp_path / "cfr.mp4", clip.frames, fps=clip.fps)
+    vfr = tmp_path / "vfr.mp4"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(cfr), "-vf",
+                    "select='not(eq(mod(n\\,7)\\,3))*not(eq(mod(n\\,11)\\,5))'", "-vsync", "vfr",
+                    "-c:v", "libx264", "-preset", "veryfast", "-crf", "12", str(vfr)], check=True)
+    media = make_media(vfr, tmp_path, video_id="vfr")
+    assert len(media.lowres_times) < 0.9 * len(clip.frames)  # frames were dropped
+    rows, _ = analyze("cut_analysis", media, settings)
+    assert clip.fps == 30 and not [e for e in clip.edits if e["kind"] == "hard_cut"]
+    assert not [r for r in rows if r["kind"] == "hard_cut"], rows
+    result = score(rows, clip)
+    assert result["gradual"]["hits"] == result["gradual"]["truth"] >= 4, (result, rows)
+
+
+def test_a_whip_pan_with_dropped_frames_is_no_cut(tmp_path, settings):
+    """A 60 fps clip with dropped frames (variable frame rate): not every step of a whip pan changes
+    the colours by ``WHIP_RUN_CHANGE``, so the run that tells a whip apart ended at the step over a
+    dropped frame, which looked like a cut. Steps that move one picture fast carry the run now: the
+    cuts found are the clip's cuts."""
+    import subprocess
+
+    clip = make_clip(7, fps=60, shots=12)
+    frames = clip.frames[: int(18.8 * 60)]
+    cfr = encode_frames(tmp_path / "cfr.mp4", frames, fps=60)
+    vfr = tmp_path / "vfr.mp4"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(cfr), "-vf",
+                    "select='not(eq(mod(n\\,7)\\,3))*not(eq(mod(n\\,11)\\,5))'", "-vsync", "vfr",
+                    "-c:v", "libx264", "-preset", "veryfast", "-crf", "12", str(vfr)], check=True)
+    media = make_media(vfr, tmp_path, video_id="whip_vfr")
+    rows, _ = analyze("cut_analysis", media, settings)
+    truth = [e["start_s"] for e in clip.edits if e["kind"] == "hard_cut" and e["start_s"] < 18.8]
+    found = [r["start_s"] for r in rows if r["kind"] == "hard_cut"]
+    assert len(truth) >= 2 and any(w["kind"] == "whip" and w["end_s"] < 18.8 for w in clip.calm)
+    assert len(found) == len(truth) and all(abs(f - t) <= 2.5 / 60 for f, t in zip(found, truth, strict=True)), (
+        found, truth)

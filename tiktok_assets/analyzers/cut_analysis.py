@@ -5,14 +5,15 @@
   palette.
 * A **hard cut** is a change above ``CUT_MIN``, well above its neighbourhood's median, >=
   ``SIDE_CONTRAST`` times the median of each side (~0.5 s) and ``NEIGHBOUR_CONTRAST`` times both
-  neighbouring steps (one jump, not a step of a dissolve or of fast motion), that
+  neighbouring steps, each scaled to the same time step (one jump, not a step of a dissolve or of
+  fast motion; at a variable frame rate a step over a dropped frame spans twice the time), that
   - is not part of a *spike*: frame ``k``, at most ``flash_len`` (3 frames or 0.12 s) frames far
     from it, then ``k``'s picture again (a flash or blink, reported by ``visual_effects``);
   - is not a step of a brightness ramp: frame ``i`` is frame ``i-1`` under one global gain and
     offset (residual <= ``GAIN_MAX_RESIDUAL`` of the change) and so is the step before or after it,
     in the same direction (a fade: large histogram changes, but no new picture);
-  - is not inside a *whip pan*: a run of >= 3 changing steps of which a quarter (and two, one by >=
-    ``WHIP_FAST_SHIFT``) are big moves of one
+  - is not inside a *whip pan*: a run of >= 3 steps that change the picture or move it by >=
+    ``WHIP_FAST_SHIFT`` of which a quarter (and two, one by >= ``WHIP_FAST_SHIFT``) are big moves of one
     picture (phase correlation of consecutive frames: peak >= ``WHIP_RESPONSE`` and shift >=
     ``WHIP_SHIFT``, or for smeared steps peak >= ``WHIP_WEAK_RESPONSE``, shift >=
     ``WHIP_FAST_SHIFT`` and a neighbouring step alike);
@@ -226,14 +227,24 @@ def whip_step(frames: np.ndarray, i: int) -> float:
 
 def in_whip(frames: np.ndarray, change: np.ndarray, i: int, memo: dict[int, float]) -> bool:
     """True when the step into frame i lies in a whip pan: a run of >= 3 steps that all change the
-    picture (>= ``WHIP_RUN_CHANGE``) of which at least a quarter, and two, are whip steps
+    picture (>= ``WHIP_RUN_CHANGE``) or move it fast (a whip step of >= ``WHIP_FAST_SHIFT``: with
+    dropped frames a whip's colours do not change that much at every step) of which at least a
+    quarter, and two, are whip steps
     (:func:`whip_step`), one of them moving >= ``WHIP_FAST_SHIFT`` (a steady fast pan is no whip:
     a cut inside it stays a cut); its smeared first and last steps count with it."""
     n = len(change)
+
+    def moving(j: int) -> bool:
+        if change[j] >= WHIP_RUN_CHANGE:
+            return True
+        if j not in memo:
+            memo[j] = whip_step(frames, j)
+        return memo[j] >= WHIP_FAST_SHIFT
+
     first, last = i, i
-    while first > 1 and change[first - 1] >= WHIP_RUN_CHANGE:
+    while first > 1 and moving(first - 1):
         first -= 1
-    while last + 1 < n and change[last + 1] >= WHIP_RUN_CHANGE:
+    while last + 1 < n and moving(last + 1):
         last += 1
     if last - first < 2:
         return False
@@ -246,12 +257,24 @@ def in_whip(frames: np.ndarray, change: np.ndarray, i: int, memo: dict[int, floa
 
 
 def hard_cuts(change: np.ndarray, hists: np.ndarray, fps: float, frames: np.ndarray,
-              spike: np.ndarray | None = None) -> list[int]:
-    """Frame indices where a new shot begins (see the module docstring)."""
+              spike: np.ndarray | None = None, times: np.ndarray | None = None) -> list[int]:
+    """Frame indices where a new shot begins (see the module docstring). With the frames' ``times``,
+    a neighbouring step is compared as if it had lasted as long as step i (variable frame rate: a
+    step over a dropped frame of a dissolve changes twice as much as its neighbours)."""
     half = max(3, int(round(fps / 2)))
     spike = spikes(hists, fps) if spike is None else spike
+    gaps = np.diff(np.asarray(times, dtype=np.float64)) if times is not None and len(times) == len(change) else None
     cuts: list[int] = []
     whips: dict[int, float] = {}
+
+    def neighbour(i: int, j: int) -> float:
+        """Step j's change over the time step i took."""
+        if not 1 <= j < len(change):
+            return 0.0
+        if gaps is None or gaps[j - 1] <= 0:
+            return float(change[j])
+        return float(change[j]) * float(gaps[i - 1]) / float(gaps[j - 1])
+
     for i in range(1, len(change)):
         if change[i] < CUT_MIN:
             continue
@@ -259,7 +282,7 @@ def hard_cuts(change: np.ndarray, hists: np.ndarray, fps: float, frames: np.ndar
         baseline = float(np.median(around)) if around.size else 0.0
         if change[i] < CUT_CONTRAST * baseline + 0.05:
             continue
-        if change[i] < NEIGHBOUR_CONTRAST * max(change[i - 1], change[i + 1] if i + 1 < len(change) else 0.0):
+        if change[i] < NEIGHBOUR_CONTRAST * max(neighbour(i, i - 1), neighbour(i, i + 1)):
             continue  # one step of a run of big changes: a dissolve or fast motion, not one jump
         sides = [float(np.median(part)) for part in (change[max(1, i - half) : i], change[i + 1 : i + 1 + half])
                  if part.size]
@@ -541,15 +564,16 @@ def merge_close(spans: list[tuple[int, int]], hists: np.ndarray, gap: int) -> li
 
 
 def detect(
-    frames: np.ndarray, fps: float, hists: np.ndarray | None = None, luma: tuple[np.ndarray, np.ndarray] | None = None
+    frames: np.ndarray, fps: float, hists: np.ndarray | None = None, luma: tuple[np.ndarray, np.ndarray] | None = None,
+    times: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[Event]]:
     """Frame changes and all edit points, sorted: (first, last, kind, strength) per event
     (``hists`` and ``luma``: the frames' :func:`histograms` and grey-level mean and tone, when
-    already at hand)."""
+    already at hand; ``times``: the frames' times, for variable frame rates)."""
     hists = histograms(frames) if hists is None else np.asarray(hists)
     change = frame_changes(frames, hists)
     spike = spikes(hists, fps)
-    cuts = hard_cuts(change, hists, fps, frames, spike)
+    cuts = hard_cuts(change, hists, fps, frames, spike, times)
     events: list[Event] = [(i, i, "hard_cut", float(change[i])) for i in cuts]
     events += dissolves(frames, hists, cuts, fps, spike, change, luma)
     return change, sorted(events)
@@ -560,7 +584,8 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
     times = media.lowres_times
     fps = media.meta.fps or (len(times) / max(media.duration_s, 1e-6))
     stats = frame_stats.stats(media)
-    _, events = detect(frames, fps, stats.hist, (np.asarray(stats.luma_mean), np.asarray(stats.tone)))
+    _, events = detect(frames, fps, stats.hist, (np.asarray(stats.luma_mean), np.asarray(stats.tone)),
+                       np.asarray(times))
     rows = []
     for shot_index, (first, last, kind, strength) in enumerate(events, start=1):
         rows.append(
