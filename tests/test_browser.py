@@ -56,6 +56,7 @@ def wait_for_run(url: str, run_id: str, timeout_s: float = 300) -> str:
 
 
 def test_browser_materializes_a_partition_and_reads_the_score(ui, tmp_path):
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
     from playwright.sync_api import expect, sync_playwright
 
     url, key, log_path = ui
@@ -113,7 +114,14 @@ def test_browser_materializes_a_partition_and_reads_the_score(ui, tmp_path):
             dialog = page.get_by_role("dialog").filter(has_text=f"Launch runs to materialize {len(SELECTION)} assets")
             expect(dialog).to_be_visible()
             dialog.get_by_text("Select a partition or create one").click()
-            page.get_by_text(key, exact=True).filter(visible=True).first.click()
+            # The partition list can re-render faster than Playwright's "stable" check (the option is
+            # detached again and again; once on a clean clone the click waited out 60 s): after 15 s,
+            # click the option where it is, without waiting for it to hold still.
+            option = page.get_by_text(key, exact=True).filter(visible=True).first
+            try:
+                option.click(timeout=15_000)
+            except PlaywrightTimeoutError:
+                option.click(force=True)
             page.keyboard.press("Escape")  # close the partition list, keep the dialog
             page.get_by_role("button", name="Launch 1 run").click()
             view = page.get_by_role("link", name="View", exact=True).first  # in the "Launched run" toast
