@@ -54,6 +54,15 @@ def encode_frames(path: Path, frames, fps: int = 30, audio: np.ndarray | None = 
     return path
 
 
+def drop_frames(video: Path, out: Path) -> Path:
+    """Re-encode ``video`` without every 7th and 11th frame, keeping the other frames' times: a
+    variable frame rate whose steps over a dropped frame span twice the time."""
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(video), "-vf",
+                    "select='not(eq(mod(n\\,7)\\,3))*not(eq(mod(n\\,11)\\,5))'", "-vsync", "vfr",
+                    "-c:v", "libx264", "-preset", "veryfast", "-crf", "12", str(out)], check=True)
+    return out
+
+
 def read_truth(video: Path) -> dict:
     return json.loads(video.with_suffix(".truth.json").read_text())
 

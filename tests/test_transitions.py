@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import analyze, encode_frames, make_media
+from helpers import analyze, drop_frames, encode_frames, make_media
 from transition_clips import H, W, make_clip, score
 
 SEEDS = {101: 24, 102: 30, 103: 60, 104: 24, 105: 30, 106: 60, 107: 30}
@@ -168,14 +168,8 @@ def test_dropped_frames_inside_a_dissolve_make_no_cut(tmp_path, settings):
     """A variable-frame-rate encoding that drops every 7th and 11th frame: a step over a dropped
     frame of a dissolve changes twice as much as its neighbours and looked like a cut. With the
     frames' times its neighbours are compared over the same time: no cut, every edit found."""
-    import subprocess
-
     clip = make_clip(12, shots=5)  # 30 fps, four dissolves and fades, no hard cut
-    cfr = encode_frames(tmp_path / "cfr.mp4", clip.frames, fps=clip.fps)
-    vfr = tmp_path / "vfr.mp4"
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(cfr), "-vf",
-                    "select='not(eq(mod(n\\,7)\\,3))*not(eq(mod(n\\,11)\\,5))'", "-vsync", "vfr",
-                    "-c:v", "libx264", "-preset", "veryfast", "-crf", "12", str(vfr)], check=True)
+    vfr = drop_frames(encode_frames(tmp_path / "cfr.mp4", clip.frames, fps=clip.fps), tmp_path / "vfr.mp4")
     media = make_media(vfr, tmp_path, video_id="vfr")
     assert len(media.lowres_times) < 0.9 * len(clip.frames)  # frames were dropped
     rows, _ = analyze("cut_analysis", media, settings)
@@ -190,16 +184,9 @@ def test_a_whip_pan_with_dropped_frames_is_no_cut(tmp_path, settings):
     the colours by ``WHIP_RUN_CHANGE``, so the run that tells a whip apart ended at the step over a
     dropped frame, which looked like a cut. Steps that move one picture fast carry the run now: the
     cuts found are the clip's cuts."""
-    import subprocess
-
     clip = make_clip(7, fps=60, shots=12)
-    frames = clip.frames[: int(18.8 * 60)]
-    cfr = encode_frames(tmp_path / "cfr.mp4", frames, fps=60)
-    vfr = tmp_path / "vfr.mp4"
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(cfr), "-vf",
-                    "select='not(eq(mod(n\\,7)\\,3))*not(eq(mod(n\\,11)\\,5))'", "-vsync", "vfr",
-                    "-c:v", "libx264", "-preset", "veryfast", "-crf", "12", str(vfr)], check=True)
-    media = make_media(vfr, tmp_path, video_id="whip_vfr")
+    cfr = encode_frames(tmp_path / "cfr.mp4", clip.frames[: int(18.8 * 60)], fps=60)
+    media = make_media(drop_frames(cfr, tmp_path / "vfr.mp4"), tmp_path, video_id="whip_vfr")
     rows, _ = analyze("cut_analysis", media, settings)
     truth = [e["start_s"] for e in clip.edits if e["kind"] == "hard_cut" and e["start_s"] < 18.8]
     found = [r["start_s"] for r in rows if r["kind"] == "hard_cut"]
