@@ -23,11 +23,12 @@ def grey(frame: np.ndarray) -> np.ndarray:
     return np.asarray(frame, dtype=np.float32) @ _WEIGHTS
 
 
-def grey_tone(g: np.ndarray) -> int:
-    """``BLACK``, ``WHITE`` or ``NEITHER`` for a frame's grey levels (see the module docstring)."""
+def grey_tone(g: np.ndarray, mean: float | None = None) -> int:
+    """``BLACK``, ``WHITE`` or ``NEITHER`` for a frame's grey levels (see the module docstring);
+    ``mean``: their mean, when already at hand."""
     if g.size == 0:
         return NEITHER
-    mean = float(g.mean())
+    mean = float(g.mean()) if mean is None else mean
     edge = CAPTION_SHARE * 255.0  # a picture that is mostly black cannot be brighter on average
     most = (1 - CAPTION_SHARE) * g.size
     if mean <= DARK + edge and (
@@ -47,7 +48,8 @@ def luma_curve(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     for i, frame in enumerate(frames):
         g = grey(frame)
         if g.size:
-            mean[i], tone[i] = g.mean(), grey_tone(g)
+            mean[i] = g.mean()
+            tone[i] = grey_tone(g, float(mean[i]))
     return mean, tone
 
 
