@@ -97,12 +97,13 @@ def luma_curve(lowres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return _tone.luma_curve(lowres)
 
 
-def brightened(frames: np.ndarray | None, peak: int, around: tuple[int, ...], tone: int) -> bool:
-    """Whether frame ``peak`` is white/black (``tone``) or one of the frames ``around`` made brighter
-    or darker (one gain and offset), not another picture."""
+def brightened(frames: np.ndarray | None, tones: np.ndarray | None, peak: int, around: tuple[int, ...],
+               tone: int) -> bool:
+    """Whether frame ``peak`` is white/black (``tone``, as ``tones`` has it) or one of the frames
+    ``around`` made brighter or darker (one gain and offset), not another picture."""
     if frames is None:
         return True
-    if _tone.grey_tone(_tone.grey(frames[peak])) == tone:
+    if tones is not None and tones[peak] == tone:
         return True
     return any(
         _tone.tonal_step(frames[j], frames[peak], FLASH_MIN_GAIN, FLASH_MAX_RESIDUAL, FLASH_RISE / 2) is not None
@@ -110,9 +111,11 @@ def brightened(frames: np.ndarray | None, peak: int, around: tuple[int, ...], to
     )
 
 
-def flashes(y: np.ndarray, times: np.ndarray, fps: float, frames: np.ndarray | None = None) -> list[dict]:
+def flashes(y: np.ndarray, times: np.ndarray, fps: float, frames: np.ndarray | None = None,
+            tones: np.ndarray | None = None) -> list[dict]:
     """Brief brightness spikes (and blinks to black) that come back down (see the docstring);
-    ``frames``: the low-res frames, to check that the peak is the same picture brightened."""
+    ``frames`` and their ``tones``: the low-res frames, to check that the peak is the same picture
+    brightened."""
     found = []
     longest = max(2, int(round(FLASH_MAX_S * fps)))
     taken = np.zeros(len(y), dtype=bool)  # frames of the flashes found so far
@@ -135,7 +138,7 @@ def flashes(y: np.ndarray, times: np.ndarray, fps: float, frames: np.ndarray | N
                 continue
             end = t + int(back[0])
             after = float(np.median(v[end : end + 3]))
-            if peak - after >= FLASH_RISE and end - t <= longest and brightened(frames, t + top, (t - 1, end), tone):
+            if peak - after >= FLASH_RISE and end - t <= longest and brightened(frames, tones, t + top, (t - 1, end), tone):
                 taken[t:end] = True
                 found.append({
                     "start_s": float(times[t]), "end_s": float(times[end]), "kind": "flash", "detail": detail,
@@ -508,7 +511,7 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
     shots = _shots.shot_list(media, context)
     stats = frame_stats.stats(media)
     y, tone = np.asarray(stats.luma_mean), np.asarray(stats.tone)
-    rows = flashes(y, times, fps, lowres) + fades(y, tone, times, fps)
+    rows = flashes(y, times, fps, lowres, tone) + fades(y, tone, times, fps)
     ignore = _tone.black(tone) | _tone.white(tone) | shots.in_transition  # a dissolve's mix is no motion
     for row in rows:
         ignore[(times >= row["start_s"] - 1e-6) & (times <= row["end_s"] + 1e-6)] = True
