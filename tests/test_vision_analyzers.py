@@ -136,6 +136,42 @@ def test_camera_labels_pans_zooms_tilts_static_and_shake(camera_media, settings)
     assert run.examined == [(0.0, camera_media.duration_s)]
 
 
+WHIPS = [(1.3, 360.0, 0.0, "pan_right"), (2.3, 0.0, 300.0, "tilt_down"), (3.3, -360.0, 0.0, "pan_left"),
+         (4.3, 0.0, -300.0, "tilt_up")]  # (start, window move right/down in picture px, camera label)
+
+
+def test_camera_labels_whip_pans_by_their_direction(clip, pictures, settings):
+    """Whip pans (the window races a whole frame width or half its height in 8 smeared frames) are
+    pans and tilts the way the camera turned, not shake: the corner tracker loses them, the
+    frame-to-frame phase correlation does not."""
+    import cv2
+
+    p = pictures["P"]
+    cx, cy, frames = 300.0, 500.0, []
+    for i in range(int(5.5 * FPS)):
+        t, smear = i / FPS, (0.0, 0.0)
+        for start, dx, dy, _label in WHIPS:
+            u0, u1 = (np.clip((t - start - k / FPS) * FPS / 8, 0, 1) for k in (1, 0))
+            step = u1 * u1 * (3 - 2 * u1) - u0 * u0 * (3 - 2 * u0)  # smoothstep over 8 frames
+            cx, cy = cx + dx * step, cy + dy * step
+            smear = (smear[0] + abs(dx * step) * W / 360, smear[1] + abs(dy * step) * W / 360)
+        frame = crop(p, cx, cy, 360)
+        if max(smear) >= 2:
+            frame = cv2.blur(frame, (max(1, round(smear[0])), max(1, round(smear[1]))))
+        frames.append(frame)
+    media = clip("whips", frames)
+    cut_rows, cut_run = analyze("cut_analysis", media, settings)
+    assert [r for r in cut_rows if r["kind"] == "hard_cut"] == []
+    rows, run = rows_of("camera_analysis", media, settings, {"cut_analysis": cut_run.table})
+    for start, _dx, _dy, label in WHIPS:
+        row = label_at(rows, start + 4 / FPS)
+        assert (row["motion"], row["sweep"]) == (label, True), (start, row)
+    assert label_at(rows, 3.5)["pan"] < -0.3 < 0.3 < label_at(rows, 1.5)["pan"]  # camera terms: right > 0
+    assert label_at(rows, 2.5)["tilt"] < -0.3 < 0.3 < label_at(rows, 4.5)["tilt"]  # up > 0
+    assert (label_at(rows, 0.5)["motion"], label_at(rows, 0.5)["sweep"]) == ("static", False)
+    assert run.metadata["fast_sweeps"] == 4
+
+
 def test_camera_never_measures_across_cuts(clip, pictures, settings):
     p, q = pictures["P"], pictures["Q"]
     shots = [crop(p, 300, 600, 360)] * 45 + [crop(p, 480, 640, 360)] * 45 + [crop(q, 450, 600, 360)] * 45

@@ -11,7 +11,8 @@ seeded generator, so each seed gives a different clip whose truth is exact:
 * ``hard_cut``: the time of the first frame of the new shot;
 * ``dissolve`` / ``fade_out`` / ``fade_in``: the span from the last unmixed frame to the first
   unmixed (or fully black/white) frame, and its midpoint;
-* ``flash`` and ``whip``: spans in which no edit may be reported.
+* ``flash`` and ``whip``: spans in which no edit may be reported; a whip also names the camera
+  motion it is (``camera``: ``pan_left``/``pan_right``/``tilt_up``/``tilt_down``).
 """
 
 from __future__ import annotations
@@ -140,8 +141,12 @@ def make_clip(seed: int, fps: int | None = None, shots: int = 5) -> Clip:
             current.whip_at, current.whip_frames = k + int(0.55 * length), int(rng.integers(4, 8)) * fps // 30 + 2
             current.whip_dx = float(rng.choice([-1, 1]) * rng.uniform(1.2, 3.0) * W)
             current.whip_vertical, current.whip_blur = bool(rng.random() < 0.25), bool(rng.random() < 0.7)
+            # the window races right/down for whip_dx > 0: the camera pans right or tilts down
+            camera = ("tilt_down" if current.whip_dx > 0 else "tilt_up") if current.whip_vertical else \
+                ("pan_right" if current.whip_dx > 0 else "pan_left")
             clip.calm.append({"kind": "whip", "start_s": (len(clip.frames) + int(0.55 * length) - 1) / fps,
-                              "end_s": (len(clip.frames) + int(0.55 * length) + current.whip_frames) / fps})
+                              "end_s": (len(clip.frames) + int(0.55 * length) + current.whip_frames) / fps,
+                              "camera": camera})
         flash_len = int(rng.integers(2, 4))
         profile = [1.0] * flash_len if rng.random() < 0.5 else [0.75, 1.0, 0.6][:flash_len]  # hard or soft flash
         if flash_at is not None:

@@ -17,12 +17,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import _tone
+
 MAX_CORNERS = 200
 MIN_POINTS = 8
 FB_MAX_PX = 0.5
 RANSAC_PX = 1.0
 TARGET_FPS = 10.0
 GRID = 4
+WRAP_SHARE = 0.4
 
 
 @dataclass(frozen=True)
@@ -115,3 +118,30 @@ def shot_pairs(shots, step: int) -> list[tuple[int, int]]:
             if not shots.crosses_edit(i, i + step):
                 pairs.append((i, i + step))
     return pairs
+
+
+def step_shifts(lowres, first: int, last: int) -> np.ndarray:
+    """(dx, dy, response) per step k -> k + 1 for frames first..last (last - first rows): the
+    translation of the content between consecutive frames by phase correlation of the grey frames
+    under a Hann window, dx and dy in frame short sides (content moving right / down > 0). It
+    measures moves too fast and smeared for the corner tracker. A move of more than ``WRAP_SHARE`` of
+    the frame's width or height along that axis gets response 0: the correlation wraps round at half
+    the frame, so such a peak may be a bigger move the other way; so does a step into or out of a
+    black or white frame (a flash, a fade's middle: ``_tone.grey_tone``), whose peak is noise."""
+    import cv2
+
+    out = np.zeros((max(0, last - first), 3), dtype=np.float64)
+    if last <= first:
+        return out
+    grey = [to_gray(frame).astype(np.float32) for frame in lowres[first : last + 1]]
+    h, w = grey[0].shape
+    if min(h, w) < 8:
+        return out
+    window = cv2.createHanningWindow((w, h), cv2.CV_32F)
+    short = float(min(h, w))
+    plain = [_tone.grey_tone(g) == _tone.NEITHER for g in grey]
+    for k in range(len(grey) - 1):
+        (dx, dy), response = cv2.phaseCorrelate(grey[k], grey[k + 1], window)
+        trusted = abs(dx) <= WRAP_SHARE * w and abs(dy) <= WRAP_SHARE * h and plain[k] and plain[k + 1]
+        out[k] = dx / short, dy / short, response if trusted else 0.0
+    return out

@@ -27,6 +27,16 @@ than ``MIN_SPREAD`` of a 4x4 grid over the frame (column ``spread``): then one m
 flat background cannot be told from a moving camera. ``magnitude`` is the figure behind the label
 (``trans`` for pan/tilt, ``|zoom|`` for zooms, ``jitter`` for shake, ``dominant`` for static,
 null for unknown); the signed figures stay filled in for ``unknown`` rows that could be measured.
+
+Fast pans (a whip pan races across the scene in a few smeared frames) defeat the corner tracker:
+its pairs fail, or the velocity's ramp up and down reads as jitter. So a segment with pairs that
+could not be tracked or with jitter >= ``SHAKE_MIN`` is also measured step by step: phase
+correlation of consecutive frames (``_motion.step_shifts``; steps with a peak below
+``SWEEP_RESPONSE`` are skipped). When those moves add up, along the faster axis, to at least
+``SWEEP_MIN`` short sides and go one way (the net move is at least ``SWEEP_STRAIGHT`` of the path:
+back-and-forth shake is not), the segment is a pan or tilt that way (``sweep`` true): ``pan`` /
+``tilt`` are then the net move over the segment's duration (a lower bound: a step of more than half
+the frame cannot be measured) and ``magnitude`` their norm.
 """
 
 from __future__ import annotations
@@ -45,6 +55,9 @@ STATIC_MAX = 0.02
 SHAKE_MIN = 0.08
 MIN_TRACKED_SHARE = 0.5
 MIN_SPREAD = 0.3
+SWEEP_RESPONSE = 0.1
+SWEEP_MIN = 0.3
+SWEEP_STRAIGHT = 0.7
 LABELS = ("static", "pan_left", "pan_right", "tilt_up", "tilt_down", "zoom_in", "zoom_out", "shake", "unknown")
 
 COLUMNS = (
@@ -60,6 +73,7 @@ COLUMNS = (
     pa.field("tracked_points", pa.float64()),
     pa.field("spread", pa.float64()),
     pa.field("confidence", pa.float64()),
+    pa.field("sweep", pa.bool_()),
 )
 
 
@@ -91,7 +105,7 @@ def classify(pan: float, tilt: float, zoom: float, shake: float) -> tuple[str, f
 def segment_row(segment: _shots.Segment, motions: list[_motion.PairMotion], expected: int) -> dict:
     """One output row from the pair motions measured inside a segment."""
     row = {"start_s": segment.start_s, "end_s": segment.end_s, "shot_index": segment.shot_index,
-           "pairs": len(motions)}
+           "pairs": len(motions), "sweep": False}
     if not motions or len(motions) < MIN_TRACKED_SHARE * max(expected, 1):
         return {**row, "motion": "unknown", "confidence": 0.0}
     dt = np.array([m.dt for m in motions])
@@ -124,6 +138,34 @@ def segment_row(segment: _shots.Segment, motions: list[_motion.PairMotion], expe
     }
 
 
+def sweep(shifts: np.ndarray) -> tuple[float, float] | None:
+    """(net dx, net dy) in short sides of the content's one-way fast move over consecutive-frame
+    ``shifts`` (rows dx, dy, peak response; see ``_motion.step_shifts``), or None when the measured
+    steps do not add up to a sweep (see the module docstring)."""
+    ok = shifts[:, 2] >= SWEEP_RESPONSE
+    if ok.sum() < 2:
+        return None
+    dx, dy = shifts[ok, 0], shifts[ok, 1]
+    along = dx if abs(dx.sum()) >= abs(dy.sum()) else dy
+    net = float(along.sum())
+    if abs(net) < SWEEP_MIN or abs(net) < SWEEP_STRAIGHT * float(np.abs(along).sum()):
+        return None
+    return float(dx.sum()), float(dy.sum())
+
+
+def swept_row(row: dict, shifts: np.ndarray) -> dict:
+    """``row`` relabelled as a pan or tilt when the segment's step shifts hold a sweep."""
+    found = sweep(shifts)
+    if found is None:
+        return row
+    duration = max(row["end_s"] - row["start_s"], 1e-3)
+    pan, tilt = -found[0] / duration, found[1] / duration
+    label, magnitude = classify(pan, tilt, 0.0, 0.0)
+    return {**row, "motion": label, "magnitude": round(magnitude, 4), "pan": round(pan, 4),
+            "tilt": round(tilt, 4), "sweep": True,
+            "confidence": round(float(np.mean(shifts[:, 2] >= SWEEP_RESPONSE)), 3)}
+
+
 def run(media, context: AnalyzerContext) -> AnalyzerOutput:
     shots = _shots.shot_list(media, context)
     step = _motion.pair_step(media.meta.fps)
@@ -137,7 +179,10 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
         b = int(np.searchsorted(starts, segment.last, side="right"))  # a pair may start on the last frame
         expected = int(np.searchsorted(pair_starts, segment.last, side="right")
                        - np.searchsorted(pair_starts, segment.first))
-        rows.append(segment_row(segment, motions[a:b], expected))
+        row = segment_row(segment, motions[a:b], expected)
+        if row["pairs"] < expected or (row.get("jitter") or 0.0) >= SHAKE_MIN:
+            row = swept_row(row, _motion.step_shifts(media.lowres, segment.first, segment.last))
+        rows.append(row)
     durations = Counter()
     for row in rows:
         durations[row["motion"]] += row["end_s"] - row["start_s"]
@@ -150,6 +195,7 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
         "segments": len(rows),
         "pairs_measured": len(motions),
         "pairs_untracked": len(pairs) - len(motions),
+        "fast_sweeps": sum(bool(row.get("sweep")) for row in rows),
         "cuts_from": shots.source,
         **{f"{label}_s": round(durations[label], 2) for label in LABELS if durations[label]},
     }
@@ -160,7 +206,7 @@ SPEC = AnalyzerSpec(
     name="camera_analysis",
     modality="visual",
     description="Camera motion per ~1 s segment (static, pan, tilt, zoom, shake) with magnitude, from sparse optical flow",
-    version="2",
+    version="3",
     columns=COLUMNS,
     run=run,
     passes=("motion",),
