@@ -10,7 +10,7 @@ got, segments away from whips labelled ``shake``, and segments away from whips m
 sweep (a fast pan there: the figures, not a whip).
 
 Measured 2026-12-04 (camera_analysis v2 -> v3, the step-by-step sweep check), right / whips:
-seeds 0-29 8/37 -> 34/37, seeds 30-59 4/28 -> 23/28, stress seeds 0-24 7/29 -> 23/29; segments
+seeds 0-29 8/37 -> 34/37, seeds 30-59 4/28 -> 22/28, stress seeds 0-24 7/29 -> 24/29; segments
 away from whips labelled shake 0 before and after. Most of what is left are 24 fps whips that move
 more than half the frame per step: no registration of consecutive frames can measure them.
 """

@@ -26,6 +26,7 @@ RANSAC_PX = 1.0
 TARGET_FPS = 10.0
 GRID = 4
 WRAP_SHARE = 0.4
+SHIFT_SIDE = 48
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,8 @@ def shot_pairs(shots, step: int) -> list[tuple[int, int]]:
 def step_shifts(lowres, first: int, last: int) -> np.ndarray:
     """(dx, dy, response) per step k -> k + 1 for frames first..last (last - first rows): the
     translation of the content between consecutive frames by phase correlation of the grey frames
-    under a Hann window, dx and dy in frame short sides (content moving right / down > 0). It
+    under a Hann window (frames with a short side of at least twice ``SHIFT_SIDE`` halved first),
+    dx and dy in frame short sides (content moving right / down > 0). It
     measures moves too fast and smeared for the corner tracker. A move of more than ``WRAP_SHARE`` of
     the frame's width or height along that axis gets response 0: the correlation wraps round at half
     the frame, so such a peak may be a bigger move the other way; so does a step into or out of a
@@ -133,7 +135,10 @@ def step_shifts(lowres, first: int, last: int) -> np.ndarray:
     out = np.zeros((max(0, last - first), 3), dtype=np.float64)
     if last <= first:
         return out
-    grey = [to_gray(frame).astype(np.float32) for frame in lowres[first : last + 1]]
+    grey = [to_gray(frame) for frame in lowres[first : last + 1]]
+    if min(grey[0].shape) >= 2 * SHIFT_SIDE:  # halved: a third of the cost, the same moves in short sides
+        grey = [cv2.resize(g, (g.shape[1] // 2, g.shape[0] // 2), interpolation=cv2.INTER_AREA) for g in grey]
+    grey = [g.astype(np.float32) for g in grey]
     h, w = grey[0].shape
     if min(h, w) < 8:
         return out
