@@ -35,8 +35,8 @@ correlation of consecutive frames (``_motion.step_shifts``; steps with a peak be
 ``SWEEP_RESPONSE`` are skipped). When those moves add up, along the faster axis, to at least
 ``SWEEP_MIN`` short sides and go one way (the net move is at least ``SWEEP_STRAIGHT`` of the path:
 back-and-forth shake is not), the segment is a pan or tilt that way (``sweep`` true): ``pan`` /
-``tilt`` are then the net move over the segment's duration (a lower bound: a step of more than half
-the frame cannot be measured) and ``magnitude`` their norm.
+``tilt`` are then the net move over the segment's duration (a lower bound: a step of more than
+``_motion.WRAP_SHARE`` of the frame is not counted) and ``magnitude`` their norm.
 """
 
 from __future__ import annotations

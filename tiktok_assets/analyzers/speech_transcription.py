@@ -87,10 +87,6 @@ FAILED_PENALTY = 1.0
 # words' mean log probability is below DOUBTFUL_ENGLISH (clear English decodes above -0.45).
 READS_AS = 0.3
 DOUBTFUL_ENGLISH = -0.55
-# A comparison decoding (temperature 0 only) that wins with a mean token log probability below
-# this, or that failed, is decoded again with the temperature fallback (faster-whisper's
-# log_prob_threshold).
-FALLBACK_SCORE = -1.0
 # A comparison decoding (one utterance, temperature 0) of audio in the wrong language can run into a
 # repetition loop up to Whisper's 448 tokens (4.5 s for a 3.7 s utterance on 2 cores): it stops after
 # TOKENS_FLOOR + TOKENS_PER_S tokens per second of audio (about three times ordinary speech, timestamp
@@ -99,10 +95,11 @@ FALLBACK_SCORE = -1.0
 TOKENS_PER_S = 12.0
 TOKENS_FLOOR = 16
 MAX_NEW_TOKENS = 220
-# Comparison decodings are greedy (a beam of 1; kept decodings use Whisper's 5): on the code-switching
-# benchmark (seeds 0-5, 40-45, 60-65) the languages chosen and the WER were the same or better
-# (mixed clips 71/72 -> 72/72 right, WER 0.165 / 0.122 / 0.197 -> 0.154 / 0.116 / 0.197) and the
-# analyzer took 17 % less time on a dense 67 s code-switching clip, 7 % less on the representative one.
+# Comparison decodings are greedy (a beam of 1; text is always decoded with Whisper's 5): on the
+# code-switching benchmark (seeds 0-5, 40-45, 60-65) the languages chosen and the WER were the same
+# or better (mixed clips 71/72 -> 72/72 right, WER 0.165 / 0.122 / 0.197 -> 0.154 / 0.116 / 0.197)
+# and the analyzer took 18 % less time on a dense 67 s code-switching clip, 10 % less on the
+# representative one.
 COMPARISON_BEAM = 1
 # A decoding that is kept has a wider cap, KEPT_TOKENS_FLOOR + KEPT_TOKENS_PER_S per second (five
 # times ordinary speech; fast German speech with its timestamps needs about 10; a window over ~21 s
@@ -353,7 +350,7 @@ def clip_prior(window: Window, others: list[Window]) -> dict[str, float]:
 
 def identify(model, audio: np.ndarray, spans, allowed: tuple[str, ...], keep: dict | None = None) -> list[Window]:
     """Encode each utterance once for its language ID; when the ID is unsure, decode it from the
-    same output in both candidate languages (temperature 0) and keep the better supported one (see
+    same output in both candidate languages (greedy, temperature 0) and keep the better supported one (see
     :func:`choose`; close calls again with the clip prior). ``keep`` receives (features, encoder
     output) of up to ``KEEP_ENCODED`` utterances, for a decoding that needs no second encoder pass."""
     out, close = [], []
@@ -591,11 +588,10 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
                 probability.setdefault(span, ranked[0][1])
     for pack in packs(again):
         only = pack.spans[0] if len(pack.spans) == 1 else None
-        if only in keep:  # one utterance: its own encoder output (and comparison decoding) serve
-            decoding = identified[only].decodings.get(pack.language)
-            if decoding is None or decoding.failed or decoding.score < FALLBACK_SCORE:
-                decoding = decode(model, *keep[only], pack.language)
-                encoder_passes += decoding.encoder_passes
+        if only in keep:  # one utterance: its own encoder output serves (its greedy comparison
+            # decoding does not: "kommentiert eure Lieblingsnudeln" became "die Verlieblingsnudeln")
+            decoding = decode(model, *keep[only], pack.language)
+            encoder_passes += decoding.encoder_passes
         else:
             features, encoded = encode_window(model, pack.audio(audio))
             decoding = decode(model, features, encoded, pack.language)
