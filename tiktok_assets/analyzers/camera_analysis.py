@@ -205,7 +205,8 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
 SPEC = AnalyzerSpec(
     name="camera_analysis",
     modality="visual",
-    description="Camera motion per ~1 s segment (static, pan, tilt, zoom, shake) with magnitude, from sparse optical flow",
+    description="Camera motion per ~1 s segment (static, pan, tilt, zoom, shake) with magnitude, from sparse optical "
+                "flow (fast and whip pans: frame-to-frame phase correlation)",
     version="3",
     columns=COLUMNS,
     run=run,
