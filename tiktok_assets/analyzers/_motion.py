@@ -125,8 +125,9 @@ def step_shifts(lowres, first: int, last: int) -> np.ndarray:
     """(dx, dy, response) per step k -> k + 1 for frames first..last (last - first rows): the
     translation of the content between consecutive frames by phase correlation of the grey frames
     under a Hann window (frames with a short side of at least twice ``SHIFT_SIDE`` halved first),
-    dx and dy in frame short sides (content moving right / down > 0). It
-    measures moves too fast and smeared for the corner tracker. A move of more than ``WRAP_SHARE`` of
+    dx and dy in frame short sides (content moving right / down > 0): it measures moves too fast and
+    smeared for the corner tracker (``cut_analysis.shift_step`` is the same measure for one step, on
+    full frames). A move of more than ``WRAP_SHARE`` of
     the frame's width or height along that axis gets response 0: the correlation wraps round at half
     the frame, so such a peak may be a bigger move the other way; so does a step into or out of a
     black or white frame (a flash, a fade's middle: ``_tone.grey_tone``), whose peak is noise."""
