@@ -277,13 +277,20 @@ class Yamnet:
         step = max(1, int(batch_size))
         if self.max_batch is not None:
             step = min(step, self.max_batch)
+        # on a GPU a short last batch is padded to ``step``: the CUDA provider re-plans its convolutions
+        # whenever the input shape changes (~0.5 s a time on an H200; 243 patches in batches of 64
+        # took 1.1 s against 6 ms at one shape)
+        pad_last = self.placed_device != "cpu" and step > 1 and len(patches) > 0
         out = []
         for i in range(0, len(patches), step):
             feed = np.asarray(patches[i : i + step], dtype=np.float32)[:, None]
+            rows = feed.shape[0]
+            if pad_last and rows < step:
+                feed = np.concatenate([feed, np.repeat(feed[-1:], step - rows, axis=0)])
             if self.quantised:
                 feed = np.clip(np.round(feed / self.q["audio_scale"] + self.q["audio_zero_point"]), 0, 255)
                 feed = feed.astype(np.uint8)
-            raw = self.session.run(None, {self.input_name: feed})[0].reshape(feed.shape[0], -1)
+            raw = self.session.run(None, {self.input_name: feed})[0].reshape(feed.shape[0], -1)[:rows]
             self.calls += 1
             if self.quantised:
                 raw = self.q["class_scores_scale"] * (raw.astype(np.float32) - self.q["class_scores_zero_point"])
