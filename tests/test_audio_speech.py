@@ -52,6 +52,7 @@ def speech(tmp_path_factory, settings):
     parts.append(np.zeros(int(TRAILING_S * RATE), np.float32))
     media = clip(tmp_path_factory.mktemp("speech"), "speech", 0.8 * np.concatenate(parts))
     _, run = analyze("speech_transcription", media, settings)
+    assert run.metadata["device"] == "cpu"  # where the model ran (the loader's placement)
     return media, {"speech_transcription": run.table}, spans, words
 
 

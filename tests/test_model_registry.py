@@ -131,11 +131,21 @@ def test_devices_are_placed_with_their_index(monkeypatch, tmp_path):
     from tiktok_assets.model_registry import loaders
     from tiktok_assets.model_registry.errors import ResolvedModel
 
+    class Whisper:
+        def __init__(self, path, **kw):
+            seen["whisper"] = kw
+
     seen: dict = {}
-    monkeypatch.setattr(faster_whisper, "WhisperModel", lambda path, **kw: seen.setdefault("whisper", kw))
-    loaders.whisper(ResolvedModel("w", str(tmp_path), "local path"), "cuda", 1, tmp_path)
+    monkeypatch.setattr(faster_whisper, "WhisperModel", Whisper)
+    monkeypatch.setattr(loaders, "ctranslate2_cublas_problem", lambda: None)
+    model = loaders.whisper(ResolvedModel("w", str(tmp_path), "local path"), "cuda", 1, tmp_path)
     assert seen["whisper"]["device"] == "cuda" and seen["whisper"]["device_index"] == 1
-    assert seen["whisper"]["compute_type"] == "float16"
+    assert seen["whisper"]["compute_type"] == "float16" and model.placed_device == "cuda:1"
+    # without CUDA 12's cuBLAS (CTranslate2 would fail at its first multiplication) it runs on the CPU
+    monkeypatch.setattr(loaders, "ctranslate2_cublas_problem", lambda: "no cuBLAS 12")
+    model = loaders.whisper(ResolvedModel("w", str(tmp_path), "local path"), "cuda", 1, tmp_path)
+    assert seen["whisper"]["device"] == "cpu" and seen["whisper"]["compute_type"] == "int8"
+    assert model.placed_device == "cpu"
 
     class Session:
         def __init__(self, path, options, providers):
@@ -151,6 +161,32 @@ def test_devices_are_placed_with_their_index(monkeypatch, tmp_path):
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
     _, placed = loading.onnx_session(tmp_path / "m.onnx", "cuda", 1, "test")
     assert placed == "cpu" and seen["providers"] == ["CPUExecutionProvider"]
+
+
+def test_cublas_12_is_found_on_the_library_path_or_in_its_pypi_package(monkeypatch, tmp_path):
+    """The probe behind the whisper loader's CUDA placement: a library folder laid out as the wheel
+    ``nvidia-cublas-cu12`` lays it out (here holding copies of zlib under cuBLAS's names) is found
+    through the ``nvidia`` namespace package and opened by full path; without it, the reason names
+    the package."""
+    from tiktok_assets.model_registry import cuda_libs
+
+    monkeypatch.setattr(cuda_libs, "CTRANSLATE2_CUBLAS", ("libcublasLt.so.99", "libcublas.so.99"))
+    cuda_libs.ctranslate2_cublas_problem.cache_clear()
+    try:
+        problem = cuda_libs.ctranslate2_cublas_problem()
+        assert problem and "nvidia-cublas-cu12" in problem and "libcublas.so.99" in problem
+        lib = tmp_path / "nvidia" / "cublas" / "lib"
+        lib.mkdir(parents=True)
+        zlib = next(Path(p) for p in ("/usr/lib/x86_64-linux-gnu/libz.so.1", "/lib/x86_64-linux-gnu/libz.so.1",
+                                      "/usr/lib/aarch64-linux-gnu/libz.so.1") if Path(p).is_file())
+        for name in ("libcublasLt.so.99", "libcublas.so.99"):
+            (lib / name).write_bytes(zlib.read_bytes())
+        monkeypatch.syspath_prepend(str(tmp_path))
+        cuda_libs.ctranslate2_cublas_problem.cache_clear()
+        assert cuda_libs._package_lib_dirs()[0] == lib
+        assert cuda_libs.ctranslate2_cublas_problem() is None
+    finally:
+        cuda_libs.ctranslate2_cublas_problem.cache_clear()
 
 
 def test_yamnet_patches_go_through_in_batches_with_identical_scores(settings):
@@ -173,6 +209,31 @@ def test_yamnet_patches_go_through_in_batches_with_identical_scores(settings):
     scores, _ = _yamnet.frame_scores(audio, settings.model_store, 0.12, context)
     assert model.calls - calls == math.ceil(len(scores.starts) / 8)
     assert scores.scores.shape == (len(scores.starts), 521)
+
+
+def test_yamnet_on_a_gpu_pads_the_last_batch_to_keep_one_input_shape(settings, monkeypatch):
+    """The CUDA provider re-plans its convolutions on every new input shape (measured on an H200:
+    1.1 s against 6 ms per pass), so a GPU-placed YAMNet feeds one shape; the padding rows are
+    dropped and the scores equal the CPU's unpadded ones. Runs the real graph on the CPU."""
+    model = ModelLoader(settings).load("yamnet", "cpu")
+    t = np.arange(5 * RATE) / RATE
+    audio = (0.3 * np.sin(2 * np.pi * 330 * t)).astype(np.float32)
+    _, patches = _yamnet.patches(_yamnet.log_mel(audio), 12)
+    assert len(patches) % 16, "the test needs a short last batch"
+    expected = model.logits(patches, 16)
+    shapes = []
+    real_run = model.session.run
+
+    class Recorder:
+        def run(self, outputs, feed):
+            shapes.append(next(iter(feed.values())).shape[0])
+            return real_run(outputs, feed)
+
+    monkeypatch.setattr(model, "session", Recorder())
+    monkeypatch.setattr(model, "placed_device", "cuda:0")
+    padded = model.logits(patches, 16)
+    assert set(shapes) == {16} and len(shapes) == math.ceil(len(patches) / 16)
+    np.testing.assert_array_equal(padded, expected)
 
 
 def test_code_versions_follow_the_model_identity(settings, tmp_path, monkeypatch):

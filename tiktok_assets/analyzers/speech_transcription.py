@@ -606,6 +606,7 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
         metadata={
             "model": resolved.name,
             "model_origin": resolved.origin,
+            "device": getattr(model, "placed_device", context.device),  # cpu when CUDA 12's cuBLAS is missing
             "languages": ", ".join(languages) or "none",
             "words": n_words,
             "utterances": len(spans),

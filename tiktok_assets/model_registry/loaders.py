@@ -2,25 +2,38 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
+from .cuda_libs import ctranslate2_cublas_problem
 from .errors import ModelUnavailable, ResolvedModel
-from .loading import onnx_session
+from .loading import device_name, onnx_session
+
+log = logging.getLogger("tiktok_assets")
 
 
 def whisper(resolved: ResolvedModel, kind: str, index: int, store: Path):
-    """A faster-whisper (CTranslate2) model: int8 on the CPU, float16 on ``cuda:<index>``."""
+    """A faster-whisper (CTranslate2) model: int8 on the CPU, float16 on ``cuda:<index>``; on the CPU
+    (logged) when CUDA 12's cuBLAS, which CTranslate2 opens at its first multiplication, is missing.
+    ``placed_device`` says where it runs."""
     from faster_whisper import WhisperModel
 
+    if kind == "cuda":
+        problem = ctranslate2_cublas_problem()
+        if problem:
+            log.warning("faster-whisper: %s; it runs on the cpu", problem)
+            kind, index = "cpu", 0
     compute_type = "float16" if kind == "cuda" else "int8"
     try:
-        return WhisperModel(resolved.path, device=kind, device_index=index, compute_type=compute_type,
-                            local_files_only=False)
+        model = WhisperModel(resolved.path, device=kind, device_index=index, compute_type=compute_type,
+                             local_files_only=False)
     except Exception as exc:  # noqa: BLE001 - hub/network/CUDA errors come in many types
         raise ModelUnavailable(
             f"faster-whisper model {resolved.path!r} could not be loaded ({type(exc).__name__}); set "
             "TIKTOK_ASSETS_WHISPER_MODEL to 'base' (packaged) or a local CTranslate2 folder"
         ) from exc
+    model.placed_device = device_name(kind, index)
+    return model
 
 
 class OnnxModel:

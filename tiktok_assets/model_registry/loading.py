@@ -12,9 +12,11 @@ and mtime, so a later process does not hash 145 MB again. Each load logs
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib
+import io
 import json
 import logging
 import os
@@ -329,6 +331,23 @@ def without_spinning(options):
     return options
 
 
+@functools.cache
+def preload_cuda_libraries(ort) -> None:
+    """Let onnxruntime-gpu load CUDA and cuDNN from the NVIDIA wheels (torch's) before the first CUDA
+    session, so no ``LD_LIBRARY_PATH`` is needed; its complaints go to the debug log."""
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is None:  # the CPU build, or an old onnxruntime-gpu
+        return
+    said = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(said):
+            preload()
+    except Exception as exc:  # noqa: BLE001 - a missing library raises in several ways
+        log.debug("onnxruntime.preload_dlls failed: %s", exc)
+    if said.getvalue().strip():
+        log.debug("onnxruntime.preload_dlls: %s", said.getvalue().strip())
+
+
 def onnx_session(path: Path, kind: str, index: int, model_id: str, threads: int | None = None):
     """An ONNX Runtime session on ``cuda:<index>`` when asked and available, else the CPU (logged);
     returns (session, placed device)."""
@@ -341,6 +360,7 @@ def onnx_session(path: Path, kind: str, index: int, model_id: str, threads: int 
     placed = "cpu"
     providers: list[Any] = ["CPUExecutionProvider"]
     if kind == "cuda":
+        preload_cuda_libraries(ort)
         if "CUDAExecutionProvider" in ort.get_available_providers():
             providers = [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
             placed = f"cuda:{index}"
