@@ -344,13 +344,26 @@ def test_helm_values_name_the_image_env_storage_and_services(monkeypatch):
 def test_dockerfile_copies_what_exists_and_sets_real_settings():
     text = (DEPLOY / "Dockerfile").read_text()
     assert text.startswith("#") and "FROM python:3.11-slim" in text
+    # every copied path exists and is in the build context (the ignore file lets only those through)
+    allowed = {line[1:].rstrip("/") for line in (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
+               if line.startswith("!")}
     for line in re.findall(r"^COPY (.+)$", text, flags=re.M):
         for source in line.split()[:-1]:
             assert (PROJECT_DIR / source).exists(), source
+            assert source.rstrip("/") in allowed, f"{source} is not in deploy/Dockerfile.dockerignore"
     # installed as resources/setup.sh installs them
     assert "pip install -q -r /opt/tiktok-assets/requirements.lock" in text
     assert "pip install -q --no-deps -r /opt/tiktok-assets/requirements-nodeps.lock" in text
     assert "pip==26.3" in text and "pip==26.3" in (PROJECT_DIR / "resources" / "setup.sh").read_text()
+    # GPU nodes: onnxruntime-gpu replaces onnxruntime, and CTranslate2 gets CUDA 12's cuBLAS
+    gpu_lock = (PROJECT_DIR / "requirements-gpu.lock").read_text()
+    assert "pip install -q --no-deps -r /opt/tiktok-assets/requirements-gpu.lock" in text
+    assert "pip uninstall -q -y onnxruntime" in text and "onnxruntime-gpu==" in gpu_lock
+    from tiktok_assets.model_registry.cuda_libs import CUBLAS_PACKAGE
+
+    assert f"{CUBLAS_PACKAGE}==" in gpu_lock
+    main_lock = (PROJECT_DIR / "requirements.lock").read_text()
+    assert re.search(r"^onnxruntime==", main_lock, flags=re.M) and "onnxruntime-gpu" not in main_lock
     set_here = set(re.findall(r"(TIKTOK_ASSETS_[A-Z0-9_]+)=", text))
     assert set_here and set_here <= config_variables(), set_here - config_variables()
     assert '"-m", "tiktok_assets.definitions"' in text and "prepare_whisper_base" in text
