@@ -3,6 +3,12 @@ bitsandbytes 8-bit load of a small transformers model, each through the model re
 has the model, with timings. Without CUDA it prints one line saying it skipped and exits 0.
 
     bash resources/setup.sh python benchmarks/gpu_check.py [--device cuda:0] [--seconds 30]
+        [--audio speech.wav] [--checks whisper,yamnet,bnb,vlm]
+
+Whisper transcribes ``--audio`` (16 kHz mono WAV) or espeak-ng speech, greedy and with beam 5;
+YAMNet is timed per batch size after a first pass at that size. Figures from an H200 are in the
+README ("On a GPU"); there CTranslate2 needs CUDA 12's cuBLAS (``requirements-gpu.lock``) and the
+ONNX models ``onnxruntime-gpu``.
 
 The 8-bit model is a tiny *randomly initialised* Qwen2 causal LM built from a config (no such
 weights can be had offline here): the check shows that quantised loading and generation run on
@@ -36,13 +42,16 @@ TEXT = ("Good morning. Today we test the graphics card with a short spoken clip.
 
 
 def cuda_devices() -> int:
-    """CUDA devices visible to CTranslate2 (0 without a GPU or driver)."""
-    try:
-        import ctranslate2
-
-        return int(ctranslate2.get_cuda_device_count())
-    except Exception:  # noqa: BLE001 - a missing driver raises in several ways
-        return 0
+    """CUDA devices visible to CTranslate2, else to PyTorch (0 without a GPU, a driver or either)."""
+    for count in (lambda: __import__("ctranslate2").get_cuda_device_count(),
+                  lambda: __import__("torch").cuda.device_count()):
+        try:
+            found = int(count())
+        except Exception:  # noqa: BLE001 - a missing package or driver raises in several ways
+            continue
+        if found:
+            return found
+    return 0
 
 
 def speech(seconds: float) -> np.ndarray:
@@ -57,6 +66,17 @@ def speech(seconds: float) -> np.ndarray:
         one = (0.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
     reps = int(np.ceil(seconds * RATE / len(one)))
     return np.tile(one, reps)[: int(seconds * RATE)]
+
+
+def read_wav(path: str, seconds: float) -> np.ndarray:
+    """The first ``seconds`` of a 16 kHz mono 16-bit WAV file (made elsewhere, e.g. where espeak-ng is)."""
+    import wave
+
+    with wave.open(path, "rb") as wav:
+        if wav.getframerate() != RATE or wav.getnchannels() != 1 or wav.getsampwidth() != 2:
+            raise SystemExit(f"gpu_check: {path} must be 16 kHz mono 16-bit PCM")
+        pcm = np.frombuffer(wav.readframes(int(seconds * RATE)), np.int16)
+    return pcm.astype(np.float32) / 32768.0
 
 
 def timed(label: str, results: list[tuple[str, str]], work) -> object:
@@ -75,12 +95,14 @@ def check_whisper(loader, device: str, audio: np.ndarray, results: list) -> None
     if model is None:
         return
 
-    def transcribe():
-        segments, info = model.transcribe(audio, language="en", beam_size=1, vad_filter=False)
+    def transcribe(beam: int = 1):
+        segments, info = model.transcribe(audio, language="en", beam_size=beam, vad_filter=False)
         return [s.text for s in segments], info
 
     timed("whisper base float16: transcribe (warm-up)", results, transcribe)
-    out = timed(f"whisper base float16: transcribe {len(audio) / RATE:.0f} s", results, transcribe)
+    out = timed(f"whisper base float16: transcribe {len(audio) / RATE:.0f} s, greedy", results, transcribe)
+    timed(f"whisper base float16: transcribe {len(audio) / RATE:.0f} s, beam 5 (the pipeline's final decode)",
+          results, lambda: transcribe(5))
     if out:
         results.append(("whisper compute type", str(getattr(model.model, "compute_type", "float16"))))
         results.append(("whisper first words", " ".join(out[0])[:60]))
@@ -94,8 +116,8 @@ def check_yamnet(loader, device: str, audio: np.ndarray, results: list) -> None:
         return
     results.append(("YAMNet placed on", model.placed_device))
     _, batch = _yamnet.patches(_yamnet.log_mel(audio), 12)
-    model.logits(batch[:4], 4)  # warm-up
-    for size in (1, 16, 64):
+    for size in (1, 16, 64, 256):
+        model.logits(batch, size)  # the first pass at a batch size plans the provider's kernels
         timed(f"YAMNet: {len(batch)} patches, batch {size}", results, lambda s=size: model.logits(batch, s))
 
 
@@ -189,9 +211,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda:0")
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--audio", default=None, help="16 kHz mono WAV to transcribe (default: espeak-ng speech)")
     parser.add_argument("--vlm-video", default=None, help="clip for qwen2_vl_temporal (default: generated)")
     parser.add_argument("--vlm-seconds", type=float, default=49.0)
     parser.add_argument("--vlm-batch", type=int, default=1, help="windows per generate call")
+    parser.add_argument("--checks", default="whisper,yamnet,bnb,vlm",
+                        help="comma-separated subset of whisper, yamnet, bnb, vlm")
     parser.add_argument("--only-vlm", action="store_true", help="run only the video-language check")
     args = parser.parse_args(argv)
     count = cuda_devices()
@@ -204,13 +229,17 @@ def main(argv: list[str] | None = None) -> int:
     from tiktok_assets.model_registry import load_counts, process_loader
 
     loader = process_loader(load_settings())
-    audio = speech(args.seconds)
+    audio = read_wav(args.audio, args.seconds) if args.audio else speech(args.seconds)
     results: list[tuple[str, str]] = [("CUDA devices", str(count)), ("device", args.device)]
-    if not args.only_vlm:
+    checks = {"vlm"} if args.only_vlm else {c.strip() for c in args.checks.split(",") if c.strip()}
+    if "whisper" in checks:
         check_whisper(loader, args.device, audio, results)
+    if "yamnet" in checks:
         check_yamnet(loader, args.device, audio, results)
+    if "bnb" in checks:
         check_bitsandbytes(args.device, results)
-    check_vlm(loader, args.device, args.vlm_video, args.vlm_seconds, args.vlm_batch, results)
+    if "vlm" in checks:
+        check_vlm(loader, args.device, args.vlm_video, args.vlm_seconds, args.vlm_batch, results)
     results.append(("loads per model", str(load_counts())))
     width = max(len(k) for k, _ in results)
     for key, value in results:
