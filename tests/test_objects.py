@@ -222,6 +222,27 @@ def test_nudenet_batches_reproduce_the_package_detector_on_bundled_photos(nudene
     assert nudenet.resolved.origin == "PyPI package nudenet"  # size and sha256 checked by the registry
 
 
+def test_nudenet_on_a_gpu_feeds_one_batch_shape_with_the_same_findings(nudenet, monkeypatch):
+    """On a GPU the short last batch is filled up to the batch size (the CUDA provider re-plans on
+    every new input shape); the findings equal the unpadded ones. The real graph, run on the CPU."""
+    photos = [data.astronaut(), data.chelsea(), data.coffee(), data.rocket(), _placed(data.astronaut()[::2, ::2], 40, 100)]
+    expected = nudenet.detect(photos, batch_size=3)
+    shapes: list[int] = []
+    real_run = nudenet.session.run
+
+    class Recorder:
+        def run(self, outputs, feed):
+            shapes.append(next(iter(feed.values())).shape[0])
+            return real_run(outputs, feed)
+
+    monkeypatch.setattr(nudenet, "session", Recorder())
+    monkeypatch.setattr(nudenet, "placed_device", "cuda:0")
+    found = nudenet.detect(photos, batch_size=3)
+    assert shapes == [3, 3] and len(found) == len(photos)
+    for got, want in zip(found, expected, strict=True):
+        assert [(label, round(conf, 5)) for label, conf, _ in got] == [(label, round(conf, 5)) for label, conf, _ in want]
+
+
 def test_content_safety_finds_the_face_span_and_flags_photos_safe(settings, tmp_path):
     """10 sampled frames (2 fps): the astronaut at half size from 0 to 2 s, then the coffee cup, the
     rocket and the cat. Her face (173..274 x 83..180 in the 512 px photo) must come back as one

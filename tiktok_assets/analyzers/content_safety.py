@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from ..model_registry import ResolvedModel, onnx_session
+from ..model_registry import ResolvedModel, fill_batch, onnx_session
 from .base import AnalyzerContext, AnalyzerOutput, AnalyzerSpec
 
 INPUT_SIZE = 320
@@ -103,6 +103,8 @@ class NudeNetModel:
         for start in range(0, len(frames), step):
             chunk = [np.asarray(f) for f in frames[start:start + step]]
             blob = np.stack([square_input(f) for f in chunk])
+            if self.placed_device != "cpu":
+                blob = fill_batch(blob, step)  # one input shape on a GPU; zip below drops the extra rows
             raw = self.session.run(None, {self.input_name: blob})[0]
             for frame, pred in zip(chunk, raw):
                 side = max(frame.shape[:2])

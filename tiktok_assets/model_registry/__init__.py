@@ -5,7 +5,15 @@
 """
 
 from .errors import ModelUnavailable, ResolvedModel
-from .loading import ModelLoader, clear_cache, load_counts, onnx_session, parse_device, process_loader
+from .loading import (
+    ModelLoader,
+    clear_cache,
+    fill_batch,
+    load_counts,
+    onnx_session,
+    parse_device,
+    process_loader,
+)
 from .specs import REGISTRY, ModelFile, ModelSpec, get_spec, models_of
 
 __all__ = [
@@ -16,6 +24,7 @@ __all__ = [
     "ModelUnavailable",
     "ResolvedModel",
     "clear_cache",
+    "fill_batch",
     "get_spec",
     "load_counts",
     "models_of",
