@@ -19,13 +19,16 @@ sample recipe stretched to ``--vlm-seconds`` = 49 s) with the model of ``TIKTOK_
 (default Qwen2-VL-2B-Instruct; precision ``TIKTOK_ASSETS_VLM_PRECISION``) when its weights are
 reachable (local folder, hub cache, or the hub; ``--vlm-batch`` windows per generate call): load
 time, seconds per window, realtime factor, peak GPU memory, the repetition figures and 5 sample
-descriptions (``--only-vlm`` skips the other checks). Without weights it says so.
+descriptions (``--only-vlm`` skips the other checks). Without weights it says so; ``--vlm-tiny``
+runs the same path with a tiny randomly initialised Qwen2-VL (on an H200: bf16 + sdpa, the
+flash-attention fallback, fp16, fp32/eager, int8 and int4 all ran; its timings and texts mean nothing).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -155,7 +158,9 @@ def check_vlm(loader, device: str, video: str | None, seconds: float, batch: int
     from tiktok_assets.model_registry import ModelUnavailable
 
     settings = load_settings()
-    torch.cuda.reset_peak_memory_stats()
+    on_gpu = device.startswith("cuda") and torch.cuda.is_available()
+    if on_gpu:
+        torch.cuda.reset_peak_memory_stats()
     began = time.perf_counter()
     try:
         model = loader.load("qwen2-vl-2b", device)
@@ -191,7 +196,7 @@ def check_vlm(loader, device: str, video: str | None, seconds: float, batch: int
                           f"{batch} per generate call"),
             ("VLM: analyzer", f"{wall:.2f} s, {wall / media.duration_s:.3f}x realtime "
                               f"(target <= 0.3x), {meta.get('s_per_window')} s per window in generate"),
-            ("VLM: peak GPU memory", f"{torch.cuda.max_memory_allocated() / 1024**3:.2f} GiB"),
+            ("VLM: peak GPU memory", f"{torch.cuda.max_memory_allocated() / 1024**3:.2f} GiB" if on_gpu else "-"),
             ("VLM: distinct 3-gram ratio", str(meta.get("distinct_3gram_ratio"))),
             ("VLM: verbatim repeat share", f"{meta.get('verbatim_repeat_share')} ({meta.get('repeated_windows')} windows)"),
             ("VLM: parsed answers", str(meta.get("parsed_share"))),
@@ -218,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checks", default="whisper,yamnet,bnb,vlm",
                         help="comma-separated subset of whisper, yamnet, bnb, vlm")
     parser.add_argument("--only-vlm", action="store_true", help="run only the video-language check")
+    parser.add_argument("--vlm-tiny", action="store_true",
+                        help="the VLM check with a tiny randomly initialised Qwen2-VL (the GPU code path: "
+                             "precision, attention fallback, batching; its descriptions are noise)")
     args = parser.parse_args(argv)
     count = cuda_devices()
     if count == 0:
@@ -228,6 +236,11 @@ def main(argv: list[str] | None = None) -> int:
     from tiktok_assets.config import load_settings
     from tiktok_assets.model_registry import load_counts, process_loader
 
+    if args.vlm_tiny:
+        from tiktok_assets.model_registry.tiny_vlm import tiny_qwen2_vl
+
+        tiny = tiny_qwen2_vl(Path(tempfile.mkdtemp(prefix="gpu-check-tiny-vlm-")) / "model")
+        os.environ["TIKTOK_ASSETS_VLM_MODEL"] = str(tiny)  # read by load_settings below and by the loader
     loader = process_loader(load_settings())
     audio = read_wav(args.audio, args.seconds) if args.audio else speech(args.seconds)
     results: list[tuple[str, str]] = [("CUDA devices", str(count)), ("device", args.device)]
@@ -239,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     if "bnb" in checks:
         check_bitsandbytes(args.device, results)
     if "vlm" in checks:
+        if args.vlm_tiny:
+            results.append(("VLM: weights", "tiny random Qwen2-VL (--vlm-tiny): its texts and speed mean nothing"))
         check_vlm(loader, args.device, args.vlm_video, args.vlm_seconds, args.vlm_batch, results)
     results.append(("loads per model", str(load_counts())))
     width = max(len(k) for k, _ in results)
