@@ -77,3 +77,19 @@ def sql(query: str) -> list[tuple]:
         return con.execute(query).fetchall()
     finally:
         con.close()
+
+
+def placed_on_gpu_recording_batches(model, monkeypatch) -> list[int]:
+    """Make an ONNX-backed ``model`` (``session`` + ``placed_device``) act as if placed on a GPU while
+    its real session keeps running on the CPU; returns the list that fills with each run's batch size."""
+    sizes: list[int] = []
+    real_run = model.session.run
+
+    class Recorder:
+        def run(self, outputs, feed):
+            sizes.append(next(iter(feed.values())).shape[0])
+            return real_run(outputs, feed)
+
+    monkeypatch.setattr(model, "session", Recorder())
+    monkeypatch.setattr(model, "placed_device", "cuda:0")
+    return sizes

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import encode_frames, make_media
+from helpers import encode_frames, make_media, placed_on_gpu_recording_batches
 
 from tiktok_assets import cli, versions
 from tiktok_assets.analyzers import AnalyzerContext, _yamnet, get_spec, run_analyzer
@@ -221,16 +221,7 @@ def test_yamnet_on_a_gpu_pads_the_last_batch_to_keep_one_input_shape(settings, m
     _, patches = _yamnet.patches(_yamnet.log_mel(audio), 12)
     assert len(patches) % 16, "the test needs a short last batch"
     expected = model.logits(patches, 16)
-    shapes = []
-    real_run = model.session.run
-
-    class Recorder:
-        def run(self, outputs, feed):
-            shapes.append(next(iter(feed.values())).shape[0])
-            return real_run(outputs, feed)
-
-    monkeypatch.setattr(model, "session", Recorder())
-    monkeypatch.setattr(model, "placed_device", "cuda:0")
+    shapes = placed_on_gpu_recording_batches(model, monkeypatch)
     padded = model.logits(patches, 16)
     assert set(shapes) == {16} and len(shapes) == math.ceil(len(patches) / 16)
     np.testing.assert_array_equal(padded, expected)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from array_media import media_from_arrays
+from helpers import placed_on_gpu_recording_batches
 from skimage import data
 
 from tiktok_assets.analyzers import AnalyzerContext, _yolo, get_spec, object_detection, run_analyzer
@@ -227,16 +228,7 @@ def test_nudenet_on_a_gpu_feeds_one_batch_shape_with_the_same_findings(nudenet, 
     every new input shape); the findings equal the unpadded ones. The real graph, run on the CPU."""
     photos = [data.astronaut(), data.chelsea(), data.coffee(), data.rocket(), _placed(data.astronaut()[::2, ::2], 40, 100)]
     expected = nudenet.detect(photos, batch_size=3)
-    shapes: list[int] = []
-    real_run = nudenet.session.run
-
-    class Recorder:
-        def run(self, outputs, feed):
-            shapes.append(next(iter(feed.values())).shape[0])
-            return real_run(outputs, feed)
-
-    monkeypatch.setattr(nudenet, "session", Recorder())
-    monkeypatch.setattr(nudenet, "placed_device", "cuda:0")
+    shapes = placed_on_gpu_recording_batches(nudenet, monkeypatch)
     found = nudenet.detect(photos, batch_size=3)
     assert shapes == [3, 3] and len(found) == len(photos)
     for got, want in zip(found, expected, strict=True):
