@@ -264,6 +264,29 @@ def test_models_command_lists_every_model(capsys):
     assert "TIKTOK_ASSETS_SPEECH_EMOTION_MODEL" in lines["speech-emotion"]
 
 
+def test_models_command_says_what_the_gpu_paths_would_find(settings, monkeypatch):
+    """Without a device one line; with a device (stubbed) the missing GPU libraries are named."""
+    from tiktok_assets import gpu_groups
+    from tiktok_assets.model_registry import cuda_libs, listing
+
+    monkeypatch.setattr(gpu_groups, "cuda_available", lambda override=None: override == "cuda")
+    assert listing.gpu_lines(settings) == ["GPU: not used (no NVIDIA driver, or CTranslate2 sees no device): "
+                                           "every model runs on the cpu"]
+    forced = dataclasses.replace(settings, device_override="cpu")
+    assert "TIKTOK_ASSETS_DEVICE=cpu" in listing.gpu_lines(forced)[0]
+    monkeypatch.setattr(gpu_groups, "cuda_available", lambda override=None: True)
+    monkeypatch.setattr(cuda_libs, "ctranslate2_cublas_problem", lambda: "CTranslate2 needs cuBLAS 12 (nvidia-cublas-cu12)")
+    text = "\n".join(listing.gpu_lines(settings))
+    assert "faster-whisper: on the cpu: CTranslate2 needs cuBLAS 12 (nvidia-cublas-cu12)" in text
+    assert "ONNX models: on the cpu: onnxruntime has no CUDA provider (install onnxruntime-gpu" in text
+    monkeypatch.setattr(cuda_libs, "ctranslate2_cublas_problem", lambda: None)
+    import onnxruntime as ort
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    text = "\n".join(listing.gpu_lines(settings))
+    assert "faster-whisper: on the GPU" in text and "ONNX models: on the GPU (CUDA provider)" in text
+
+
 @pytest.fixture(scope="module")
 def spoken(tmp_path_factory):
     """A 4 s 64x112 clip: silence, one English sentence from 0.8 s, silence; returns (media, span)."""

@@ -32,11 +32,43 @@ def model_rows(settings: Settings, registry: dict[str, ModelSpec] | None = None)
     return rows
 
 
+def gpu_lines(settings: Settings) -> list[str]:
+    """What the GPU paths would find here: the device, CTranslate2's cuBLAS 12, ONNX Runtime's CUDA
+    provider, bitsandbytes and flash-attention (each with what to install when it is missing)."""
+    import importlib.util
+
+    from ..gpu_groups import cuda_available
+    from .cuda_libs import ctranslate2_cublas_problem
+
+    if not cuda_available(settings.device_override):
+        why = ("TIKTOK_ASSETS_DEVICE=cpu" if (settings.device_override or "").lower() == "cpu"
+               else "no NVIDIA driver, or CTranslate2 sees no device")
+        return [f"GPU: not used ({why}): every model runs on the cpu"]
+    problem = ctranslate2_cublas_problem()
+    try:
+        import onnxruntime as ort
+
+        cuda_provider = "CUDAExecutionProvider" in ort.get_available_providers()
+    except ImportError:
+        cuda_provider = False
+    found = {name: importlib.util.find_spec(name) is not None for name in ("bitsandbytes", "flash_attn")}
+    return [
+        "GPU: a CUDA device is in use (TIKTOK_ASSETS_DEVICE to override)",
+        f"  faster-whisper: {'on the GPU' if not problem else 'on the cpu: ' + problem}",
+        "  ONNX models: " + ("on the GPU (CUDA provider)" if cuda_provider else
+                             "on the cpu: onnxruntime has no CUDA provider (install onnxruntime-gpu, "
+                             "requirements-gpu.lock)"),
+        "  VLM int8/int4: " + ("bitsandbytes installed" if found["bitsandbytes"] else "bitsandbytes missing"),
+        "  VLM attention: " + ("flash_attention_2" if found["flash_attn"] else "sdpa (flash_attn not installed)"),
+    ]
+
+
 def models_text(settings: Settings) -> str:
-    """The table printed by ``tiktok-assets models``."""
+    """The table printed by ``tiktok-assets models``, then the GPU paths' readiness."""
     rows = model_rows(settings)
     widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in COLUMNS}
     lines = ["  ".join(c.ljust(widths[c]) for c in COLUMNS).rstrip()]
     lines += ["  ".join(r[c].ljust(widths[c]) for c in COLUMNS).rstrip() for r in rows]
     lines.append(f"model store: {settings.model_store} (TIKTOK_ASSETS_MODELS); checksums are verified on first load")
+    lines += gpu_lines(settings)
     return "\n".join(lines)
