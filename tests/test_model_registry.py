@@ -163,18 +163,22 @@ def test_devices_are_placed_with_their_index(monkeypatch, tmp_path):
     assert placed == "cpu" and seen["providers"] == ["CPUExecutionProvider"]
 
 
-def test_cublas_12_is_found_on_the_library_path_or_in_its_pypi_package(monkeypatch, tmp_path):
-    """The probe behind the whisper loader's CUDA placement: a library folder laid out as the wheel
-    ``nvidia-cublas-cu12`` lays it out (here holding copies of zlib under cuBLAS's names) is found
-    through the ``nvidia`` namespace package and opened by full path; without it, the reason names
-    the package."""
+def test_ctranslate2_cublas_is_read_from_its_library_and_found_in_nvidia_wheels(monkeypatch, tmp_path):
+    """The probe behind the whisper loader's CUDA placement. The lock's CTranslate2 names cuBLAS 12
+    (requirements-gpu.lock brings it for GPU nodes; a CUDA 13 build would need that file changed).
+    A library folder laid out as an NVIDIA wheel lays it out (here holding copies of zlib under
+    cuBLAS's names) is found through the ``nvidia`` namespace package and opened by full path;
+    without it, the reason names the package to install."""
     from tiktok_assets.model_registry import cuda_libs
 
-    monkeypatch.setattr(cuda_libs, "CTRANSLATE2_CUBLAS", ("libcublasLt.so.99", "libcublas.so.99"))
+    assert cuda_libs.ctranslate2_cublas_major() == "12"
     cuda_libs.ctranslate2_cublas_problem.cache_clear()
     try:
-        problem = cuda_libs.ctranslate2_cublas_problem()
-        assert problem and "nvidia-cublas-cu12" in problem and "libcublas.so.99" in problem
+        problem = cuda_libs.ctranslate2_cublas_problem()  # no cuBLAS 12 on this machine
+        assert problem and "nvidia-cublas-cu12" in problem and "libcublas.so.12" in problem
+        monkeypatch.setattr(cuda_libs, "ctranslate2_cublas_major", lambda: "99")
+        cuda_libs.ctranslate2_cublas_problem.cache_clear()
+        assert "libcublas.so.99" in cuda_libs.ctranslate2_cublas_problem()
         lib = tmp_path / "nvidia" / "cublas" / "lib"
         lib.mkdir(parents=True)
         zlib = next(Path(p) for p in ("/usr/lib/x86_64-linux-gnu/libz.so.1", "/lib/x86_64-linux-gnu/libz.so.1",
@@ -183,7 +187,7 @@ def test_cublas_12_is_found_on_the_library_path_or_in_its_pypi_package(monkeypat
             (lib / name).write_bytes(zlib.read_bytes())
         monkeypatch.syspath_prepend(str(tmp_path))
         cuda_libs.ctranslate2_cublas_problem.cache_clear()
-        assert cuda_libs._package_lib_dirs()[0] == lib
+        assert cuda_libs._lib_dirs("99") == [lib]
         assert cuda_libs.ctranslate2_cublas_problem() is None
     finally:
         cuda_libs.ctranslate2_cublas_problem.cache_clear()
