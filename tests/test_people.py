@@ -60,9 +60,13 @@ def clip() -> Clip:
 
 
 @pytest.fixture(scope="module")
-def media(clip, tmp_path_factory):
-    out = tmp_path_factory.mktemp("people")
-    return make_media(encode_frames(out / "people.mp4", clip.frames, fps=pc.FPS), out, video_id="people")
+def people_video(clip, tmp_path_factory):
+    return encode_frames(tmp_path_factory.mktemp("people") / "people.mp4", clip.frames, fps=pc.FPS)
+
+
+@pytest.fixture(scope="module")
+def media(people_video):
+    return make_media(people_video, people_video.parent, video_id="people")
 
 
 def spans(rows, level="span"):
@@ -194,11 +198,14 @@ class RecordingModels:
         return self._timed("person", self.model.person_mask, frame)
 
 
-def test_face_and_person_passes_are_prepared_side_by_side(media, clip, settings, tmp_path):
+def test_face_and_person_passes_are_prepared_side_by_side(media, people_video, settings, tmp_path):
     """The people step computes its two passes in two threads (separate MediaPipe graphs, one lock
     each) before its analyzers run; they then read exactly what one-by-one computation gives.
     Real MediaPipe graphs on the people clip."""
-    fresh = make_media(encode_frames(tmp_path / "people.mp4", clip.frames, fps=pc.FPS), tmp_path, video_id="fresh")
+    # the fixture's own file decoded again: a second x264 encode of the same frames is not always
+    # byte-identical on a loaded machine (6 of 40 encodes differed in 1-4 frames), and MediaPipe then
+    # answers slightly differently
+    fresh = make_media(people_video, tmp_path, video_id="fresh")
     models = RecordingModels(settings)
     assert prepare.prepare(fresh, {"faces", "person", "speech_activity"}, models, "cpu", settings) == {
         "faces": "ok", "person": "ok"}
@@ -219,13 +226,8 @@ def test_face_and_person_passes_are_prepared_side_by_side(media, clip, settings,
     assert np.array_equal(read[0].det_frame, one_by_one[0].det_frame)
     assert np.allclose(read[0].det_box, one_by_one[0].det_box)
     assert np.allclose(read[0].det_mesh, one_by_one[0].det_mesh, equal_nan=True)
-    # the same frames found with a body, landmarks equal to well under a pixel (0.001 of the frame):
-    # once, on a loaded CI machine, they differed from the one-by-one pass beyond allclose's 1e-8
-    # (cause not found; not reproduced in 11 reruns, 7 of them under load). A different detection
-    # still fails here; a sub-pixel difference does not
-    assert np.array_equal(np.isnan(read[1].pose), np.isnan(one_by_one[1].pose))
-    assert np.allclose(read[1].pose, one_by_one[1].pose, rtol=0, atol=1e-3, equal_nan=True)
-    assert np.abs(read[1].mask.astype(int) - one_by_one[1].mask.astype(int)).max() <= 2
+    assert np.allclose(read[1].pose, one_by_one[1].pose, equal_nan=True)
+    assert np.array_equal(read[1].mask, one_by_one[1].mask)
 
 
 def test_a_pass_that_cannot_be_prepared_is_left_to_its_analyzers(clip, settings, tmp_path):
