@@ -27,6 +27,7 @@ flash-attention fallback, fp16, fp32/eager, int8 and int4 all ran; its timings a
 from __future__ import annotations
 
 import argparse
+import atexit
 import logging
 import os
 import shutil
@@ -227,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="the VLM check with a tiny randomly initialised Qwen2-VL (the GPU code path: "
                              "precision, attention fallback, batching; its descriptions are noise)")
     args = parser.parse_args(argv)
+    unknown = {c.strip() for c in args.checks.split(",") if c.strip()} - {"whisper", "yamnet", "bnb", "vlm"}
+    if unknown:
+        parser.error(f"--checks: unknown {', '.join(sorted(unknown))} (choose from whisper, yamnet, bnb, vlm)")
     count = cuda_devices()
     if count == 0:
         print("gpu_check: skipped: no CUDA device is visible here")
@@ -239,7 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.vlm_tiny:
         from tiktok_assets.model_registry.tiny_vlm import tiny_qwen2_vl
 
-        tiny = tiny_qwen2_vl(Path(tempfile.mkdtemp(prefix="gpu-check-tiny-vlm-")) / "model")
+        folder = Path(tempfile.mkdtemp(prefix="gpu-check-tiny-vlm-"))
+        atexit.register(shutil.rmtree, folder, True)
+        tiny = tiny_qwen2_vl(folder / "model")
         os.environ["TIKTOK_ASSETS_VLM_MODEL"] = str(tiny)  # read by load_settings below and by the loader
     loader = process_loader(load_settings())
     audio = read_wav(args.audio, args.seconds) if args.audio else speech(args.seconds)
