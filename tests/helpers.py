@@ -33,8 +33,15 @@ def analyze(name: str, media: MediaCache, settings, inputs=None):
     return result.table.to_pylist(), result
 
 
+# one x264 thread: with several, two encodes of the same frames on a loaded machine are not always
+# byte-identical (2 of 30 differed under 3 busy loops; with one thread 30 of 30 were identical, at
+# ~15 % more encode time), and a test's media should not change between runs
+X264_DETERMINISTIC = ("-threads", "1")
+
+
 def encode_frames(path: Path, frames, fps: int = 30, audio: np.ndarray | None = None) -> Path:
-    """Encode RGB uint8 frames (and optional 16 kHz mono audio) to an H.264 MP4 with ffmpeg."""
+    """Encode RGB uint8 frames (and optional 16 kHz mono audio) to an H.264 MP4 with ffmpeg (the same
+    file for the same frames on every run)."""
     frames = list(frames)
     h, w = frames[0].shape[:2]
     cmd = ["ffmpeg", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
@@ -46,7 +53,8 @@ def encode_frames(path: Path, frames, fps: int = 30, audio: np.ndarray | None = 
         wav = path.with_suffix(".wav")
         write_wav(wav, audio)
         cmd += ["-i", str(wav), "-c:a", "aac", "-shortest"]
-    cmd += ["-c:v", "libx264", "-preset", "veryfast", "-crf", "12", "-pix_fmt", "yuv420p", str(path)]
+    cmd += ["-c:v", "libx264", *X264_DETERMINISTIC, "-preset", "veryfast", "-crf", "12", "-pix_fmt", "yuv420p",
+            str(path)]
     subprocess.run(cmd, input=b"".join(np.ascontiguousarray(f, dtype=np.uint8).tobytes() for f in frames),
                    check=True)
     if wav is not None:
@@ -59,7 +67,7 @@ def drop_frames(video: Path, out: Path) -> Path:
     variable frame rate whose steps over a dropped frame span twice the time."""
     subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(video), "-vf",
                     "select='not(eq(mod(n\\,7)\\,3))*not(eq(mod(n\\,11)\\,5))'", "-vsync", "vfr",
-                    "-c:v", "libx264", "-preset", "veryfast", "-crf", "12", str(out)], check=True)
+                    "-c:v", "libx264", *X264_DETERMINISTIC, "-preset", "veryfast", "-crf", "12", str(out)], check=True)
     return out
 
 

@@ -202,9 +202,9 @@ def test_face_and_person_passes_are_prepared_side_by_side(media, people_video, s
     """The people step computes its two passes in two threads (separate MediaPipe graphs, one lock
     each) before its analyzers run; they then read exactly what one-by-one computation gives.
     Real MediaPipe graphs on the people clip."""
-    # the fixture's own file decoded again: a second x264 encode of the same frames is not always
-    # byte-identical on a loaded machine (6 of 40 encodes differed in 1-4 frames), and MediaPipe then
-    # answers slightly differently
+    # the fixture's own file decoded again: a second multi-threaded x264 encode of the same frames
+    # was not always byte-identical on a loaded machine (6 of 40 differed in 1-4 frames), and
+    # MediaPipe then answered slightly differently (encode_frames now uses one x264 thread)
     fresh = make_media(people_video, tmp_path, video_id="fresh")
     models = RecordingModels(settings)
     assert prepare.prepare(fresh, {"faces", "person", "speech_activity"}, models, "cpu", settings) == {
