@@ -144,7 +144,7 @@ def unavoidable_parts(clip: Path, meter: Meter) -> dict[str, int]:
 def analyzers_alone(home: Path, key: str, names: list[str], meter: Meter) -> dict[str, bool]:
     """Each analyzer in ``names``, in that order, run by itself on the pipeline's data root (inputs as
     the pipeline left them; the media cache is decoded again first if it was evicted, not counted),
-    timed into ``meter``. The shared passes the pipeline stored are deleted first, so that each is
+    timed into ``meter`` (wall: the analyzer's own seconds from its run record). The shared passes the pipeline stored are deleted first, so that each is
     computed once here, by its first reader. Returns, per analyzer, whether it loaded whisper."""
     os.environ["TIKTOK_ASSETS_HOME"] = str(home)
     os.environ["DAGSTER_HOME"] = str(home / "dagster")
@@ -163,7 +163,9 @@ def analyzers_alone(home: Path, key: str, names: list[str], meter: Meter) -> dic
     for name in names:
         before = model_loads().get("faster-whisper", 0)
         with meter(name):
-            run_analyzer_step(settings, all_specs()[name], key, "cpu", 16, refresh=False)
+            result = run_analyzer_step(settings, all_specs()[name], key, "cpu", 16, refresh=False)
+        meter.wall[name] = result.run.seconds  # the analyzer's own seconds, as before; its CPU time
+        # includes the step's reads and writes, part of the pipeline's CPU time too
         loaded_whisper[name] = model_loads().get("faster-whisper", 0) > before
     return loaded_whisper
 
