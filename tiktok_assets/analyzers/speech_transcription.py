@@ -116,8 +116,7 @@ QUICK_FRAMES = 1000
 # and WER, 2026-12-04): the comparison decodings from this short pass instead of a full one (~1 s
 # less on the representative clip): 24/24 0.154 -> 21/24 0.234 on seeds 0-5; every encoder pass
 # fitted to its audio (at least 10 s, 2 s past its end; 36 % faster on the corpus): 21/24 0.202 on
-# seeds 0-5;
-# only the packs fitted: 0.154 -> 0.149, 0.116 -> 0.138, 24/24 0.197 -> 23/24 0.223.
+# seeds 0-5; only the packs fitted: 0.154 -> 0.149, 0.116 -> 0.138, 24/24 0.197 -> 23/24 0.223.
 # Utterances decoded again one language at a time are packed into one window with this much
 # silence between them (the pauses of ordinary speech).
 PACK_GAP_S = 0.3
