@@ -21,9 +21,16 @@ import dagster as dg
 from dagster._core.storage.base_storage import DagsterStorage
 from dagster._core.storage.local_compute_log_manager import LocalComputeLogManager
 from dagster._core.storage.root import LocalArtifactStorage
-from dagster._core.storage.sqlite_storage import DagsterSqliteStorage
+from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import SqliteScheduleStorage
+from dagster._core.storage.sqlite_storage import (
+    DagsterSqliteStorage,
+    _event_logs_directory,
+    _runs_directory,
+    _schedule_directory,
+)
 
 from .config import PROJECT_DIR, Settings, load_settings
+from .dagster_sqlite import EngineReusingEventLogStorage, EngineReusingRunStorage
 
 INSTANCE_YAML = PROJECT_DIR / "dagster.yaml"
 
@@ -42,7 +49,17 @@ def sqlalchemy_url(url: str) -> str:
 
 class DataRootStorage(DagsterSqliteStorage):
     """Runs, event log and schedules in SQLite under ``$TIKTOK_ASSETS_HOME/dagster``, or in the
-    Postgres database of ``TIKTOK_ASSETS_POSTGRES_URL`` when it is set."""
+    Postgres database of ``TIKTOK_ASSETS_POSTGRES_URL`` when it is set. The SQLite run and
+    event-log storages keep one engine per database file (``dagster_sqlite.py``)."""
+
+    def __init__(self, base_dir: str, inst_data=None) -> None:
+        # DagsterSqliteStorage.__init__ with the engine-reusing run and event-log storages
+        self.base_dir = base_dir
+        self._run_storage = EngineReusingRunStorage.from_local(_runs_directory(base_dir))
+        self._event_log_storage = EngineReusingEventLogStorage(_event_logs_directory(base_dir))
+        self._schedule_storage = SqliteScheduleStorage.from_local(_schedule_directory(base_dir))
+        self._inst_data = inst_data
+        DagsterStorage.__init__(self)
 
     @classmethod
     def config_type(cls) -> dict:

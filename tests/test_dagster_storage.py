@@ -1,0 +1,66 @@
+"""The data root's Dagster storage keeps one SQLAlchemy engine per SQLite file (``dagster_sqlite.py``)
+and still behaves like Dagster's: every write is visible to another instance on the same files."""
+
+from __future__ import annotations
+
+import dagster as dg
+from sqlalchemy.pool import NullPool
+
+from tiktok_assets.config import load_settings
+from tiktok_assets.dagster_sqlite import EngineCache, EngineReusingEventLogStorage, EngineReusingRunStorage
+from tiktok_assets.instance import data_root_instance
+
+partitions = dg.StaticPartitionsDefinition(["a", "b", "c"])
+
+
+@dg.asset(partitions_def=partitions)
+def upstream() -> None:
+    return None
+
+
+@dg.asset(partitions_def=partitions, deps=[upstream])
+def downstream(context) -> dg.MaterializeResult:
+    return dg.MaterializeResult(metadata={"partition": context.partition_key})
+
+
+def test_runs_reuse_one_engine_per_database_and_other_instances_see_every_write(module_home):
+    instance = data_root_instance(load_settings())
+    events, runs = instance.event_log_storage, instance.run_storage
+    assert isinstance(events, EngineReusingEventLogStorage) and isinstance(runs, EngineReusingRunStorage)
+    accesses = 0
+    original = events._connect
+
+    def counted(shard):
+        nonlocal accesses
+        accesses += 1
+        return original(shard)
+
+    events._connect = counted
+    for key in partitions.get_partition_keys():
+        result = dg.materialize([upstream, downstream], instance=instance, partition_key=key)
+        assert result.success
+
+    # three runs: their shards and the index, one engine each, however many accesses they made
+    assert accesses > 50
+    assert events.engines.created <= 4
+    assert runs.engines.created == 1
+    assert all(isinstance(engine.pool, NullPool) for engine in events.engines._engines.values())
+
+    other = data_root_instance(load_settings())  # a second process would build its own like this
+    records = other.fetch_materializations(dg.AssetKey("downstream"), limit=10).records
+    assert sorted(r.partition_key for r in records) == ["a", "b", "c"]
+    assert len(other.get_runs()) == 3
+    instance.dispose()
+    assert not events.engines._engines  # dispose drops the engines
+    other.dispose()
+
+
+def test_the_engine_cache_keeps_the_most_recently_used_up_to_its_limit(tmp_path):
+    cache = EngineCache(limit=2)
+    urls = [f"sqlite:///{tmp_path / name}.db" for name in "xyz"]
+    first = cache.get(urls[0])
+    cache.get(urls[1])
+    assert cache.get(urls[0]) is first  # used again: kept, now the most recent
+    cache.get(urls[2])  # over the limit: the least recently used (y) goes
+    assert list(cache._engines) == [urls[0], urls[2]]
+    assert cache.created == 3
