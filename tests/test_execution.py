@@ -279,24 +279,32 @@ def test_pool_slots_are_written_only_when_they_differ(module_home, monkeypatch):
 
 def test_a_step_asks_the_event_log_once_per_upstream_and_video():
     """Analyzers of one step share upstreams: each upstream's newest record (materialized in this
-    run? its data version for the provenance tags) is read once per video, not once per analyzer;
-    the step's own assets are read fresh each time (their records change while it runs)."""
+    run? its data version for the provenance tags) is read once per video, not once per analyzer,
+    and one batched read of the upstreams' newest materializations serves those that are of this
+    video; the step's own assets are read fresh each time (their records change while it runs)."""
     from types import SimpleNamespace
 
     from tiktok_assets.execution import PER_VIDEO_EVENTS_TAGS, PartitionEvents
 
     upstream, shared, own = dg.AssetKey("media"), dg.AssetKey("speech_transcription"), dg.AssetKey("speech_rate")
-    calls: list[tuple[str, dg.AssetKey]] = []
-    record = SimpleNamespace(run_id="run-1", storage_id=7, timestamp=1.0, event_log_entry=SimpleNamespace(tags={}))
+    calls: list[tuple[str, object]] = []
+
+    def record(video: str, storage_id: int):
+        return SimpleNamespace(run_id="run-1", storage_id=storage_id, timestamp=1.0, partition_key=video,
+                               event_log_entry=SimpleNamespace(tags={}))
+
+    # the newest materialization of media is of another video (v0); that of the transcript is v1's
+    newest = {upstream: record("v0", 5), shared: record("v1", 6)}
 
     class Instance:
+        def get_asset_records(self, keys):
+            calls.append(("batch", tuple(keys)))
+            return [SimpleNamespace(asset_entry=SimpleNamespace(asset_key=k, last_materialization_record=newest[k]))
+                    for k in keys]
+
         def fetch_materializations(self, records_filter, limit):
             calls.append(("latest", records_filter.asset_key))
-            return SimpleNamespace(records=[record])
-
-        def get_latest_data_version_record(self, key, is_source, partition):
-            calls.append(("version", key))
-            return record
+            return SimpleNamespace(records=[record("v1", 7)])
 
     nodes = {k: SimpleNamespace(parent_keys={upstream, shared}) for k in (own, dg.AssetKey("speech_flow"))}
     context = SimpleNamespace(
@@ -308,8 +316,11 @@ def test_a_step_asks_the_event_log_once_per_upstream_and_video():
         assert events.materialized_in_run(upstream, "v1") and events.materialized_in_run(shared, "v1")
         (materialization,) = events.success(key, "v1", {})
         assert materialization.tags["dagster/code_version"] == "1"
+        # the event pointers: media's from its own query (7), the transcript's from the batch (6)
+        assert materialization.tags[f"dagster/input_event_pointer/{upstream.to_user_string()}"] == "7"
+        assert materialization.tags[f"dagster/input_event_pointer/{shared.to_user_string()}"] == "6"
         events._evaluation(key, "v1", "examined_whole_video", True, {})
     assert sorted(calls, key=str) == sorted(
-        [("latest", upstream), ("latest", shared), ("version", upstream), ("version", shared),
+        [("batch", (upstream, shared)), ("latest", upstream),
          ("latest", own), ("latest", dg.AssetKey("speech_flow"))], key=str,
     )

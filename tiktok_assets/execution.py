@@ -84,10 +84,10 @@ class PartitionEvents:
         self._materialized: set[tuple[dg.AssetKey, str]] = set()
         self._metadata: dict[tuple[dg.AssetKey, str], dict[str, Any]] = {}
         self._checks: list[tuple[dg.AssetKey, str, str, bool, dict[str, Any]]] = []
-        # event-log records of other steps' assets: they do not change while this step runs, and
-        # several analyzers of a step share an upstream (one query each instead of one per analyzer)
+        # newest materialization records of other steps' assets: they do not change while this step
+        # runs, and several analyzers of a step share an upstream (read once, not once per analyzer)
         self._latest: dict[tuple[dg.AssetKey, str], Any] = {}
-        self._versioned: dict[tuple[dg.AssetKey, str], Any] = {}
+        self._prefetched: set[str] = set()
 
     def plan(self) -> None:
         """Record that this step intends to materialize each selected asset for each video."""
@@ -110,7 +110,10 @@ class PartitionEvents:
 
     def _latest_materialization(self, key: dg.AssetKey, video: str) -> Any:
         """The newest materialization record of ``key`` for ``video`` (None without one); kept for
-        other steps' assets."""
+        other steps' assets. It is also the record of the input data version that Dagster's own
+        provenance reads (``get_latest_data_version_record`` of a materialized asset)."""
+        if key not in self.keys:
+            self._prefetch_upstreams(video)
         if (key, video) in self._latest:
             return self._latest[(key, video)]
         records = self.instance.fetch_materializations(
@@ -121,6 +124,21 @@ class PartitionEvents:
             self._latest[(key, video)] = record
         return record
 
+    def _prefetch_upstreams(self, video: str) -> None:
+        """Read the newest materialization of every upstream of this step's assets (of any video)
+        at once, the first time ``video`` needs one: those that are of ``video`` go to the cache.
+        In a run of one video that is all of them (one query instead of one per upstream); in a
+        range, the others are read one by one as before."""
+        if video in self._prefetched:
+            return
+        self._prefetched.add(video)
+        layer = self.context.job_def.asset_layer
+        upstream = {parent for key in self.keys for parent in layer.get(key).parent_keys} - set(self.keys)
+        for record in self.instance.get_asset_records(sorted(upstream)):
+            newest = record.asset_entry.last_materialization_record
+            if newest is not None and newest.partition_key == video:
+                self._latest.setdefault((record.asset_entry.asset_key, video), newest)
+
     def _provenance_tags(self, key: dg.AssetKey, video: str) -> dict[str, str]:
         """The tags Dagster writes on a materialization of one partition: code version, per input
         its data version and event pointer (that video's partition), and the logical data version."""
@@ -129,12 +147,7 @@ class PartitionEvents:
         tags: dict[str, str] = {CODE_VERSION_TAG: code_version}
         versions: dict[dg.AssetKey, DataVersion] = {}
         for dep in sorted(node.parent_keys):
-            if (dep, video) in self._versioned:
-                record = self._versioned[(dep, video)]
-            else:
-                record = self.instance.get_latest_data_version_record(dep, False, video)
-                if dep not in self.keys:
-                    self._versioned[(dep, video)] = record
+            record = self._latest_materialization(dep, video)
             version = extract_data_version_from_entry(record.event_log_entry) if record else None
             versions[dep] = version or DEFAULT_DATA_VERSION
             tags[get_input_data_version_tag(dep)] = versions[dep].value
