@@ -95,6 +95,33 @@ def test_onnx_sessions_and_openmp_threads_wait_without_spinning(settings):
     assert out.stdout.strip() == "ACTIVE"
 
 
+def test_models_use_as_many_operator_threads_as_cores_up_to_four(settings, monkeypatch, tmp_path):
+    """ONNX Runtime and CTranslate2 default to 4 threads whatever the machine: on 2 cores Whisper's
+    4 beside another step's model cost the pipeline CPU time. The registry gives both the cores
+    this process may use, at most 4; the YAMNet session and the Whisper model get that count."""
+    import faster_whisper
+
+    from tiktok_assets.model_registry import loaders, loading
+    from tiktok_assets.model_registry.errors import ResolvedModel
+
+    for cores, expected in ((range(1), 1), (range(2), 2), (range(3), 3), (range(16), 4)):
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid, cores=cores: set(cores))
+        assert loading.operator_threads() == expected
+    monkeypatch.undo()
+    yamnet = process_loader(settings).load("yamnet", "cpu")
+    assert yamnet.session.get_session_options().intra_op_num_threads == loading.operator_threads()
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    asked = {}
+
+    class Recorder:  # records the arguments; the real model is loaded by the other tests
+        def __init__(self, path, **kwargs):
+            asked.update(kwargs)
+
+    monkeypatch.setattr(faster_whisper, "WhisperModel", Recorder)
+    loaders.whisper(ResolvedModel("faster-whisper", str(tmp_path), "test"), "cpu", 0, tmp_path)
+    assert asked["cpu_threads"] == 2 and asked["compute_type"] == "int8"
+
+
 def test_wrong_checksum_or_size_is_one_sentence_naming_the_setting(settings):
     whisper = REGISTRY["faster-whisper"]
     bad_sha = tuple(dataclasses.replace(f, sha256="0" * 64) if f.name == "model.bin" else f for f in whisper.files)

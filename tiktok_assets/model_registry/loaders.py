@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .cuda_libs import ctranslate2_cublas_problem
 from .errors import ModelUnavailable, ResolvedModel
-from .loading import device_name, onnx_session
+from .loading import device_name, onnx_session, operator_threads
 
 log = logging.getLogger("tiktok_assets")
 
@@ -26,7 +26,7 @@ def whisper(resolved: ResolvedModel, kind: str, index: int, store: Path):
     compute_type = "float16" if kind == "cuda" else "int8"
     try:
         model = WhisperModel(resolved.path, device=kind, device_index=index, compute_type=compute_type,
-                             local_files_only=False)
+                             cpu_threads=operator_threads(), local_files_only=False)
     except Exception as exc:  # noqa: BLE001 - hub/network/CUDA errors come in many types
         raise ModelUnavailable(
             f"faster-whisper model {resolved.path!r} could not be loaded ({type(exc).__name__}); set "
