@@ -95,6 +95,18 @@ def test_onnx_sessions_and_openmp_threads_wait_without_spinning(settings):
     assert out.stdout.strip() == "ACTIVE"
 
 
+def test_opencv_runs_each_call_in_its_calling_thread_unless_the_user_says_otherwise():
+    """Steps share the cores: OpenCV's thread pool is off (one thread) in a fresh process that
+    imports the package first, and a user's OPENCV_FOR_THREADS_NUM wins."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENCV_FOR_THREADS_NUM"}
+    code = "import tiktok_assets, cv2; print(cv2.getNumThreads())"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "1"
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "OPENCV_FOR_THREADS_NUM": "2"},
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "2"
+
+
 def test_models_use_as_many_operator_threads_as_cores_up_to_four(settings, monkeypatch, tmp_path):
     """ONNX Runtime and CTranslate2 default to 4 threads whatever the machine: on 2 cores Whisper's
     4 beside another step's model cost the pipeline CPU time. The registry gives both the cores

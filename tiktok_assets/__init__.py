@@ -17,6 +17,10 @@ _os.environ.setdefault(
 # from the other steps. Waiting passively costs Whisper ~4 % alone and saves ~10 % of the CPU when it
 # runs beside OCR and NudeNet (bench notes in README, issue 10). Read by libgomp when it loads, so here.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# OpenCV's own thread pool splits each call on the small frames the analyzers use (96-px low-res
+# stream, 1080-px samples) over every core, beside the other steps' models: one thread each took the
+# whole bench_pipeline run 1.7 CPU-s and 1.0 s less (4 alternating pairs), every table the same.
+_os.environ.setdefault("OPENCV_FOR_THREADS_NUM", "1")
 # Never let a library phone home or pip-install at run time.
 _os.environ.setdefault("YOLO_OFFLINE", "1")
 _os.environ.setdefault("YOLO_AUTOINSTALL", "False")
