@@ -292,6 +292,10 @@ def main() -> None:
 def measure_parts(clip: Path, alone: str | None) -> dict:
     """The second process's measurements: the parts, the analyzers alone (``alone``:
     home,key,analyzer,...), the media cache alone; each as [wall seconds, CPU seconds] by label."""
+    # the package's library thread settings (OpenMP waiting, OpenCV's and OpenBLAS's pools) are
+    # environment defaults read when the libraries load: set them first, as in the pipeline's process
+    import tiktok_assets  # noqa: F401
+
     parts, by_itself, media = Meter(), Meter(), Meter()
     counts = unavoidable_parts(clip, parts)
     whisper_again = {}

@@ -95,16 +95,19 @@ def test_onnx_sessions_and_openmp_threads_wait_without_spinning(settings):
     assert out.stdout.strip() == "ACTIVE"
 
 
-def test_opencv_runs_each_call_in_its_calling_thread_unless_the_user_says_otherwise():
-    """Steps share the cores: OpenCV's thread pool is off (one thread) in a fresh process that
-    imports the package first, and a user's OPENCV_FOR_THREADS_NUM wins."""
-    env = {k: v for k, v in os.environ.items() if k != "OPENCV_FOR_THREADS_NUM"}
-    code = "import tiktok_assets, cv2; print(cv2.getNumThreads())"
+def test_opencv_and_openblas_run_each_call_in_its_calling_thread_unless_the_user_says_otherwise():
+    """Steps share the cores: OpenCV's and NumPy's OpenBLAS thread pools are off (one thread) in a
+    fresh process that imports the package first, and a user's own setting wins."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENCV_FOR_THREADS_NUM", "OPENBLAS_NUM_THREADS")}
+    code = ("import tiktok_assets, cv2, numpy, threadpoolctl; "
+            "print(cv2.getNumThreads(), sorted({i['num_threads'] for i in threadpoolctl.threadpool_info()"
+            " if i['internal_api'] == 'openblas'}))")  # NumPy's OpenBLAS and OpenCV's own
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "1"
-    out = subprocess.run([sys.executable, "-c", code], env={**env, "OPENCV_FOR_THREADS_NUM": "2"},
+    assert out.stdout.strip() == "1 [1]"
+    out = subprocess.run([sys.executable, "-c", code],
+                         env={**env, "OPENCV_FOR_THREADS_NUM": "2", "OPENBLAS_NUM_THREADS": "2"},
                          capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "2"
+    assert out.stdout.strip() == "2 [2]"
 
 
 def test_models_use_as_many_operator_threads_as_cores_up_to_four(settings, monkeypatch, tmp_path):

@@ -21,6 +21,11 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # stream, 1080-px samples) over every core, beside the other steps' models: one thread each took the
 # whole bench_pipeline run 1.7 CPU-s and 1.0 s less (4 alternating pairs), every table the same.
 _os.environ.setdefault("OPENCV_FOR_THREADS_NUM", "1")
+# The same for NumPy's OpenBLAS (read when NumPy loads it): its threads spin after each call (the
+# mel filterbank of Whisper's features, the analyzers' small matrix products) and took CPU from the
+# models. One thread: speech_transcription alone 9.1 -> 8.2 s on the bench clip, the whole
+# bench_pipeline run 0.95x the wall and CPU time (5 pairs), every table the same.
+_os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 # Never let a library phone home or pip-install at run time.
 _os.environ.setdefault("YOLO_OFFLINE", "1")
 _os.environ.setdefault("YOLO_AUTOINSTALL", "False")
