@@ -62,6 +62,33 @@ def test_catalog_file_is_readable_by_plain_duckdb(tmp_path):
     con.close()
 
 
+def test_the_catalog_is_rewritten_only_when_its_views_change(tmp_path):
+    """A refresh with the views the catalog already holds does not open it; a table's first rows, a
+    new table, a deleted catalog or anything else writing to the file since do; new videos need none
+    (the views read every file of a table by pattern)."""
+    wh = Warehouse(tmp_path / "wh", tmp_path / "catalog.duckdb")
+    schemas, timeline = {"things": SCHEMA}, {"things": None}
+    assert wh.refresh_catalog(schemas, timeline)  # no catalog yet
+    assert not wh.refresh_catalog(schemas, timeline)
+    wh.write("things", "v1", rows("v1", ["a", "b"]))
+    assert wh.refresh_catalog(schemas, timeline)  # the table got its first rows: another pattern
+    wh.write("things", "v2", rows("v2", ["c"]))
+    assert not wh.refresh_catalog(schemas, timeline)  # a new video: the same views read it
+    con = duckdb.connect(str(tmp_path / "catalog.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM things").fetchone()[0] == 3
+    con.close()
+    assert wh.refresh_catalog({**schemas, "others": SCHEMA}, timeline)  # a new table
+    con = duckdb.connect(str(tmp_path / "catalog.duckdb"))
+    con.execute("DROP VIEW things")  # someone else wrote to the catalog
+    con.close()
+    assert wh.refresh_catalog({**schemas, "others": SCHEMA}, timeline)
+    (tmp_path / "catalog.duckdb").unlink()
+    assert wh.refresh_catalog({**schemas, "others": SCHEMA}, timeline)
+    con = duckdb.connect(str(tmp_path / "catalog.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM things").fetchone()[0] == 3
+    con.close()
+
+
 def test_bad_partition_key_never_reaches_the_filesystem(tmp_path):
     wh = Warehouse(tmp_path / "wh", tmp_path / "catalog.duckdb")
     with pytest.raises(ValueError, match="invalid video ID"):

@@ -13,6 +13,7 @@ analyzer plus ``videos``, ``analyzer_runs``, ``reconstruction_scores``, ``covera
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import time
 from collections.abc import Iterator, Mapping
@@ -284,13 +285,22 @@ class Warehouse:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def refresh_catalog(self, schemas: Mapping[str, pa.Schema], timeline: Mapping[str, str | None]) -> None:
-        """Recreate the views in the DuckDB catalog file (one writer at a time, with retries)."""
+    def refresh_catalog(self, schemas: Mapping[str, pa.Schema], timeline: Mapping[str, str | None]) -> bool:
+        """Recreate the views in the DuckDB catalog file (one writer at a time, with retries); returns
+        whether it did. Skipped when the file holds these very views already: the statements' hash and
+        the file's modification time after the last refresh are kept beside it (``catalog.views``), so
+        a catalog that anything else wrote to since is refreshed. The views read their tables' files by
+        pattern, so a new video needs no refresh; a table's first rows or a new version do."""
         import duckdb
 
         statements = self.view_sql(schemas, timeline)
+        digest = hashlib.sha256("\n".join(statements).encode()).hexdigest()
+        stamp = self.catalog_path.with_suffix(".views")
         access = self.duckdb_access()
         with self._catalog_lock():
+            current = self._catalog_stamp(digest)
+            if current and stamp.is_file() and stamp.read_text() == current:
+                return False
             for attempt in range(10):
                 try:
                     con = duckdb.connect(str(self.catalog_path))
@@ -304,6 +314,17 @@ class Warehouse:
                 self._create_views(con, statements)
             finally:
                 con.close()
+            temporary = stamp.with_suffix(f".views-{os.getpid()}")
+            temporary.write_text(self._catalog_stamp(digest))
+            os.replace(temporary, stamp)
+        return True
+
+    def _catalog_stamp(self, digest: str) -> str:
+        """``digest`` with the catalog file's modification time (empty when there is no file)."""
+        try:
+            return f"{digest} {self.catalog_path.stat().st_mtime_ns}"
+        except FileNotFoundError:
+            return ""
 
     def connect(self, schemas: Mapping[str, pa.Schema], timeline: Mapping[str, str | None]):
         """An in-memory DuckDB connection with the same views (never blocks on the catalog)."""
