@@ -1,7 +1,7 @@
 """Dagster's SQLite run and event-log storages, with one SQLAlchemy engine per database file.
 
 Dagster's SQLite storages build a new SQLAlchemy engine for every query or event they write
-(``create_engine`` with ``NullPool``, then ``dispose``), so each of the ~1,600 event-log accesses of
+(``create_engine`` with ``NullPool``, then ``dispose``), so each of the ~1,300 event-log accesses of
 one video's analysis and scoring runs pays for a new engine and dialect set-up, and no compiled
 statement is ever reused (SQLAlchemy caches them per engine). The subclasses below keep one engine
 per database file (the index, each run's shard, the runs database) for the life of the storage.

@@ -134,10 +134,12 @@ class PartitionEvents:
         self._prefetched.add(video)
         layer = self.context.job_def.asset_layer
         upstream = {parent for key in self.keys for parent in layer.get(key).parent_keys} - set(self.keys)
+        if not upstream:
+            return
         for record in self.instance.get_asset_records(sorted(upstream)):
-            newest = record.asset_entry.last_materialization_record
-            if newest is not None and newest.partition_key == video:
-                self._latest.setdefault((record.asset_entry.asset_key, video), newest)
+            key, newest = record.asset_entry.asset_key, record.asset_entry.last_materialization_record
+            if key in upstream and newest is not None and newest.partition_key == video:
+                self._latest.setdefault((key, video), newest)
 
     def _provenance_tags(self, key: dg.AssetKey, video: str) -> dict[str, str]:
         """The tags Dagster writes on a materialization of one partition: code version, per input
