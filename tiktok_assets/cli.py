@@ -171,7 +171,7 @@ def analyze_many(settings: Settings, sources: list[str], only: list[str] | None 
     from .assets import videos_partitions
     from .automation import SCORES_AFTER_TAG, score_request
     from .definitions import analyze_job_in_process, score_job_in_process
-    from .retention import media_available
+    from .retention import source_ingested
     from .run_guard import run_tags
 
     _selection(only, decoded=False)  # reject unknown analyzer names before any work
@@ -185,7 +185,9 @@ def analyze_many(settings: Settings, sources: list[str], only: list[str] | None 
     for block in contiguous_blocks(list(instance.get_dynamic_partitions(videos_partitions.name)), unique):
         began = time.perf_counter()
         started_at = datetime.now(UTC).replace(microsecond=0)
-        decoded = all(media_available(settings, k) for k in block)  # evicted caches are decoded again
+        # fetched before (an evicted cache is decoded again); a new video is ingested even when the
+        # head start has decoded it already, so that its source_video step and `videos` row exist
+        decoded = all(source_ingested(settings, k) for k in block)
         selection = [dg.AssetKey(n) for n in _selection(only, decoded)]
         tags = {"tiktok_assets/launched_by": "cli", **run_tags(), **partition_tags(block)}
         with dg.execute_job(
@@ -510,7 +512,10 @@ def _main(argv: list[str] | None) -> int:
             return 0
         if args.command == "analyze":
             only = [x.strip() for x in args.only.split(",") if x.strip()] if args.only else None
-            keys, ok = _run_guarded(settings, "analyze", lambda: analyze_many(settings, args.sources, only))
+            from .early_decode import head_start
+
+            with head_start(settings, args.sources):  # the first video decodes while Dagster starts
+                keys, ok = _run_guarded(settings, "analyze", lambda: analyze_many(settings, args.sources, only))
             print("\n".join(keys))
             return 0 if ok else 1
         if args.command == "sql":

@@ -65,19 +65,24 @@ def check_url_allowed(url: str, allow_private: bool) -> None:
             )
 
 
-def register_source(settings: Settings, source: str) -> str:
-    """Remember ``source`` under its video ID and return the ID."""
+def source_record(settings: Settings, source: str) -> dict[str, str]:
+    """``{"source": URL or resolved path, "kind": "url" | "file"}`` for a source that may be
+    registered (the URL policy, the file's existence, inbox links); raises IngestError otherwise."""
     source = source.strip()
     if is_url(source):
         check_url_allowed(source, settings.allow_private_urls)
-        record = {"source": source, "kind": "url"}
-    else:
-        given = Path(source).expanduser().absolute()
-        path = given.resolve()
-        _refuse_links_out_of_inbox(settings, given, path)
-        if not path.is_file():
-            raise IngestError(f"no such video file: {path}")
-        record = {"source": str(path), "kind": "file"}
+        return {"source": source, "kind": "url"}
+    given = Path(source).expanduser().absolute()
+    path = given.resolve()
+    _refuse_links_out_of_inbox(settings, given, path)
+    if not path.is_file():
+        raise IngestError(f"no such video file: {path}")
+    return {"source": str(path), "kind": "file"}
+
+
+def register_source(settings: Settings, source: str) -> str:
+    """Remember ``source`` under its video ID and return the ID."""
+    record = source_record(settings, source)
     key = validate_key(key_for_source(record["source"]))
     settings.sources_dir.mkdir(parents=True, exist_ok=True)
     record["registered_at"] = datetime.now(UTC).isoformat(timespec="seconds")

@@ -140,6 +140,17 @@ def media_available(settings: Settings, video_id: str) -> bool:
     return True
 
 
+def source_ingested(settings: Settings, video_id: str) -> bool:
+    """Whether ``source_video`` fetched the video's file (an analyzer step can then always open its
+    media cache: decoded again from the file when evicted). A media cache alone is not enough: the
+    CLI's head start (:mod:`tiktok_assets.early_decode`) decodes a new video before it is ingested."""
+    try:
+        video_file(settings, video_id)
+    except IngestError:
+        return False
+    return True
+
+
 def ensure_media_cache(settings: Settings, video_id: str, log: Log | None = None) -> MediaCache:
     """An open (pinned) :class:`MediaCache` of ``video_id``; decoded again from the source file first
     when it was evicted or deleted. The caller closes it (``with ensure_media_cache(...) as media``)."""

@@ -16,7 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from . import catalog
+from . import catalog, media_store
 from .analyzers import AnalyzerContext, AnalyzerSpec, all_specs, run_analyzer
 from .analyzers.base import AnalyzerRun, to_table
 from .config import Settings
@@ -42,16 +42,25 @@ def ingest_video(settings: Settings, video_id: str, log_fn=None, refresh: bool =
 
 
 def decode_media(settings: Settings, video_id: str, log_fn=None) -> MediaMeta:
-    """Decode the ingested video once into the media cache."""
-    return build_media_cache(
-        video_file(settings, video_id),
-        settings.media_dir / video_id,
-        video_id,
-        settings.sample_fps,
-        settings.frame_long_side,
-        settings.lowres_short_side,
-        log=log_fn, max_duration_s=settings.max_duration_s,
-    )
+    """Decode the ingested video once into the media cache, under the partition's lock: a decode
+    of the same video in progress elsewhere (the CLI's head start, :mod:`.early_decode`, or another
+    run) is waited for and its version used when it is of the same bytes and settings."""
+    out_dir = settings.media_dir / video_id
+
+    def build() -> MediaMeta:
+        return build_media_cache(
+            video_file(settings, video_id), out_dir, video_id, settings.sample_fps, settings.frame_long_side,
+            settings.lowres_short_side, log=log_fn, max_duration_s=settings.max_duration_s,
+        )
+
+    with media_store.partition_lock(out_dir, blocking=False) as free:
+        if free:
+            return build()
+    began = time.perf_counter()
+    with media_store.partition_lock(out_dir):
+        if log_fn:
+            log_fn(f"video {video_id}: waited {time.perf_counter() - began:.1f}s for another decode of it to finish")
+        return build()
 
 
 @dataclass
