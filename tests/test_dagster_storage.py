@@ -3,6 +3,8 @@ and still behaves like Dagster's: every write is visible to another instance on 
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 from sqlalchemy.pool import NullPool
 
@@ -64,3 +66,47 @@ def test_the_engine_cache_keeps_the_most_recently_used_up_to_its_limit(tmp_path)
     cache.get(urls[2])  # over the limit: the least recently used (y) goes
     assert list(cache._engines) == [urls[0], urls[2]]
     assert cache.created == 3
+
+
+def test_each_database_keeps_one_idle_connection_that_blocks_nobody(module_home, tmp_path):
+    """After an access each database has one idle connection open (so the accesses' closes do not
+    checkpoint the WAL each time); it holds no lock: another process writes and reads meanwhile."""
+    import subprocess
+    import sys
+
+    instance = data_root_instance(load_settings())
+    events, runs = instance.event_log_storage, instance.run_storage
+    result = dg.materialize([upstream], instance=instance, partition_key="a")
+    assert result.success
+    assert runs.engines.held == 1 and events.engines.held >= 2  # runs.db; the run's shard and the index
+    shard = events.path_for_shard(result.run_id)
+    assert os.path.exists(shard + "-wal")  # the log stays between accesses instead of being checkpointed away
+    writer = (
+        "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], timeout=1); "
+        "c.execute('CREATE TABLE probe (x)'); c.execute('INSERT INTO probe VALUES (1)'); c.commit(); "
+        "print(c.execute('SELECT count(*) FROM event_logs').fetchone()[0])"
+    )
+    done = subprocess.run([sys.executable, "-c", writer, shard], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and int(done.stdout) > 5, done.stderr  # no lock held against the writer
+    again = dg.materialize([upstream], instance=instance, partition_key="b")  # and we go on writing
+    assert again.success
+    instance.dispose()
+    assert events.engines.held == 0 and runs.engines.held == 0
+
+
+def test_a_forked_child_does_not_use_its_parents_idle_connections(tmp_path):
+    cache = EngineCache()
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    with cache.get(url).connect() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (x)")
+        conn.commit()
+    cache.hold(url)
+    assert cache.held == 1
+    pid = os.fork()
+    if pid == 0:  # the child: nothing inherited is in use; it builds its own when it needs one
+        os._exit(0 if cache.held == 0 and not cache._engines else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert cache.held == 1
+    cache.clear()
+    assert cache.held == 0
