@@ -30,6 +30,22 @@ def test_rewrite_replaces_rows_and_other_partitions_stay(tmp_path):
         ("things", "D"), ("things", "X")]
 
 
+def test_views_of_one_video_read_only_its_files(tmp_path):
+    """One video's report reads that video's files, however many videos the warehouse holds: a
+    damaged file of another video is not even opened."""
+    wh = Warehouse(tmp_path / "wh", tmp_path / "catalog.duckdb")
+    wh.write("things", "v1", rows("v1", ["a", "b"]))
+    wh.write("things", "v2", rows("v2", ["x"]))
+    (tmp_path / "wh" / "things" / "video_id=v2" / "data.parquet").write_bytes(b"not parquet")
+    schemas = {"things": SCHEMA, "others": SCHEMA}  # others: nothing written for v1
+    con = wh.connect(schemas, {"things": "upper(label)", "others": "label"}, video_id="v1")
+    assert con.execute("SELECT analyzer, label FROM timeline ORDER BY label").fetchall() == [
+        ("things", "A"), ("things", "B")]
+    assert con.execute("SELECT count(*) FROM others").fetchone()[0] == 0
+    with pytest.raises(duckdb.Error):  # the views over every video do open it
+        wh.connect(schemas, {}).execute("SELECT count(*) FROM things").fetchone()
+
+
 def test_failed_write_keeps_previous_rows(tmp_path, monkeypatch):
     wh = Warehouse(tmp_path / "wh", tmp_path / "catalog.duckdb")
     wh.write("things", "v1", rows("v1", ["old"]))

@@ -50,6 +50,7 @@ def refresh_catalog(settings: Settings) -> bool:
     return True
 
 
-def connect(settings: Settings):
-    """An in-memory DuckDB connection with every warehouse view."""
-    return warehouse(settings).connect(table_schemas(), timeline_labels())
+def connect(settings: Settings, video_id: str | None = None):
+    """An in-memory DuckDB connection with every warehouse view (with ``video_id``: over that
+    video's rows only)."""
+    return warehouse(settings).connect(table_schemas(), timeline_labels(), video_id)

@@ -265,7 +265,7 @@ def fusion_confidence(store: Any, video_id: str, runs: list[dict[str, Any]]) -> 
 
 def readable_timeline(settings: Settings, video_id: str) -> list[dict[str, Any]]:
     """Labelled rows of every analyzer for one video, in time order (from the `timeline` view)."""
-    con = catalog.connect(settings)
+    con = catalog.connect(settings, video_id)  # views over this video's files only
     try:
         cursor = con.execute(
             "SELECT start_s, end_s, analyzer, label FROM timeline WHERE video_id = ? AND label IS NOT NULL "

@@ -219,20 +219,28 @@ class Warehouse:
         """DuckDB's path prefix for the warehouse root, and the extensions and secret it needs."""
         return storage.duckdb_access(self.filesystem, self.root, self.location, self.env)
 
-    def view_sql(self, schemas: Mapping[str, pa.Schema], timeline: Mapping[str, str | None]) -> list[str]:
+    def view_sql(self, schemas: Mapping[str, pa.Schema], timeline: Mapping[str, str | None],
+                 video_id: str | None = None) -> list[str]:
         """CREATE VIEW statements for every known table (empty, typed views for unwritten ones).
 
         ``timeline`` maps analyzer tables to a SQL label expression (or None) for the ``timeline``
         view, which stacks every labelled analyzer row as (video_id, start_s, end_s, analyzer,
         label): tables without an expression and rows whose label is NULL or blank are left out.
-        Paths are local paths or the warehouse's URIs (``s3://``, ``gs://``).
+        Paths are local paths or the warehouse's URIs (``s3://``, ``gs://``). With ``video_id`` the
+        views read that video's files only (what one video's report needs, whatever the number of
+        videos in the warehouse).
         """
         access = self.duckdb_access()
         statements = []
         for name, schema in schemas.items():
-            if self.has_rows(name):
-                pattern = f"{access.prefix}/{name}/video_id=*/*.parquet"
+            if video_id is not None:
+                with self._io("list"):
+                    found = bool(self._files(self.partition_dir(name, video_id)))
+                pattern = f"{access.prefix}/{name}/video_id={validate_key(video_id)}/*.parquet"
             else:
+                found = self.has_rows(name)
+                pattern = f"{access.prefix}/{name}/video_id=*/*.parquet"
+            if not found:
                 relative = self._empty_file(name, schema)[len(self.root):]
                 pattern = access.prefix + relative
             statements.append(
@@ -326,11 +334,13 @@ class Warehouse:
         except FileNotFoundError:
             return ""
 
-    def connect(self, schemas: Mapping[str, pa.Schema], timeline: Mapping[str, str | None]):
-        """An in-memory DuckDB connection with the same views (never blocks on the catalog)."""
+    def connect(self, schemas: Mapping[str, pa.Schema], timeline: Mapping[str, str | None],
+                video_id: str | None = None):
+        """An in-memory DuckDB connection with the same views (never blocks on the catalog); with
+        ``video_id``, over that video's rows only (see :meth:`view_sql`)."""
         import duckdb
 
-        statements = self.view_sql(schemas, timeline)
+        statements = self.view_sql(schemas, timeline, video_id)
         con = duckdb.connect()
         try:
             self._prepare(con, self.duckdb_access())
