@@ -192,9 +192,14 @@ class Warehouse:
             return self._read_file(path)
 
     def has_rows(self, table_name: str) -> bool:
-        """Whether any video has a Parquet file of ``table_name``."""
+        """Whether any video has a Parquet file of ``table_name`` (the video folders are listed, then
+        looked into one by one until one holds a file: not every file of every video)."""
         with self._io("list"):
-            return any(f"/{table_name}/video_id=" in f.path for f in self._files(f"{self.root}/{table_name}", True))
+            infos = self.filesystem.get_file_info(
+                pafs.FileSelector(f"{self.root}/{table_name}", allow_not_found=True))
+            folders = sorted(i.path for i in infos
+                             if i.type == pafs.FileType.Directory and i.base_name.startswith("video_id="))
+            return any(self._files(folder) for folder in folders)
 
     def tables(self) -> list[str]:
         """The tables that have a folder in the warehouse, sorted."""
