@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from .atomic_files import write_text_atomic
 from .config import Settings
 from .ids import file_content_id, is_url, key_for_source, validate_key
 from .media import MediaError, probe
@@ -86,10 +87,7 @@ def register_source(settings: Settings, source: str) -> str:
     key = validate_key(key_for_source(record["source"]))
     settings.sources_dir.mkdir(parents=True, exist_ok=True)
     record["registered_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-    target = settings.sources_dir / f"{key}.json"
-    tmp = target.with_suffix(f".tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(record, indent=2))
-    os.replace(tmp, target)
+    write_text_atomic(settings.sources_dir / f"{key}.json", json.dumps(record, indent=2))
     return key
 
 

@@ -29,6 +29,7 @@ from dagster._core.storage.sqlite_storage import (
     _schedule_directory,
 )
 
+from .atomic_files import write_text_atomic
 from .config import PROJECT_DIR, Settings, load_settings
 from .dagster_sqlite import EngineReusingEventLogStorage, EngineReusingRunStorage
 
@@ -106,9 +107,7 @@ def write_instance_yaml(settings: Settings) -> None:
     config = home / "dagster.yaml"
     template = INSTANCE_YAML.read_text()
     if not config.is_file() or config.read_text() != template:
-        tmp = config.with_suffix(f".tmp-{os.getpid()}")
-        tmp.write_text(template)
-        os.replace(tmp, config)
+        write_text_atomic(config, template)
 
 
 def data_root_instance(settings: Settings, create: bool = True) -> dg.DagsterInstance | None:

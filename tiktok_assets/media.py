@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import queue
 import struct
 import threading
@@ -40,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from . import media_store
+from .atomic_files import write_text_atomic
 
 AUDIO_RATE = 16_000
 LIMIT_TOLERANCE_S = 0.5  # decoded time may run this far past the duration limit (AAC padding, rounding)
@@ -281,7 +281,7 @@ def build_media_cache(
         fw, fh = _scaled(info.width, info.height, long_side=frame_long_side)
         lw, lh = _scaled(info.width, info.height, short_side=lowres_short_side)
         meta = _decode(source, tmp, video_id, info, sample_fps, (fw, fh), (lw, lh), log, limit, version)
-        _write_atomic(tmp / "meta.json", json.dumps(asdict(meta), indent=2))
+        write_text_atomic(tmp / "meta.json", json.dumps(asdict(meta), indent=2))
         media_store.publish(tmp, lock, out_dir, version)
     except av.error.FFmpegError as exc:
         media_store.discard_build(tmp, lock)
@@ -290,12 +290,6 @@ def build_media_cache(
         media_store.discard_build(tmp, lock)
         raise
     return meta
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    part = path.with_name(path.name + ".part")
-    part.write_text(text)
-    os.replace(part, path)
 
 
 class _AudioTrack:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from .analyzers.base import MODALITIES
+from .atomic_files import write_text_atomic
 from .config import Settings
 from .report_svg import score_svg, timeline_svg
 
@@ -270,7 +270,5 @@ def write_report(settings: Settings, video_id: str, scores: Mapping[str, Any],
     page = render(video_id, duration, tables, labels, scores, coverage, frames, notes)
     target = report_path(settings, video_id)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(f".tmp-{os.getpid()}")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, target)
+    write_text_atomic(target, page)
     return target

@@ -8,7 +8,6 @@ intact and a re-run replaces its rows.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ import pyarrow as pa
 from . import catalog, media_store
 from .analyzers import AnalyzerContext, AnalyzerSpec, all_specs, run_analyzer
 from .analyzers.base import AnalyzerRun, to_table
+from .atomic_files import write_text_atomic
 from .config import Settings
 from .ingest import ingest, video_file
 from .media import MediaCache, MediaMeta, build_media_cache
@@ -225,9 +225,7 @@ def score_reconstruction(
     timeline = timeline_markdown(video_id, labelled)
     report = settings.home / "reports" / video_id / "timeline.md"
     report.parent.mkdir(parents=True, exist_ok=True)
-    tmp = report.with_suffix(f".tmp-{os.getpid()}")
-    tmp.write_text(timeline)
-    os.replace(tmp, report)
+    write_text_atomic(report, timeline)
     try:  # before eviction: the keyframes come from the media cache
         from .report_html import write_report
 

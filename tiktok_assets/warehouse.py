@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 
 from . import storage
+from .atomic_files import write_text_atomic
 from .ids import validate_key
 
 SPAN = pa.struct([("start_s", pa.float64()), ("end_s", pa.float64())])
@@ -327,9 +328,7 @@ class Warehouse:
                 self._create_views(con, statements)
             finally:
                 con.close()
-            temporary = stamp.with_suffix(f".views-{os.getpid()}")
-            temporary.write_text(self._catalog_stamp(digest))
-            os.replace(temporary, stamp)
+            write_text_atomic(stamp, self._catalog_stamp(digest))
         return True
 
     def _catalog_stamp(self, digest: str) -> str:
