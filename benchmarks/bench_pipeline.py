@@ -8,7 +8,8 @@ text, motion) at the given size, and a dense soundtrack (English and German espe
 
 1. **Pipeline**: ``tiktok-assets analyze <clip>`` in a fresh process and a fresh data root (every
    analyzer, model loading, the Dagster run with its steps side by side in threads, scoring,
-   eviction): its wall time.
+   eviction; the CLI's head start decodes the clip in a helper process while Dagster starts, its
+   CPU time counted with the pipeline's): its wall time.
 2. **Unavoidable parts**, each in the same order in a second fresh process, one after another:
    importing the libraries the work needs (PyAV, NumPy, faster-whisper, ONNX Runtime), a bare PyAV
    decode of every video and audio frame, loading whisper, one plain ``transcribe`` of the whole

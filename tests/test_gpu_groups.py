@@ -87,3 +87,24 @@ def test_bad_file_fails_when_definitions_load(tmp_path, monkeypatch):
                           capture_output=True, text=True)
     assert proc.returncode != 0
     assert "unknown analyzer 'not_an_analyzer'" in proc.stderr
+
+
+def test_step_processes_fork_from_a_server_with_the_code_location_loaded_unless_that_probes_cuda(monkeypatch):
+    """The fork server imports the storage layer always, the code location (the job built once per
+    run, not once per step) only where loading it cannot touch a CUDA driver before the forks."""
+    from tiktok_assets.definitions import load_gpu_groups
+    from tiktok_assets.executors import multiprocess
+    from tiktok_assets.gpu_groups import cuda_probe_touches_driver
+
+    assert "tiktok_assets.instance" in multiprocess.preload_modules(True)
+    assert multiprocess.CODE_LOCATION not in multiprocess.preload_modules(True)
+    assert multiprocess.CODE_LOCATION in multiprocess.preload_modules(False)
+    assert not cuda_probe_touches_driver("cpu") and not cuda_probe_touches_driver("cuda")
+    asked = []
+    real = multiprocess.preload_modules
+    monkeypatch.setattr(multiprocess, "preload_modules", lambda probe: asked.append(probe) or real(probe))
+    multiprocess.executor(load_gpu_groups(), "cpu")
+    monkeypatch.setattr("os.path.exists", lambda path: path == "/proc/driver/nvidia/version")
+    assert cuda_probe_touches_driver(None)
+    multiprocess.executor(load_gpu_groups(), None)
+    assert asked == [False, True]

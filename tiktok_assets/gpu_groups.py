@@ -237,11 +237,17 @@ def parse_groups(data: dict, known_analyzers: Iterable[str], cuda: bool) -> GpuG
                      kubernetes=parse_kubernetes(data.get("kubernetes")))
 
 
+def cuda_probe_touches_driver(override: str | None = None) -> bool:
+    """Whether :func:`cuda_available` asks the CUDA driver (which a process must not do before it
+    forks): only on a machine with an NVIDIA driver and without ``TIKTOK_ASSETS_DEVICE``."""
+    return not override and os.path.exists("/proc/driver/nvidia/version")
+
+
 def cuda_available(override: str | None = None) -> bool:
     """True when a CUDA device is usable (``TIKTOK_ASSETS_DEVICE=cpu|cuda`` forces the answer)."""
     if override:
         return override.lower() == "cuda"
-    if not os.path.exists("/proc/driver/nvidia/version"):
+    if not cuda_probe_touches_driver(override):
         return False
     try:
         import ctranslate2

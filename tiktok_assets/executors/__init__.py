@@ -47,4 +47,4 @@ def build_executor(groups: GpuGroups, settings: Settings) -> dg.ExecutorDefiniti
         from . import celery
 
         return celery.executor(groups, settings)
-    return multiprocess.executor(groups)
+    return multiprocess.executor(groups, settings.device_override)
