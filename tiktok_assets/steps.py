@@ -56,6 +56,8 @@ def decode_media(settings: Settings, video_id: str, log_fn=None) -> MediaMeta:
     with media_store.partition_lock(out_dir, blocking=False) as free:
         if free:
             return build()
+    if log_fn:
+        log_fn(f"video {video_id}: another process is decoding it (the CLI's head start or another run); waiting")
     began = time.perf_counter()
     with media_store.partition_lock(out_dir):
         if log_fn:
