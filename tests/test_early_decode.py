@@ -84,6 +84,10 @@ def test_no_head_start_without_a_usable_local_file(root, tmp_path):
     assert early_decode.start(root, []) is None
 
 
+def test_no_head_start_for_a_file_over_the_size_limit(root, sample):
+    assert early_decode.start(replace(root, max_file_bytes=1000), [sample.path]) is None
+
+
 def test_the_helper_gives_way_and_skips_decoded_videos(root, sample, monkeypatch):
     key = register_source(root, sample.path)
     out_dir = root.media_dir / key

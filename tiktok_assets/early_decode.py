@@ -13,7 +13,7 @@ is decoded again by the step).
 The helper only saves time: it decodes nothing that the step would not, it stays silent (a video
 it cannot decode is met and reported by the step), it gives way when someone else already holds
 the lock, and the command stops it when it ends. URLs get no head start (the step downloads them
-first), and neither does a video whose media cache is on disk.
+first), nor does a file over the size limit; the helper skips a video whose media cache is on disk.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from .config import Settings
 
 
 def start(settings: Settings, sources: Sequence[str]) -> subprocess.Popen | None:
-    """Start decoding the first of ``sources`` that is a usable local file (the checks of
-    :func:`ingest.source_record`) in a helper process; None when there is nothing to start."""
+    """Start decoding the first local file among ``sources`` (URLs are skipped) in a helper process,
+    when it passes :func:`ingest.source_record`'s checks and the size limit; None otherwise."""
     from .ids import is_url
     from .ingest import IngestError, source_record
 
@@ -40,8 +40,11 @@ def start(settings: Settings, sources: Sequence[str]) -> subprocess.Popen | None
             continue
         try:
             record = source_record(settings, source)
+            too_big = Path(record["source"]).stat().st_size > settings.max_file_bytes
         except (IngestError, ValueError, OSError):
             return None  # the command names the problem itself
+        if too_big:
+            return None  # refused by the step (TIKTOK_ASSETS_MAX_FILE_MB): not worth reading
         command = [
             sys.executable, "-m", "tiktok_assets.early_decode", record["source"], str(settings.media_dir),
             repr(settings.sample_fps), str(settings.frame_long_side), str(settings.lowres_short_side),
