@@ -82,8 +82,13 @@ class EngineCache:
             if engine is None or conn_string in self._holders or not engine.url.database:
                 return
             try:
-                holder = sqlite3.connect(engine.url.database, check_same_thread=False)
-                holder.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()  # opens the WAL index
+                # no waiting: a database that is busy right now (a migration) is held at a later access
+                holder = sqlite3.connect(engine.url.database, timeout=0, check_same_thread=False)
+                try:
+                    holder.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()  # opens the WAL index
+                except sqlite3.Error:
+                    holder.close()
+                    raise
             except sqlite3.Error:
                 return  # only saves time
             self._holders[conn_string] = holder
