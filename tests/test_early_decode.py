@@ -126,3 +126,60 @@ def test_a_video_decoded_ahead_is_still_ingested(settings, tmp_path):
     assert ok and analyzed == key and source_ingested(settings, key)
     row = catalog.warehouse(settings).read("videos", key).to_pylist()[0]
     assert row["duration_s"] == pytest.approx(3.0, abs=0.1) and row["width"] == 36
+
+
+def test_a_registered_video_gets_a_head_start_from_its_file_or_its_fetched_copy(root, sample, tmp_path):
+    copy = tmp_path / "clip.mp4"
+    copy.write_bytes(Path(sample.path).read_bytes())
+    key = register_source(root, str(copy))
+    helper = early_decode.start_for_video(root, key)  # not fetched yet: the registered file
+    assert helper is not None and helper.wait(timeout=120) == 0
+    assert (root.media_dir / key / "meta.json").is_file()
+    assert early_decode.start_for_video(root, key) is None  # decoded: nothing to start
+    ingest(root, key)
+    media_store.evict(root.media_dir / key)  # the cache evicted, the registered file gone
+    copy.unlink()
+    helper = early_decode.start_for_video(root, key)  # the fetched copy serves
+    assert helper is not None and helper.wait(timeout=120) == 0
+    assert MediaCache(root.media_dir / key).duration_s == pytest.approx(sample.duration_s, abs=0.1)
+    url_key = register_source(replace(root, allow_private_urls=True), "http://127.0.0.1:9/clip.mp4")
+    assert early_decode.start_for_video(root, url_key) is None  # a URL not fetched: the step downloads it
+
+
+def test_runs_of_the_multiprocess_executor_start_one_for_their_first_video(monkeypatch):
+    """The UI's executor starts a head start for the run's first video when the run decodes or
+    reads media (not for a score run, whose step evicts the cache), and stops it with the run."""
+    from types import SimpleNamespace
+
+    from tiktok_assets.executors.multiprocess import HeadStartExecutor
+
+    started: list[str] = []
+
+    class Helper:
+        def poll(self):
+            return None
+
+        def terminate(self):
+            started.append("terminated")
+
+        def wait(self):
+            return 0
+
+    monkeypatch.setattr(early_decode, "start_for_video", lambda settings, key: started.append(key) or Helper())
+
+    class Inner:
+        retries = step_dependency_config = None
+
+        def execute(self, plan_context, execution_plan):
+            yield "event"
+
+    def run(tags, steps):
+        context = SimpleNamespace(dagster_run=SimpleNamespace(tags=tags))
+        return list(HeadStartExecutor(Inner()).execute(context, SimpleNamespace(step_keys_to_execute=steps)))
+
+    assert run({"dagster/partition": "f-1"}, ["ingest", "audio_analyzers"]) == ["event"]
+    assert started == ["f-1", "terminated"]
+    run({"dagster/asset_partition_range_start": "f-2", "dagster/asset_partition_range_end": "f-9"}, ["cpu_analyzers"])
+    run({"dagster/partition": "f-3"}, ["reconstruction_scores", "search_index"])  # the score run: none
+    run({}, ["ingest"])  # no partition: none
+    assert started == ["f-1", "terminated", "f-2", "terminated"]

@@ -1,4 +1,4 @@
-"""A head start for ``tiktok-assets analyze``: its first video file is decoded while Dagster starts.
+"""A head start: a run's first video file is decoded in a helper process while Dagster starts.
 
 Before the run's ``media`` step can decode anything, the command spends about two seconds on one
 core importing Dagster, opening the instance and planning the run, while decoding a 49 s
@@ -14,6 +14,10 @@ The helper only saves time: it decodes nothing that the step would not, it stays
 it cannot decode is met and reported by the step), it gives way when someone else already holds
 the lock, and the command stops it when it ends. URLs get no head start (the step downloads them
 first), nor does a file over the size limit; the helper skips a video whose media cache is on disk.
+
+Runs of the multiprocess executor (UI, sensors, schedule) get the same for their first video
+(:func:`start_for_video`, from ``executors/multiprocess.py``) while the fork server imports its
+modules: from the fetched copy when ``source_video`` ran before, else from the registered file.
 """
 
 from __future__ import annotations
@@ -39,29 +43,56 @@ def start(settings: Settings, sources: Sequence[str]) -> subprocess.Popen | None
         if is_url(source.strip()):
             continue
         try:
-            record = source_record(settings, source)
-            too_big = Path(record["source"]).stat().st_size > settings.max_file_bytes
+            path = Path(source_record(settings, source)["source"])
         except (IngestError, ValueError, OSError):
             return None  # the command names the problem itself
-        if too_big:
-            return None  # refused by the step (TIKTOK_ASSETS_MAX_FILE_MB): not worth reading
-        command = [
-            sys.executable, "-m", "tiktok_assets.early_decode", record["source"], str(settings.media_dir),
-            repr(settings.sample_fps), str(settings.frame_long_side), str(settings.lowres_short_side),
-            repr(settings.max_duration_s),
-        ]
-        package_root = str(Path(__file__).resolve().parent.parent)  # importable however this one was
-        path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
-        return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": path})
+        return _spawn(settings, path)
     return None
 
 
+def start_for_video(settings: Settings, video_id: str) -> subprocess.Popen | None:
+    """Start decoding a registered video in a helper process (a run's first video, while the run's
+    steps start): its fetched copy when ``source_video`` ran before, else its registered file
+    (checked again as at registration); None when its media cache is on disk, for a URL not
+    fetched yet, or on any doubt."""
+    from .ingest import IngestError, registered_source, source_record, video_file
+    from .media import cache_ready
+
+    try:
+        if cache_ready(settings.media_dir / video_id):
+            return None
+        return _spawn(settings, video_file(settings, video_id))
+    except (IngestError, ValueError, OSError):
+        pass
+    try:
+        record = registered_source(settings, video_id)
+        if record.get("kind") != "file":
+            return None
+        return _spawn(settings, Path(source_record(settings, record["source"])["source"]))
+    except (IngestError, ValueError, OSError, KeyError):
+        return None
+
+
+def _spawn(settings: Settings, path: Path) -> subprocess.Popen | None:
+    """The helper process decoding ``path``; None for a file over the size limit (the step refuses
+    it: not worth reading)."""
+    if path.stat().st_size > settings.max_file_bytes:
+        return None
+    command = [
+        sys.executable, "-m", "tiktok_assets.early_decode", str(path), str(settings.media_dir),
+        repr(settings.sample_fps), str(settings.frame_long_side), str(settings.lowres_short_side),
+        repr(settings.max_duration_s),
+    ]
+    package_root = str(Path(__file__).resolve().parent.parent)  # importable however this one was
+    python_path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
+    return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": python_path})
+
+
 @contextlib.contextmanager
-def head_start(settings: Settings, sources: Sequence[str]) -> Iterator[subprocess.Popen | None]:
-    """:func:`start` for the duration of the block; the helper is stopped (if it still runs) and
-    waited for at its end, so no decode outlives the command."""
-    helper = start(settings, sources)
+def running(helper: subprocess.Popen | None) -> Iterator[subprocess.Popen | None]:
+    """The block with ``helper`` decoding; at its end the helper is stopped (if it still runs) and
+    waited for, so that no decode outlives the command or run that started it."""
     try:
         yield helper
     finally:
@@ -69,6 +100,11 @@ def head_start(settings: Settings, sources: Sequence[str]) -> Iterator[subproces
             if helper.poll() is None:
                 helper.terminate()
             helper.wait()
+
+
+def head_start(settings: Settings, sources: Sequence[str]):
+    """The CLI's head start for ``sources`` (:func:`start`) for the duration of a block."""
+    return running(start(settings, sources))
 
 
 def decode(path: Path, media_dir: Path, sample_fps: float, frame_long_side: int, lowres_short_side: int,
