@@ -91,7 +91,7 @@ def test_no_head_start_for_a_file_over_the_size_limit(root, sample):
 def test_the_helper_gives_way_and_skips_decoded_videos(root, sample, monkeypatch):
     key = register_source(root, sample.path)
     out_dir = root.media_dir / key
-    args = (Path(sample.path), root.media_dir, root.sample_fps, root.frame_long_side, root.lowres_short_side,
+    args = (None, Path(sample.path), root.media_dir, root.sample_fps, root.frame_long_side, root.lowres_short_side,
             root.max_duration_s)
     calls = _count_decodes(monkeypatch)
     with media_store.partition_lock(out_dir):  # a step holds the partition: the helper leaves it alone
@@ -144,6 +144,12 @@ def test_a_registered_video_gets_a_head_start_from_its_file_or_its_fetched_copy(
     assert MediaCache(root.media_dir / key).duration_s == pytest.approx(sample.duration_s, abs=0.1)
     url_key = register_source(replace(root, allow_private_urls=True), "http://127.0.0.1:9/clip.mp4")
     assert early_decode.start_for_video(root, url_key) is None  # a URL not fetched: the step downloads it
+    fetched = root.videos_dir / url_key / "source.mp4"  # as source_video leaves a download
+    fetched.parent.mkdir(parents=True)
+    fetched.write_bytes(Path(sample.path).read_bytes())
+    helper = early_decode.start_for_video(root, url_key)
+    assert helper is not None and helper.wait(timeout=120) == 0
+    assert MediaCache(root.media_dir / url_key).video_id == url_key  # the URL's video ID, not the file's
 
 
 def test_runs_of_the_multiprocess_executor_start_one_for_their_first_video(monkeypatch):

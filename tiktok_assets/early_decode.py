@@ -46,7 +46,7 @@ def start(settings: Settings, sources: Sequence[str]) -> subprocess.Popen | None
             path = Path(source_record(settings, source)["source"])
         except (IngestError, ValueError, OSError):
             return None  # the command names the problem itself
-        return _spawn(settings, path)
+        return _spawn(settings, path, None)  # a file's video ID is its content's: the helper hashes it
     return None
 
 
@@ -61,25 +61,26 @@ def start_for_video(settings: Settings, video_id: str) -> subprocess.Popen | Non
     try:
         if cache_ready(settings.media_dir / video_id):
             return None
-        return _spawn(settings, video_file(settings, video_id))
+        return _spawn(settings, video_file(settings, video_id), video_id)
     except (IngestError, ValueError, OSError):
         pass
     try:
         record = registered_source(settings, video_id)
         if record.get("kind") != "file":
             return None
-        return _spawn(settings, Path(source_record(settings, record["source"])["source"]))
+        return _spawn(settings, Path(source_record(settings, record["source"])["source"]), video_id)
     except (IngestError, ValueError, OSError, KeyError):
         return None
 
 
-def _spawn(settings: Settings, path: Path) -> subprocess.Popen | None:
-    """The helper process decoding ``path``; None for a file over the size limit (the step refuses
+def _spawn(settings: Settings, path: Path, video_id: str | None) -> subprocess.Popen | None:
+    """The helper process decoding ``path`` into the media cache of ``video_id`` (None: the ID of
+    the file's content, as a local file's); None for a file over the size limit (the step refuses
     it: not worth reading)."""
     if path.stat().st_size > settings.max_file_bytes:
         return None
     command = [
-        sys.executable, "-m", "tiktok_assets.early_decode", str(path), str(settings.media_dir),
+        sys.executable, "-m", "tiktok_assets.early_decode", video_id or "-", str(path), str(settings.media_dir),
         repr(settings.sample_fps), str(settings.frame_long_side), str(settings.lowres_short_side),
         repr(settings.max_duration_s),
     ]
@@ -107,15 +108,16 @@ def head_start(settings: Settings, sources: Sequence[str]):
     return running(start(settings, sources))
 
 
-def decode(path: Path, media_dir: Path, sample_fps: float, frame_long_side: int, lowres_short_side: int,
-           max_duration_s: float) -> bool:
-    """The helper's work: decode ``path`` into the media cache of its video ID under the partition's
-    lock, unless the lock is taken or a complete cache is already there; returns whether it ran."""
+def decode(video_id: str | None, path: Path, media_dir: Path, sample_fps: float, frame_long_side: int,
+           lowres_short_side: int, max_duration_s: float) -> bool:
+    """The helper's work: decode ``path`` into the media cache of ``video_id`` (None: its content's
+    ID) under the partition's lock, unless the lock is taken or a complete cache is already there;
+    returns whether it ran."""
     from . import media_store
-    from .ids import file_content_id
+    from .ids import file_content_id, validate_key
     from .media import build_media_cache, cache_ready
 
-    key = file_content_id(path)
+    key = validate_key(video_id) if video_id else file_content_id(path)
     out_dir = media_dir / key
     if cache_ready(out_dir):
         return False
@@ -128,11 +130,12 @@ def decode(path: Path, media_dir: Path, sample_fps: float, frame_long_side: int,
 
 
 def main(argv: Sequence[str]) -> int:
-    """``python -m tiktok_assets.early_decode PATH MEDIA_DIR SAMPLE_FPS LONG_SIDE SHORT_SIDE MAX_S``."""
-    path, media_dir, fps, long_side, short_side, max_s = argv
+    """``python -m tiktok_assets.early_decode VIDEO_ID|- PATH MEDIA_DIR SAMPLE_FPS LONG_SIDE SHORT_SIDE MAX_S``."""
+    video_id, path, media_dir, fps, long_side, short_side, max_s = argv
     gc.disable()  # a short-lived process that makes no reference cycles worth collecting: ~4 % less CPU
     try:
-        decode(Path(path), Path(media_dir), float(fps), int(long_side), int(short_side), float(max_s))
+        decode(None if video_id == "-" else video_id, Path(path), Path(media_dir), float(fps), int(long_side),
+               int(short_side), float(max_s))
     except KeyboardInterrupt:
         return 130
     except Exception:  # noqa: BLE001 - the step decodes again and reports what is wrong
