@@ -132,6 +132,13 @@ def test_a_registered_video_gets_a_head_start_from_its_file_or_its_fetched_copy(
     copy = tmp_path / "clip.mp4"
     copy.write_bytes(Path(sample.path).read_bytes())
     key = register_source(root, str(copy))
+    original = copy.read_bytes()
+    copy.write_bytes(original[:-1000])  # changed since it was registered: no head start into its partition
+    helper = early_decode.start_for_video(root, key)
+    assert helper is not None and helper.wait(timeout=120) == 0
+    assert not (root.media_dir / key / "meta.json").exists()
+    assert list(root.media_dir.glob("[!.]*")) == []  # nor into another
+    copy.write_bytes(original)
     helper = early_decode.start_for_video(root, key)  # not fetched yet: the registered file
     assert helper is not None and helper.wait(timeout=120) == 0
     assert (root.media_dir / key / "meta.json").is_file()

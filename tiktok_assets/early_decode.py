@@ -61,26 +61,29 @@ def start_for_video(settings: Settings, video_id: str) -> subprocess.Popen | Non
     try:
         if cache_ready(settings.media_dir / video_id):
             return None
-        return _spawn(settings, video_file(settings, video_id), video_id)
+        return _spawn(settings, video_file(settings, video_id), video_id)  # what source_video fetched
     except (IngestError, ValueError, OSError):
         pass
     try:
         record = registered_source(settings, video_id)
         if record.get("kind") != "file":
             return None
-        return _spawn(settings, Path(source_record(settings, record["source"])["source"]), video_id)
+        path = Path(source_record(settings, record["source"])["source"])
+        return _spawn(settings, path, video_id, verify=True)  # only if its content is still the video's
     except (IngestError, ValueError, OSError, KeyError):
         return None
 
 
-def _spawn(settings: Settings, path: Path, video_id: str | None) -> subprocess.Popen | None:
+def _spawn(settings: Settings, path: Path, video_id: str | None, verify: bool = False) -> subprocess.Popen | None:
     """The helper process decoding ``path`` into the media cache of ``video_id`` (None: the ID of
-    the file's content, as a local file's); None for a file over the size limit (the step refuses
-    it: not worth reading)."""
+    the file's content, as a local file's; ``verify``: only if that is the file's content ID, so a
+    file changed since it was registered is left to ``source_video`` to refuse); None for a file over
+    the size limit (the step refuses it: not worth reading)."""
     if path.stat().st_size > settings.max_file_bytes:
         return None
     command = [
-        sys.executable, "-m", "tiktok_assets.early_decode", video_id or "-", str(path), str(settings.media_dir),
+        sys.executable, "-m", "tiktok_assets.early_decode", (f"={video_id}" if verify else video_id) or "-", str(path),
+        str(settings.media_dir),
         repr(settings.sample_fps), str(settings.frame_long_side), str(settings.lowres_short_side),
         repr(settings.max_duration_s),
     ]
@@ -109,15 +112,17 @@ def head_start(settings: Settings, sources: Sequence[str]):
 
 
 def decode(video_id: str | None, path: Path, media_dir: Path, sample_fps: float, frame_long_side: int,
-           lowres_short_side: int, max_duration_s: float) -> bool:
+           lowres_short_side: int, max_duration_s: float, verify: bool = False) -> bool:
     """The helper's work: decode ``path`` into the media cache of ``video_id`` (None: its content's
-    ID) under the partition's lock, unless the lock is taken or a complete cache is already there;
-    returns whether it ran."""
+    ID) under the partition's lock, unless the lock is taken, a complete cache is already there or,
+    with ``verify``, the file's content ID is not ``video_id``; returns whether it ran."""
     from . import media_store
     from .ids import file_content_id, validate_key
     from .media import build_media_cache, cache_ready
 
     key = validate_key(video_id) if video_id else file_content_id(path)
+    if verify and file_content_id(path) != key:
+        return False
     out_dir = media_dir / key
     if cache_ready(out_dir):
         return False
@@ -130,12 +135,15 @@ def decode(video_id: str | None, path: Path, media_dir: Path, sample_fps: float,
 
 
 def main(argv: Sequence[str]) -> int:
-    """``python -m tiktok_assets.early_decode VIDEO_ID|- PATH MEDIA_DIR SAMPLE_FPS LONG_SIDE SHORT_SIDE MAX_S``."""
+    """``python -m tiktok_assets.early_decode ID PATH MEDIA_DIR SAMPLE_FPS LONG_SIDE SHORT_SIDE MAX_S``;
+    ID: the video ID, ``=ID`` (only if it is the file's content ID) or ``-`` (the content ID)."""
     video_id, path, media_dir, fps, long_side, short_side, max_s = argv
+    verify = video_id.startswith("=")
+    video_id = video_id.lstrip("=")
     gc.disable()  # a short-lived process that makes no reference cycles worth collecting: ~4 % less CPU
     try:
         decode(None if video_id == "-" else video_id, Path(path), Path(media_dir), float(fps), int(long_side),
-               int(short_side), float(max_s))
+               int(short_side), float(max_s), verify)
     except KeyboardInterrupt:
         return 130
     except Exception:  # noqa: BLE001 - the step decodes again and reports what is wrong
