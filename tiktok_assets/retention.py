@@ -131,13 +131,7 @@ def analyzed_duration_s(settings: Settings, video_id: str) -> float:
 def media_available(settings: Settings, video_id: str) -> bool:
     """Whether an analyzer step can open the media cache of ``video_id``: it is on disk, or it was
     evicted and its source file is there to decode it again (no fetch or ingest needed)."""
-    if (settings.media_dir / video_id / "meta.json").is_file():
-        return True
-    try:
-        video_file(settings, video_id)
-    except IngestError:
-        return False
-    return True
+    return (settings.media_dir / video_id / "meta.json").is_file() or source_ingested(settings, video_id)
 
 
 def source_ingested(settings: Settings, video_id: str) -> bool:
