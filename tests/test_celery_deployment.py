@@ -6,7 +6,8 @@ The videos are generated here (3 s, 96x160, two flat colours, a different espeak
 a truncated file that fails at ingest. Run 1 covers the first video and the broken one (a range), runs
 2 and 3 one video each; each run asks for ingest and the audio and vision groups' assets. Asserted:
 pools hold across runs (a limit-1 group's step is not even sent to Celery while another run's step
-of that group is in flight, read from the Postgres event log), each worker loaded each model once for
+of that group is in flight, read from the Postgres event log; six claims of a limit-1 pool's slot
+at the same moment take it once), each worker loaded each model once for
 all runs (its log and the steps' load counts), the step after a partly failed ingest still analyzes
 the good video of its run, and the warehouse holds the same rows as the same selection run in process
 into a second data root. The figures (step times per group, loads per worker) are printed.
@@ -23,6 +24,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter, defaultdict
 from datetime import datetime
@@ -30,6 +32,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster._utils.concurrency import ConcurrencySlotStatus
 
 from tiktok_assets.config import load_settings
 from tiktok_assets.executors import celery_services
@@ -182,11 +185,54 @@ def celery_runs(deployment, sources):
 
 
 def _postgres_storage(url: str):
-    from dagster_postgres import DagsterPostgresStorage
+    from tiktok_assets.instance import sqlalchemy_url
+    from tiktok_assets.postgres_storage import PostgresStorage
 
+    return PostgresStorage(sqlalchemy_url(url))
+
+
+def _simultaneous_claims(event_log_class, url: str, pool: str, claimers: int = 6) -> int:
+    """``claimers`` threads, each with a storage of its own, claim a slot of a new limit-1 pool at the
+    same moment; returns how many got one."""
     from tiktok_assets.instance import sqlalchemy_url
 
-    return DagsterPostgresStorage(sqlalchemy_url(url))
+    stores = [event_log_class(sqlalchemy_url(url)) for _ in range(claimers)]
+    stores[0].set_concurrency_slots(pool, 1)
+    barrier = threading.Barrier(claimers)
+    claimed = [False] * claimers
+
+    def claim(i: int) -> None:
+        barrier.wait()
+        status = stores[i]._claim_concurrency_slot(pool, f"run-{i}", "vision_analyzers")
+        claimed[i] = status == ConcurrencySlotStatus.CLAIMED
+
+    threads = [threading.Thread(target=claim, args=(i,)) for i in range(claimers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(claimed)
+
+
+@pytest.mark.slow
+def test_simultaneous_claims_of_a_limit_one_pool_take_one_slot(deployment):
+    """The race behind two runs' limit-1 steps sent together (``slot_claims.py``), 10 times over."""
+    from dagster_postgres.event_log import PostgresEventLogStorage
+
+    from tiktok_assets.instance import deployment_instance
+    from tiktok_assets.postgres_storage import AtomicClaimsPostgresEventLogStorage
+
+    url = deployment["env"]["TIKTOK_ASSETS_POSTGRES_URL"]
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in deployment["env"].items():
+            patch.setenv(name, value)
+        with deployment_instance(load_settings()) as instance:  # what every process of the deployment builds
+            assert isinstance(instance.event_log_storage, AtomicClaimsPostgresEventLogStorage)
+    ours = [_simultaneous_claims(AtomicClaimsPostgresEventLogStorage, url, f"race-ours-{i}") for i in range(10)]
+    upstream = [_simultaneous_claims(PostgresEventLogStorage, url, f"race-upstream-{i}") for i in range(10)]
+    print(f"slots taken by 6 simultaneous claims of a limit-1 pool, 10 trials: atomic claims {ours}, "
+          f"dagster-postgres' own {upstream}")
+    assert ours == [1] * 10
 
 
 def _steps(events) -> dict[str, dict]:

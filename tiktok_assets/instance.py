@@ -51,7 +51,8 @@ def sqlalchemy_url(url: str) -> str:
 class DataRootStorage(DagsterSqliteStorage):
     """Runs, event log and schedules in SQLite under ``$TIKTOK_ASSETS_HOME/dagster``, or in the
     Postgres database of ``TIKTOK_ASSETS_POSTGRES_URL`` when it is set. The SQLite run and
-    event-log storages keep one engine per database file (``dagster_sqlite.py``)."""
+    event-log storages keep one engine per database file (``dagster_sqlite.py``); the Postgres
+    event log claims pool slots atomically (``slot_claims.py``)."""
 
     def __init__(self, base_dir: str, inst_data=None) -> None:
         # DagsterSqliteStorage.__init__ with the engine-reusing run and event-log storages
@@ -70,9 +71,9 @@ class DataRootStorage(DagsterSqliteStorage):
     def from_config_value(cls, inst_data, config_value) -> DagsterStorage:  # noqa: ARG003
         url = load_settings().postgres_url
         if url:
-            from dagster_postgres import DagsterPostgresStorage
+            from .postgres_storage import PostgresStorage
 
-            return DagsterPostgresStorage(sqlalchemy_url(url), inst_data=inst_data)
+            return PostgresStorage(sqlalchemy_url(url), inst_data=inst_data)
         return cls(_home(), inst_data=inst_data)
 
 
