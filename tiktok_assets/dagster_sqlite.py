@@ -17,6 +17,12 @@ and no lock between statements, so other processes read and write as before and 
 (WAL's readers never wait). Measured on the 49 s clip's CLI run (4 alternating pairs): 0.96x the
 wall time, 0.97x the CPU. A process forked from one that holds them drops them in the child
 (``os.register_at_fork``): SQLite connections must not be used across a fork.
+
+Every connection runs with ``synchronous=NORMAL``, WAL mode's usual setting: a commit appends to the
+log without syncing it, the log is synced when it is checkpointed into the database. The database
+stays consistent whatever happens; a power cut or an OS crash (not a crashed process) may lose the
+last commits. A video's CLI run made 1,606 fdatasync calls before (every event written), 746 after
+(strace; with DuckDB's catalog refreshed in one transaction, ``warehouse.py``, 496).
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
 )
 from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 from dagster._core.storage.sql import create_engine
+from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
@@ -44,6 +51,11 @@ MAX_ENGINES = 64  # run shards a long-lived process (UI, daemon) keeps engines f
 
 _CACHES: weakref.WeakSet[EngineCache] = weakref.WeakSet()
 _INHERITED: list[sqlite3.Connection] = []  # a forked child's copies of its parent's idle connections
+
+
+def _sync_at_checkpoints(dbapi_connection, _record) -> None:
+    """A new connection syncs the WAL at checkpoints, not at every commit (see the module's doc)."""
+    dbapi_connection.execute("PRAGMA synchronous=NORMAL")
 
 
 class EngineCache:
@@ -64,6 +76,7 @@ class EngineCache:
             engine = self._engines.get(conn_string)
             if engine is None:
                 engine = create_engine(conn_string, poolclass=NullPool, connect_args=self.connect_args)
+                event.listen(engine, "connect", _sync_at_checkpoints)
                 self.created += 1
                 self._engines[conn_string] = engine
                 while len(self._engines) > self.limit:
