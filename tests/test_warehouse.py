@@ -105,6 +105,23 @@ def test_the_catalog_is_rewritten_only_when_its_views_change(tmp_path):
     con.close()
 
 
+def test_a_failed_catalog_refresh_leaves_the_previous_views(tmp_path, monkeypatch):
+    """The views are replaced in one transaction: a statement that fails midway changes none of them."""
+    wh = Warehouse(tmp_path / "wh", tmp_path / "catalog.duckdb")
+    wh.write("things", "v1", rows("v1", ["a", "b"]))
+    assert wh.refresh_catalog({"things": SCHEMA}, {"things": None})
+    good = Warehouse.view_sql
+    monkeypatch.setattr(Warehouse, "view_sql", lambda self, schemas, timeline: [
+        "CREATE OR REPLACE VIEW things AS SELECT 1 AS only_column", *good(self, schemas, timeline)[1:],
+        "CREATE OR REPLACE VIEW broken AS SELECT * FROM no_such_table"])
+    with pytest.raises(duckdb.CatalogException):
+        wh.refresh_catalog({"things": SCHEMA, "others": SCHEMA}, {"things": None})
+    con = duckdb.connect(str(tmp_path / "catalog.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*), min(label) FROM things").fetchone() == (2, "a")  # the old view
+    assert not con.execute("SELECT * FROM duckdb_views() WHERE view_name IN ('others', 'broken')").fetchall()
+    con.close()
+
+
 def test_bad_partition_key_never_reaches_the_filesystem(tmp_path):
     wh = Warehouse(tmp_path / "wh", tmp_path / "catalog.duckdb")
     with pytest.raises(ValueError, match="invalid video ID"):
