@@ -65,6 +65,11 @@ exec "$VENV/bin/python" -m tiktok_assets.cli "\$@"
 WRAPPER
 chmod +x "$BIN/tiktok-assets.tmp" && mv "$BIN/tiktok-assets.tmp" "$BIN/tiktok-assets"
 
+# The clone's modules compiled once (only what changed since; ~30 ms when nothing did): where
+# PYTHONDONTWRITEBYTECODE is set, Python would otherwise compile all of them again in every process
+# (the 49 s clip's CLI run: 0.985x the wall time and 0.988x the CPU with them compiled, 5 pairs).
+"$VENV/bin/python" -m compileall -q "$ROOT/tiktok_assets" >/dev/null || say "could not compile tiktok_assets ahead"
+
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 export PATH="$BIN:$VENV/bin:$PATH"
 export TIKTOK_ASSETS_LAUNCHER="bash $ROOT/resources/setup.sh"
