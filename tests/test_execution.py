@@ -277,6 +277,34 @@ def test_pool_slots_are_written_only_when_they_differ(module_home, monkeypatch):
     assert writes == [pool] and storage.get_concurrency_info(pool).slot_count == limits[pool]
 
 
+def test_loading_the_definitions_after_the_cli_set_the_pools_builds_no_second_instance(module_home, monkeypatch):
+    """The CLI sets the pool limits on its instance before it loads the definitions; their load then
+    builds no instance of its own to set the same counts (the 49 s clip's `analyze`: three instances
+    built before, one now), and still does when the counts differ."""
+    import dataclasses
+
+    import tiktok_assets.instance as instance_module
+    from tiktok_assets import definitions
+    from tiktok_assets.cli import ensure_instance
+
+    ensure_instance(load_settings())
+    built = []
+    real = instance_module.deployment_instance  # imported by _pool_limits_on_load when it runs
+    monkeypatch.setattr(instance_module, "deployment_instance", lambda settings: built.append(1) or real(settings))
+    groups = definitions.load_gpu_groups()
+    definitions._pool_limits_on_load(groups)
+    assert built == []
+    first = next(iter(groups.groups.values()))
+    changed = dataclasses.replace(groups, groups={**groups.groups, first.name: dataclasses.replace(
+        first, max_concurrent=first.max_concurrent + 1, cpu_max_concurrent=first.max_concurrent + 1)})
+    assert changed.pool_limits() != groups.pool_limits()
+    definitions._pool_limits_on_load(changed)
+    assert built == [1]
+    with real(load_settings()) as instance:
+        pool, limit = next((p, n) for p, n in changed.pool_limits().items() if n != groups.pool_limits()[p])
+        assert instance.event_log_storage.get_concurrency_info(pool).slot_count == limit
+
+
 def test_a_step_asks_the_event_log_once_per_upstream_and_video():
     """Analyzers of one step share upstreams: each upstream's newest record (materialized in this
     run? its data version for the provenance tags) is read once per video, not once per analyzer,

@@ -20,9 +20,10 @@ PIPELINE_STEPS = ("source_video", "media")
 
 
 def ensure_instance(settings: Settings):
-    """The Dagster instance under the data root, with pool limits from gpu_groups.yaml."""
-    from .definitions import apply_pool_limits, load_gpu_groups
+    """The Dagster instance under the data root, with pool limits from gpu_groups.yaml (set before
+    the definitions are loaded, which then need not set them on an instance of their own)."""
     from .instance import data_root_instance
+    from .pool_limits import apply_pool_limits, load_gpu_groups
 
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
     instance = data_root_instance(settings)
@@ -161,7 +162,8 @@ def _report_unavailable(settings: Settings, videos: list[str], since: datetime) 
                 print(f"  NO MODEL {run['analyzer']}: {run['error']}", flush=True)
 
 
-def analyze_many(settings: Settings, sources: list[str], only: list[str] | None = None) -> tuple[list[str], bool]:
+def analyze_many(settings: Settings, sources: list[str], only: list[str] | None = None,
+                 instance=None) -> tuple[list[str], bool]:
     """Analyze several videos in this process: one ``analyze_video`` run per contiguous block of
     them in the partition list (all steps in this process, so every model loads once for all
     videos), each followed by its ``score_video`` run (what the scoring sensors do after a UI,
@@ -175,7 +177,7 @@ def analyze_many(settings: Settings, sources: list[str], only: list[str] | None 
     from .run_guard import run_tags
 
     _selection(only, decoded=False)  # reject unknown analyzer names before any work
-    instance = ensure_instance(settings)
+    instance = instance or ensure_instance(settings)
     keys = add_sources(settings, sources, instance)
     for key, source in zip(keys, sources):
         print(f"video {key}: analyzing {source}", flush=True)
@@ -212,9 +214,9 @@ def analyze_many(settings: Settings, sources: list[str], only: list[str] | None 
     return keys, ok
 
 
-def analyze(settings: Settings, source: str, only: list[str] | None = None) -> tuple[str, bool]:
+def analyze(settings: Settings, source: str, only: list[str] | None = None, instance=None) -> tuple[str, bool]:
     """Analyze one video in this process (see :func:`analyze_many`); returns (video ID, all succeeded)."""
-    keys, ok = analyze_many(settings, [source], only)
+    keys, ok = analyze_many(settings, [source], only, instance)
     return keys[0], ok
 
 
@@ -362,7 +364,7 @@ def demo_report(settings: Settings, key: str, truth: dict | None) -> list[str]:
     return lines
 
 
-def demo(settings: Settings) -> int:
+def demo(settings: Settings, instance=None) -> int:
     """Generate the sample video, analyze it end to end and show results and how to open the UI."""
     from .sample_video import generate_sample_video
 
@@ -371,7 +373,7 @@ def demo(settings: Settings) -> int:
         print(f"generating the sample video at {sample}", flush=True)
         generate_sample_video(sample)
     began = time.perf_counter()
-    key, ok = analyze(settings, str(sample))
+    key, ok = analyze(settings, str(sample), instance=instance)
     elapsed = time.perf_counter() - began
     from .retention import analyzed_duration_s
 
@@ -414,21 +416,22 @@ def _raise_keyboard_interrupt(signum, frame) -> None:
 
 
 def _pools() -> list[str]:
-    from .definitions import load_gpu_groups
+    from .pool_limits import load_gpu_groups
 
     return list(load_gpu_groups().pool_limits())
 
 
 def _run_guarded(settings: Settings, command: str, work):
-    """Run ``work()`` (which executes Dagster runs in this process) with dead runs reaped, what
-    is waited for printed, interrupts honoured and stack traces kept out of the terminal."""
+    """Run ``work(instance)`` (which executes Dagster runs in this process on the data root's
+    ``instance``) with dead runs reaped, what is waited for printed, interrupts honoured and stack
+    traces kept out of the terminal."""
     from .run_guard import RunWatcher
     from .terminal import TerminalLog, new_log_path
 
     log_path = new_log_path(settings.home, command)
-    with TerminalLog(log_path) as term, RunWatcher(ensure_instance(settings), _pools(),
-                                                     log=lambda m: print(m, flush=True)) as watcher:
-        result = work()
+    instance = ensure_instance(settings)
+    with TerminalLog(log_path) as term, RunWatcher(instance, _pools(), log=lambda m: print(m, flush=True)) as watcher:
+        result = work(instance)
     if watcher.interrupted:  # Dagster turned Ctrl-C / SIGTERM into a failed run: still an interruption
         raise KeyboardInterrupt
     if term.dropped:
@@ -515,7 +518,8 @@ def _main(argv: list[str] | None) -> int:
             from .early_decode import head_start
 
             with head_start(settings, args.sources):  # the first video decodes while Dagster starts
-                keys, ok = _run_guarded(settings, "analyze", lambda: analyze_many(settings, args.sources, only))
+                keys, ok = _run_guarded(settings, "analyze",
+                                        lambda instance: analyze_many(settings, args.sources, only, instance))
             print("\n".join(keys))
             return 0 if ok else 1
         if args.command == "sql":
@@ -530,7 +534,7 @@ def _main(argv: list[str] | None) -> int:
             print(hits_text(hits, args.format))
             return 0 if hits else 1
         if args.command == "demo":
-            return _run_guarded(settings, "demo", lambda: demo(settings))
+            return _run_guarded(settings, "demo", lambda instance: demo(settings, instance))
         if args.command == "models":
             from .model_registry.listing import models_text
 

@@ -11,16 +11,17 @@ ready side by side in threads (``executors/threads.py``).
 
 Loading it also sets the pool slot counts from ``gpu_groups.yaml`` on the instance the deployment uses
 (under ``dagster dev``, the daemon, run workers, Celery workers and the CLI alike; a fresh instance too)
-when they differ, guarded so that a problem there never fails the load.
+when they differ, guarded so that a problem there never fails the load; not when this process has
+just set the same counts there (the CLI, ``pool_limits.py``), which saves building a second instance.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 
 import dagster as dg
 
-from .analyzers import all_specs
 from .assets import SCORES_KEY, SEARCH_KEY, build_assets, videos_partitions
 from .automation import SCORE_JOB, build_automation
 from .config import load_settings
@@ -28,32 +29,12 @@ from .execution import PER_VIDEO_EVENTS_TAGS
 from .executors import build_executor
 from .executors.multiprocess import STEP_DEPENDENCIES
 from .executors.threads import in_process_threads_executor
-from .gpu_groups import GpuGroups, load_groups
+from .gpu_groups import GpuGroups
 from .model_registry.resource import ModelsResource
+from .pool_limits import apply_pool_limits, load_gpu_groups, set_here
 
 ANALYZE_JOB = "analyze_video"
 log = logging.getLogger("tiktok_assets")
-
-
-def load_gpu_groups() -> GpuGroups:
-    settings = load_settings()
-    return load_groups(settings.gpu_groups_file, tuple(sorted(all_specs())), settings.device_override)
-
-
-def apply_pool_limits(instance: dg.DagsterInstance, groups: GpuGroups, cuda: bool | None = None) -> dict[str, int]:
-    """Set each GPU group's pool slot count on ``instance``; returns what was set (``cuda``: see
-    :meth:`GpuGroups.pool_limits`)."""
-    limits = groups.pool_limits(cuda)
-    storage = instance.event_log_storage
-    for pool, limit in limits.items():
-        try:
-            info = storage.get_concurrency_info(pool)
-            current = None if info.using_default_limit else info.slot_count
-        except Exception:  # noqa: BLE001 - unreadable: set it
-            current = None
-        if current != limit:  # rewriting equal counts costs a write transaction per pool and call
-            storage.set_concurrency_slots(pool, limit)
-    return limits
 
 
 def _pool_limits_on_load(groups: GpuGroups) -> None:
@@ -63,12 +44,16 @@ def _pool_limits_on_load(groups: GpuGroups) -> None:
         from .instance import deployment_instance
 
         settings = load_settings()
+        cuda = True if settings.executor == "k8s" else None
+        home = os.environ.get("DAGSTER_HOME", "").strip() or str(settings.dagster_home)
+        if set_here(home, groups, cuda):  # this process (the CLI) has just set them there
+            return
         instance = deployment_instance(settings)
         if instance is not None:
             with instance:
                 # on Kubernetes every GPU group's step pod has a GPU, whether or not this pod (code
                 # server, run pod: none; step pod: one) sees one, so all of them write the same counts
-                apply_pool_limits(instance, groups, cuda=True if settings.executor == "k8s" else None)
+                apply_pool_limits(instance, groups, cuda=cuda)
     except Exception as exc:  # noqa: BLE001 - the code location must load even if this fails
         log.warning(f"could not set pool limits from gpu_groups.yaml: {exc}")
 

@@ -305,8 +305,8 @@ class Services:
     # --- the Dagster instance -------------------------------------------------------------------
     def prepare_instance(self) -> dict[str, int]:
         """Create the instance's tables (once, before the workers race for it) and set the pool limits."""
-        from ..definitions import apply_pool_limits, load_gpu_groups
         from ..instance import data_root_instance, deployment_instance
+        from ..pool_limits import apply_pool_limits, load_gpu_groups
 
         instance = deployment_instance(self.settings) or data_root_instance(self.settings)
         with instance:
