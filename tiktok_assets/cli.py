@@ -429,9 +429,10 @@ def _run_guarded(settings: Settings, command: str, work):
     from .terminal import TerminalLog, new_log_path
 
     log_path = new_log_path(settings.home, command)
-    instance = ensure_instance(settings)
-    with TerminalLog(log_path) as term, RunWatcher(instance, _pools(), log=lambda m: print(m, flush=True)) as watcher:
-        result = work(instance)
+    with TerminalLog(log_path) as term:
+        instance = ensure_instance(settings)
+        with RunWatcher(instance, _pools(), log=lambda m: print(m, flush=True)) as watcher:
+            result = work(instance)
     if watcher.interrupted:  # Dagster turned Ctrl-C / SIGTERM into a failed run: still an interruption
         raise KeyboardInterrupt
     if term.dropped:
