@@ -7,7 +7,8 @@ Assets pass nothing through Dagster's IO managers: each step reads and writes th
 """
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import dagster as dg
 
@@ -214,6 +215,40 @@ def group_asset(
                 or (k in in_run and k.to_user_string() not in own and not events.materialized_in_run(k, video))
             ]
 
+        def analyze(spec: AnalyzerSpec, video: str, bad: set[str]) -> Iterator[Any]:
+            """Run ``spec`` on ``video`` (not when an upstream failed); its events."""
+            missing = failed_upstream(spec, video, bad)
+            if missing:  # an upstream failed in this run: this analyzer is not run on the video
+                bad.add(spec.name)
+                skipped.setdefault(video, []).append(f"{spec.name}: upstream {', '.join(missing)} failed")
+                return
+            try:
+                result = steps.run_analyzer_step(
+                    settings, spec, video, device, group.batch_size, logger=context.log, refresh=False,
+                    models=loader,
+                )
+            except Exception as exc:  # noqa: BLE001 - recorded in analyzer_runs, one sentence here
+                bad.add(spec.name)
+                failed.setdefault(video, []).append(f"{spec.name}: {user_message(exc)}")
+                context.log.error(f"video {video}: {spec.name} failed: {user_message(exc)}")
+                return
+            run = result.run
+            if result.model_unavailable:  # recorded, no rows, not covered; not a failure of the run
+                context.log.warning(f"video {video}: {spec.name}: model unavailable: {result.model_unavailable}")
+            else:
+                context.log.info(
+                    f"video {video}: {spec.name}: {run.table.num_rows} rows in {run.seconds:.1f}s on {device}"
+                )
+            key = dg.AssetKey(spec.name)
+            yield from events.success(key, video, _metadata(run, device))
+            no_input = spec.needs_audio and not result.has_audio
+            share = result.examined_share
+            yield from events.check(
+                key, video, COVERAGE_CHECK, no_input or share >= 0.95,
+                {"examined_share": round(share, 3), "no_audio_track": no_input},
+            )
+
+        last = events.videos[-1] if events.videos else None
         for video in events.videos:
             bad: set[str] = set()  # analyzers of this step that failed or were skipped on this video
             try:  # only saves time: an analyzer computes a pass that is not there itself
@@ -222,36 +257,9 @@ def group_asset(
             except Exception as exc:  # noqa: BLE001 - each analyzer meets the error again and records it
                 context.log.warning(f"video {video}: shared passes not prepared: {user_message(exc)}")
             for spec in selected:
-                missing = failed_upstream(spec, video, bad)
-                if missing:  # an upstream failed in this run: this analyzer is not run on the video
-                    bad.add(spec.name)
-                    skipped.setdefault(video, []).append(f"{spec.name}: upstream {', '.join(missing)} failed")
-                    continue
-                try:
-                    result = steps.run_analyzer_step(
-                        settings, spec, video, device, group.batch_size, logger=context.log, refresh=False,
-                        models=loader,
-                    )
-                except Exception as exc:  # noqa: BLE001 - recorded in analyzer_runs, one sentence here
-                    bad.add(spec.name)
-                    failed.setdefault(video, []).append(f"{spec.name}: {user_message(exc)}")
-                    context.log.error(f"video {video}: {spec.name} failed: {user_message(exc)}")
-                    continue
-                run = result.run
-                if result.model_unavailable:  # recorded, no rows, not covered; not a failure of the run
-                    context.log.warning(f"video {video}: {spec.name}: model unavailable: {result.model_unavailable}")
-                else:
-                    context.log.info(
-                        f"video {video}: {spec.name}: {run.table.num_rows} rows in {run.seconds:.1f}s on {device}"
-                    )
-                key = dg.AssetKey(spec.name)
-                yield from events.success(key, video, _metadata(run, device))
-                no_input = spec.needs_audio and not result.has_audio
-                share = result.examined_share
-                yield from events.check(
-                    key, video, COVERAGE_CHECK, no_input or share >= 0.95,
-                    {"examined_share": round(share, 3), "no_audio_track": no_input},
-                )
+                yield from analyze(spec, video, bad)
+                if video == last:  # every video has been through it: the steps that need it may start
+                    yield from events.done(dg.AssetKey(spec.name))
         loads = model_loads()
         if loads:
             context.log.info("model loads in this process: " + ", ".join(f"{k}={v}" for k, v in sorted(loads.items())))

@@ -88,6 +88,7 @@ class PartitionEvents:
         # runs, and several analyzers of a step share an upstream (read once, not once per analyzer)
         self._latest: dict[tuple[dg.AssetKey, str], Any] = {}
         self._prefetched: set[str] = set()
+        self._output: set[dg.AssetKey] = set()  # outputs yielded before the step's end (:meth:`done`)
 
     def plan(self) -> None:
         """Record that this step intends to materialize each selected asset for each video."""
@@ -192,12 +193,24 @@ class PartitionEvents:
             target_materialization_data=target, severity=dg.AssetCheckSeverity.WARN,
         )
 
+    def done(self, key: dg.AssetKey) -> Iterator[Any]:
+        """Call once ``key`` has been through every video of the step (whatever the outcome): in the
+        project's runs its step output now, not at the step's end, so that steps that need only this
+        output start while this step runs on (the cpu step needs the vision step's object tracks,
+        not its content-safety pass that follows). Per-video events tell which videos succeeded."""
+        if self.deferred and key not in self._output:
+            self._output.add(key)
+            yield dg.MaterializeResult(asset_key=key)
+
     def finish(self, failed: Mapping[str, list[str]], skipped: Mapping[str, list[str]] | None = None) -> Iterator[Any]:
-        """Outputs for the selected assets, then a failure naming the failed videos (if any).
+        """Outputs for the selected assets (those not yielded by :meth:`done`), then a failure naming
+        the failed videos (if any).
 
         ``failed``: video -> what failed there; ``skipped``: video -> why it was not analyzed (an
         upstream failed in this run; not this step's failure)."""
         for key in self.keys:
+            if key in self._output:
+                continue
             complete = all((key, v) in self._metadata for v in self.videos)
             if self.deferred or complete:
                 yield dg.MaterializeResult(asset_key=key)
