@@ -12,9 +12,12 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import PROJECT_DIR, Settings, load_settings
+
+if TYPE_CHECKING:  # Dagster is imported when a command needs it
+    import dagster as dg
 
 PIPELINE_STEPS = ("source_video", "media")
 
@@ -163,7 +166,7 @@ def _report_unavailable(settings: Settings, videos: list[str], since: datetime) 
 
 
 def analyze_many(settings: Settings, sources: list[str], only: list[str] | None = None,
-                 instance=None) -> tuple[list[str], bool]:
+                 instance: dg.DagsterInstance | None = None) -> tuple[list[str], bool]:
     """Analyze several videos in this process: one ``analyze_video`` run per contiguous block of
     them in the partition list (all steps in this process, so every model loads once for all
     videos), each followed by its ``score_video`` run (what the scoring sensors do after a UI,
@@ -214,7 +217,8 @@ def analyze_many(settings: Settings, sources: list[str], only: list[str] | None 
     return keys, ok
 
 
-def analyze(settings: Settings, source: str, only: list[str] | None = None, instance=None) -> tuple[str, bool]:
+def analyze(settings: Settings, source: str, only: list[str] | None = None,
+            instance: dg.DagsterInstance | None = None) -> tuple[str, bool]:
     """Analyze one video in this process (see :func:`analyze_many`); returns (video ID, all succeeded)."""
     keys, ok = analyze_many(settings, [source], only, instance)
     return keys[0], ok
@@ -364,7 +368,7 @@ def demo_report(settings: Settings, key: str, truth: dict | None) -> list[str]:
     return lines
 
 
-def demo(settings: Settings, instance=None) -> int:
+def demo(settings: Settings, instance: dg.DagsterInstance | None = None) -> int:
     """Generate the sample video, analyze it end to end and show results and how to open the UI."""
     from .sample_video import generate_sample_video
 
