@@ -85,17 +85,14 @@ def test_the_people_step_prepares_its_two_passes_side_by_side(analyzed):
     assert any(m.startswith("passes faces, person ready in") for m in said), said[-5:]
 
 
-def test_a_step_hands_each_output_on_once_its_analyzer_is_done(analyzed):
-    """A group step yields an asset's output as soon as its analyzer has been through every video of
-    the run, not at the step's end: in the vision step object_detection's output comes before
-    content_safety's materialization (the cpu step, which needs the object tracks, may start then),
-    and every output of a step follows its own asset's materialization and precedes the next one's."""
+def outputs_and_materializations(instance, run_id: str) -> dict[str, list[tuple[str, str]]]:
+    """Per analyzer step of a run, its asset materializations and step outputs in event-log order,
+    after asserting that each output comes right after its own asset's (last) materialization, one
+    per asset in analyzer order: outputs are handed on as each analyzer finishes, not at the end."""
     import dagster as dg
 
-    instance = dg.DagsterInstance.get()
-    run = next(r for r in instance.get_runs() if r.job_name == "analyze_video")
     order: dict[str, list[tuple[str, str]]] = {}
-    for entry in instance.all_logs(run.run_id):
+    for entry in instance.all_logs(run_id):
         event = entry.dagster_event
         if event is None or not entry.step_key or not entry.step_key.endswith("_analyzers"):
             continue
@@ -103,15 +100,26 @@ def test_a_step_hands_each_output_on_once_its_analyzer_is_done(analyzed):
             order.setdefault(entry.step_key, []).append(("materialized", event.asset_key.to_user_string()))
         elif event.event_type == dg.DagsterEventType.STEP_OUTPUT:
             order.setdefault(entry.step_key, []).append(("output", event.step_output_data.output_name))
-    vision = order["vision_analyzers"]
-    assert vision.index(("output", "object_detection")) < vision.index(("materialized", "content_safety"))
     for step, seen in order.items():
         outputs = [name for kind, name in seen if kind == "output"]
         materialized = [name for kind, name in seen if kind == "materialized"]
         assert outputs == list(dict.fromkeys(materialized)), step  # one output per asset, in analyzer order
-        for name in outputs:  # right after its asset's (last) materialization
+        for name in outputs:
             at = seen.index(("output", name))
             assert seen[at - 1] == ("materialized", name), (step, seen)
+    return order
+
+
+def test_a_step_hands_each_output_on_once_its_analyzer_is_done(analyzed):
+    """A group step yields an asset's output as soon as its analyzer has been through every video of
+    the run, not at the step's end: in the vision step object_detection's output comes before
+    content_safety's materialization (the cpu step, which needs the object tracks, may start then)."""
+    import dagster as dg
+
+    instance = dg.DagsterInstance.get()
+    run = next(r for r in instance.get_runs() if r.job_name == "analyze_video")
+    vision = outputs_and_materializations(instance, run.run_id)["vision_analyzers"]
+    assert vision.index(("output", "object_detection")) < vision.index(("materialized", "content_safety"))
 
 
 OFFLINE_GAPS = {"qwen2_vl_temporal", "object_detection", "product_detection"}  # product_detection reads object tracks
@@ -263,6 +271,10 @@ def test_a_group_runs_as_one_step_in_its_pool_in_a_multiprocess_run(home, sample
         elif event.event_type == dg.DagsterEventType.STEP_START:
             starts.append(event.step_key)
     assert {materialized_by[n] for n in solo} == {"solo_analyzers"} and starts.count("solo_analyzers") == 1
+    # the step processes hand each output on when its analyzer is done, as in the CLI
+    solo_events = outputs_and_materializations(instance, run_id)["solo_analyzers"]
+    first, second = [name for kind, name in solo_events if kind == "output"]
+    assert solo_events.index(("output", first)) < solo_events.index(("materialized", second))
     snapshot = instance.get_job_snapshot(run.job_snapshot_id)
     node = next(n for n in snapshot.node_defs_snapshot.op_def_snaps if n.name == "solo_analyzers")
     assert node.pool == "tiktok_solo"
