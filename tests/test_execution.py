@@ -352,3 +352,75 @@ def test_a_step_asks_the_event_log_once_per_upstream_and_video():
         [("batch", (upstream, shared)), ("latest", upstream),
          ("latest", own), ("latest", dg.AssetKey("speech_flow"))], key=str,
     )
+
+
+def test_the_step_start_read_of_input_versions_is_left_out_only_where_nothing_uses_it(tmp_path):
+    """Dagster reads every upstream's newest materialization and data version when an asset step
+    starts, for the provenance tags of the output materializations it records. Runs that record
+    their own (``dagster/defer_asset_events``, all of the project's) leave the read out; other runs
+    read, and their materializations carry Dagster's provenance as before."""
+    from dagster._core.execution.context.data_version_cache import DataVersionCache
+    from dagster._core.execution.context.system import StepExecutionContext
+    from dagster._core.storage.tags import EXTERNALLY_MANAGED_ASSETS_TAG
+
+    import tiktok_assets.definitions  # noqa: F401 - loading the code location installs it
+    from tiktok_assets.input_versions import install
+
+    assert install() and StepExecutionContext.fetch_external_input_asset_version_info.skips_unused_reads
+
+    @dg.asset
+    def upstream() -> int:
+        return 1
+
+    @dg.asset(deps=[upstream], code_version="1")
+    def downstream() -> None:
+        return None
+
+    reads: list[str] = []
+    real = DataVersionCache.fetch_external_input_asset_version_info
+
+    def counted(self):
+        reads.append("read")
+        return real(self)
+
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        assert dg.materialize([upstream], instance=instance).success
+        DataVersionCache.fetch_external_input_asset_version_info = counted
+        try:
+            assert dg.materialize([downstream], instance=instance,
+                                  tags={EXTERNALLY_MANAGED_ASSETS_TAG: "true"}).success
+            assert reads == []  # and no materialization recorded by Dagster to need it
+            assert instance.get_latest_materialization_event(downstream.key) is None
+            assert dg.materialize([downstream], instance=instance).success
+            assert reads == ["read"]
+        finally:
+            DataVersionCache.fetch_external_input_asset_version_info = real
+        tags = instance.get_latest_materialization_event(downstream.key).asset_materialization.tags
+        assert tags["dagster/code_version"] == "1" and "dagster/input_data_version/upstream" in tags
+
+
+def test_the_score_run_records_provenance_without_dagsters_step_start_read(videos, range_run, monkeypatch):
+    """The score run (29 upstream analyzers) no longer pays Dagster's step-start read of their data
+    versions; each video's score materialization still carries its provenance tags, written by the
+    step (``execution.PartitionEvents``), so staleness keeps working."""
+    from dagster._core.execution.context.data_version_cache import DataVersionCache
+
+    from tiktok_assets.assets import SCORES_KEY
+    from tiktok_assets.cli import ensure_instance, partition_tags
+    from tiktok_assets.definitions import score_job_in_process
+
+    reads: list[str] = []
+    real = DataVersionCache._fetch_input_asset_version_info
+    monkeypatch.setattr(DataVersionCache, "_fetch_input_asset_version_info",
+                        lambda self, keys: reads.extend(k.to_user_string() for k in keys) or real(self, keys))
+    instance = ensure_instance(load_settings())
+    with dg.execute_job(dg.reconstructable(score_job_in_process), instance,
+                        tags=partition_tags([videos["red"]])) as result:
+        assert result.success
+    assert reads == []
+    event = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=SCORES_KEY, asset_partitions=[videos["red"]]), limit=1).records[0]
+    tags = event.event_log_entry.asset_materialization.tags
+    assert event.run_id == result.run_id
+    assert tags["dagster/input_data_version/speech_transcription"]
+    assert int(tags["dagster/input_event_pointer/speech_transcription"]) > 0

@@ -13,6 +13,8 @@ Loading it also sets the pool slot counts from ``gpu_groups.yaml`` on the instan
 (under ``dagster dev``, the daemon, run workers, Celery workers and the CLI alike; a fresh instance too)
 when they differ, guarded so that a problem there never fails the load; not when this process has
 just set the same counts there (the CLI, ``pool_limits.py``), which saves building a second instance.
+It also leaves out Dagster's step-start read of input data versions in the project's runs, where
+nothing uses it (``input_versions.py``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from .executors import build_executor
 from .executors.multiprocess import STEP_DEPENDENCIES
 from .executors.threads import in_process_threads_executor
 from .gpu_groups import GpuGroups
+from .input_versions import install as skip_unused_input_version_reads
 from .model_registry.resource import ModelsResource
 from .pool_limits import apply_pool_limits, load_gpu_groups, set_here
 
@@ -59,6 +62,7 @@ def _pool_limits_on_load(groups: GpuGroups) -> None:
 
 
 def build_definitions() -> dg.Definitions:
+    skip_unused_input_version_reads()  # in every process that runs this location's steps
     groups = load_gpu_groups()
     executor = build_executor(groups, load_settings())
     assets = build_assets(groups)
