@@ -259,10 +259,10 @@ def main() -> None:
         return
     workdir = Path(tempfile.mkdtemp(prefix="tiktok-bench-pipeline-"))
     clip, speech = make_clip(workdir, args.seconds, args.width, args.height)
-    cores = os.cpu_count() or 1
+    cores, count = os.cpu_count() or 1, max(1, args.rounds)
     print(f"clip: {args.seconds:.0f}s at {args.width}x{args.height}, speech over {speech:.0%} of it, "
-          f"{cores} CPU cores, {args.rounds} round(s)", flush=True)
-    rounds = [one_round(clip, workdir / f"home-{i}") for i in range(max(1, args.rounds))]
+          f"{cores} CPU cores, {count} round(s)", flush=True)
+    rounds = [one_round(clip, workdir / f"home-{i}") for i in range(count)]
     for i, r in enumerate(rounds):
         print(f"round {i + 1}: pipeline {r.total:.1f}s ({r.total_cpu:.1f} CPU-s), parts {r.unavoidable:.1f}s, "
               f"other models alone {r.other_models:.1f}s: ratios {r.total / r.unavoidable:.2f} / "
