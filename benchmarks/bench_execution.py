@@ -8,7 +8,11 @@ one run on this machine (each part in a fresh data root and a fresh process):
     step), followed by its score run as the sensor would ask, against ``tiktok-assets analyze`` of
     the same video: wall time of each process, and the ratio (target <= 1.5);
 (b) a backfill of N small generated videos (3 s, 96x160, speech) as one multi-video run (the
-    ``BackfillPolicy`` range a UI backfill gets) against N one-video runs: ratio (target >= 3);
+    ``BackfillPolicy`` range a UI backfill gets) against N one-video runs: ratio (target >= 3),
+    measured two ways: each run in a process of its own, as Dagster's run launcher starts one per
+    run (its imports and code location load included: what a backfill saves in a deployment), and
+    all runs one after another in one process, whose step-process server stays warm (the runs
+    alone: a lower bound of the saving);
 (c) ``analyze`` of several videos in one process: the time per video from the second video on
     against the first video's analysis (its model loads included, the process start-up and
     imports not): ratio (target <= 1.2).
@@ -188,10 +192,18 @@ def report_a(sample: Path) -> None:
 
 def report_b(videos: list[str]) -> None:
     ranged, singles = part("range", videos), part("singles", videos)
-    print(f"\n(b) backfill of {len(videos)} small videos through Dagster (runs only, imports excluded)")
-    print(f"  one multi-video run:  {ranged['seconds']:6.1f}s  ok={ranged['ok']}")
-    print(f"  {len(videos)} one-video runs:    {singles['seconds']:6.1f}s  ok={singles['ok']}")
-    print(f"  speed-up: {singles['seconds'] / ranged['seconds']:.2f}x  (target >= 3)")
+    own = [part("range", [video]) for video in videos]  # a process (and data root) per run
+    own_s, own_ok = sum(r["process_s"] for r in own), all(r["ok"] for r in own)
+    print(f"\n(b) backfill of {len(videos)} small videos through Dagster")
+    print("  each run in a process of its own (as the run launcher starts runs; imports and code location load")
+    print("  included):")
+    print(f"    one multi-video run:  {ranged['process_s']:6.1f}s  ok={ranged['ok']}")
+    print(f"    {len(videos)} one-video runs:    {own_s:6.1f}s  ok={own_ok}")
+    print(f"    speed-up: {own_s / ranged['process_s']:.2f}x  (target >= 3)")
+    print("  the runs alone (one after another in one process, its step-process server warm; a lower bound):")
+    print(f"    one multi-video run:  {ranged['seconds']:6.1f}s")
+    print(f"    {len(videos)} one-video runs:    {singles['seconds']:6.1f}s  ok={singles['ok']}")
+    print(f"    speed-up: {singles['seconds'] / ranged['seconds']:.2f}x")
 
 
 
