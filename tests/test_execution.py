@@ -130,6 +130,23 @@ def test_a_broken_video_fails_alone_in_a_multi_video_run(videos, range_run):
     assert any(_near(c, "green") for c in green) and any(_near(c, "yellow") for c in green), green
 
 
+def test_coverage_checks_are_one_evaluation_per_video_and_the_steps_yield_their_outputs(videos, range_run):
+    from tiktok_assets.cli import ensure_instance
+
+    instance = ensure_instance(load_settings())
+    records = instance.all_logs(range_run.run_id)
+    # each good video: one evaluation of every analyzer's check, aimed at that video's materialization
+    evaluations = [r.dagster_event.event_specific_data for r in records
+                   if r.dagster_event and r.dagster_event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION]
+    seen = sorted((e.asset_key.to_user_string(), e.metadata["video_id"].value) for e in evaluations)
+    good = sorted([videos["red"], videos["green"]])
+    assert seen == sorted((name, video) for name in all_specs() for video in good)
+    assert all(e.target_materialization_data is not None for e in evaluations)
+    # the steps yield their check outputs: Dagster has nothing to say about missing ones
+    missing = [r.user_message for r in records if "did not yield or return expected outputs" in (r.user_message or "")]
+    assert missing == []
+
+
 def test_models_load_once_per_group_process(range_run):
     from tiktok_assets.cli import ensure_instance
 

@@ -14,6 +14,7 @@ import yaml
 
 from tiktok_assets import cli
 from tiktok_assets.analyzers import all_specs
+from tiktok_assets.assets import COVERAGE_CHECK
 from tiktok_assets.catalog import connect
 from tiktok_assets.config import PROJECT_DIR, load_settings
 from tiktok_assets.gpu_groups import GROUP_TAG
@@ -99,7 +100,9 @@ def outputs_and_materializations(instance, run_id: str) -> dict[str, list[tuple[
         if event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
             order.setdefault(entry.step_key, []).append(("materialized", event.asset_key.to_user_string()))
         elif event.event_type == dg.DagsterEventType.STEP_OUTPUT:
-            order.setdefault(entry.step_key, []).append(("output", event.step_output_data.output_name))
+            name = event.step_output_data.output_name
+            check = name.removesuffix(f"_{COVERAGE_CHECK}") if name.endswith(f"_{COVERAGE_CHECK}") else None
+            order.setdefault(entry.step_key, []).append(("check output", check) if check else ("output", name))
     for step, seen in order.items():
         outputs = [name for kind, name in seen if kind == "output"]
         materialized = [name for kind, name in seen if kind == "materialized"]
@@ -107,7 +110,11 @@ def outputs_and_materializations(instance, run_id: str) -> dict[str, list[tuple[
         for name in outputs:
             at = seen.index(("output", name))
             assert seen[at - 1] == ("materialized", name), (step, seen)
-    return order
+        # the step's coverage-check outputs (no events of their own: the per-video evaluations are the
+        # results) come last, one per asset
+        checks = [name for kind, name in seen if kind == "check output"]
+        assert sorted(checks) == sorted(outputs) and seen[-len(checks):] == [("check output", n) for n in checks]
+    return {step: [item for item in seen if item[0] != "check output"] for step, seen in order.items()}
 
 
 def test_a_step_hands_each_output_on_once_its_analyzer_is_done(analyzed):

@@ -13,7 +13,8 @@ materializations, and :class:`PartitionEvents` records them per video instead:
   partitions, the logical data version), so staleness keeps working per video,
 * per video, the coverage check's evaluation, pointing at that video's materialization,
 * at the end, one (event-less) output per selected asset, so that the downstream steps run for
-  the videos that succeeded, then a failure naming the failed videos.
+  the videos that succeeded, and per selected check (its results are the per-video evaluations),
+  then a failure naming the failed videos.
 
 Runs without the tag (e.g. the UI's ad-hoc "Materialize" of a few assets) fall back to Dagster's
 own per-step semantics: an asset whose videos all succeeded is materialized for all of them with
@@ -180,6 +181,14 @@ class PartitionEvents:
         else:
             self._checks.append((key, video, name, passed, metadata))
 
+    def _check_outputs(self) -> Iterator[dg.Output]:
+        """The step's outputs of its selected checks (no value and no asset event: the per-video
+        evaluations are the checks' results), so that Dagster does not log at the step's end that
+        the step "did not yield or return expected outputs"."""
+        assets_def = self.context.assets_def
+        for check_key in sorted(self.context.selected_asset_check_keys, key=str):
+            yield dg.Output(None, output_name=assets_def.get_output_name_for_asset_check_key(check_key))
+
     def _evaluation(self, key: dg.AssetKey, video: str, name: str, passed: bool, metadata: dict) -> Any:
         record = self._latest_materialization(key, video)
         target = (
@@ -222,6 +231,7 @@ class PartitionEvents:
         for key, video, name, passed, metadata in self._checks:
             if all((key, v) in self._metadata for v in self.videos):
                 yield self._evaluation(key, video, name, passed, metadata)
+        yield from self._check_outputs()
         for video, why in (skipped or {}).items():
             self.context.log.warning(f"video {video}: skipped ({'; '.join(why)})")
         if failed:
