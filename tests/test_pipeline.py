@@ -110,10 +110,11 @@ def outputs_and_materializations(instance, run_id: str) -> dict[str, list[tuple[
         for name in outputs:
             at = seen.index(("output", name))
             assert seen[at - 1] == ("materialized", name), (step, seen)
-        # the step's coverage-check outputs (no events of their own: the per-video evaluations are the
+        # the step's coverage-check outputs (no asset events: the per-video evaluations are the
         # results) come last, one per asset
         checks = [name for kind, name in seen if kind == "check output"]
-        assert sorted(checks) == sorted(outputs) and seen[-len(checks):] == [("check output", n) for n in checks]
+        assert sorted(checks) == sorted(outputs), (step, seen)
+        assert seen[len(seen) - len(checks):] == [("check output", n) for n in checks], (step, seen)
     return {step: [item for item in seen if item[0] != "check output"] for step, seen in order.items()}
 
 
