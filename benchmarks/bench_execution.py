@@ -1,7 +1,8 @@
 """Execution-layer benchmark: Dagster job runs against the CLI, backfills against single runs.
 
 Run: ``python benchmarks/bench_execution.py [--videos 10] [--cli-videos 4]``. Prints, measured in
-one run on this machine (each part in a fresh data root and a fresh process):
+one run on this machine (each part in a fresh data root and a fresh process; the one-video runs of
+(b) that get a process each share one data root):
 
 (a) a one-video job run of the sample (11 s, 360x640) through a real Dagster run with the executor
     the UI uses (``execute_job(reconstructable(analyze_job))``: multiprocess, one process per group
