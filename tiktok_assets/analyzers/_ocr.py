@@ -22,7 +22,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ..model_registry import ModelUnavailable, ResolvedModel
+from ..model_registry import ModelUnavailable, ResolvedModel, inference
 from ..model_registry.loading import without_spinning
 
 ENGINES = ("rapidocr", "easyocr")
@@ -123,7 +123,8 @@ class RapidOcrEngine:
         self.placed_device = f"cuda:{index}" if cuda else "cpu"
 
     def detect(self, image: np.ndarray) -> list[np.ndarray]:
-        result = self.engine(np.ascontiguousarray(image[..., ::-1]), use_det=True, use_cls=False, use_rec=False)
+        with inference():
+            result = self.engine(np.ascontiguousarray(image[..., ::-1]), use_det=True, use_cls=False, use_rec=False)
         boxes = getattr(result, "boxes", None)
         return [] if boxes is None else [order_quad(b) for b in boxes]
 
@@ -131,7 +132,8 @@ class RapidOcrEngine:
         out = []
         for quad in quads:
             crop = np.ascontiguousarray(crop_quad(image, quad)[..., ::-1])  # RapidOCR takes BGR arrays
-            result = self.engine(crop, use_det=False, use_cls=False, use_rec=True)
+            with inference():
+                result = self.engine(crop, use_det=False, use_cls=False, use_rec=True)
             txts, scores = getattr(result, "txts", None) or ("",), getattr(result, "scores", None) or (0.0,)
             out.append((clean_text(str(txts[0])), float(scores[0])))
         return out
@@ -156,7 +158,8 @@ class EasyOcrEngine:
         self.placed_device = f"cuda:{index}" if gpu else "cpu"
 
     def detect(self, image: np.ndarray) -> list[np.ndarray]:
-        horizontal, free = self.reader.detect(image)
+        with inference():
+            horizontal, free = self.reader.detect(image)
         quads = [np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)
                  for x0, x1, y0, y1 in horizontal[0]]
         quads += [order_quad(np.asarray(points, np.float32)) for points in free[0]]
@@ -169,7 +172,8 @@ class EasyOcrEngine:
         for quad in quads:
             crop = cv2.cvtColor(crop_quad(image, quad), cv2.COLOR_RGB2GRAY)
             h, w = crop.shape
-            found = self.reader.recognize(crop, horizontal_list=[[0, w, 0, h]], free_list=[], detail=1)
+            with inference():
+                found = self.reader.recognize(crop, horizontal_list=[[0, w, 0, h]], free_list=[], detail=1)
             if found:
                 out.append((clean_text(" ".join(str(r[1]) for r in found)), float(np.mean([r[2] for r in found]))))
             else:

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from ..model_registry import ModelUnavailable, ResolvedModel
+from ..model_registry import ModelUnavailable, ResolvedModel, inference
 
 log = logging.getLogger("tiktok_assets")
 SETTING = "TIKTOK_ASSETS_VLM_MODEL"
@@ -106,7 +106,7 @@ class VisionLanguageModel:
             if key in inputs:
                 inputs[key] = inputs[key].to(dtype)
         began = time.perf_counter()
-        with torch.inference_mode():
+        with torch.inference_mode(), inference():
             out = self.model.generate(**inputs, **generation)
         seconds = (time.perf_counter() - began) / len(prompts)
         prompt_tokens = inputs["attention_mask"].sum(dim=1).tolist()

@@ -33,6 +33,7 @@ from ..model_registry import (
     ModelUnavailable,
     ResolvedModel,
     fill_batch,
+    inference,
     onnx_session,
     process_loader,
 )
@@ -294,7 +295,9 @@ class Yamnet:
             if self.quantised:
                 feed = np.clip(np.round(feed / self.q["audio_scale"] + self.q["audio_zero_point"]), 0, 255)
                 feed = feed.astype(np.uint8)
-            raw = self.session.run(None, {self.input_name: feed})[0].reshape(feed.shape[0], -1)[:rows]
+            with inference():
+                raw = self.session.run(None, {self.input_name: feed})[0]
+            raw = raw.reshape(feed.shape[0], -1)[:rows]
             self.calls += 1
             if self.quantised:
                 raw = self.q["class_scores_scale"] * (raw.astype(np.float32) - self.q["class_scores_zero_point"])

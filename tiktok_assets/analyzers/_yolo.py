@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ..model_registry import ModelUnavailable, ResolvedModel
+from ..model_registry import ModelUnavailable, ResolvedModel, inference
 
 WEIGHT_SUFFIXES = (".pt", ".onnx", ".torchscript", ".engine")
 RELEASE_URL = "https://github.com/ultralytics/assets/releases/download/{tag}/{name}"
@@ -121,8 +121,9 @@ class YoloDetector:
         for start in range(0, len(frames), step):
             # ultralytics reads numpy images as BGR
             batch = [np.ascontiguousarray(np.asarray(f)[..., ::-1]) for f in frames[start:start + step]]
-            results = self.model.predict(batch, batch=len(batch), conf=conf, iou=iou, imgsz=imgsz,
-                                         max_det=max_det, half=self.half, device=self.device, verbose=False)
+            with inference():
+                results = self.model.predict(batch, batch=len(batch), conf=conf, iou=iou, imgsz=imgsz,
+                                             max_det=max_det, half=self.half, device=self.device, verbose=False)
             for result in results:
                 boxes = result.boxes.cpu().numpy()
                 out.append(Detections(boxes.xyxy.astype(np.float32), boxes.conf.astype(np.float32),

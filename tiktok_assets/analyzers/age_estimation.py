@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from ..model_registry import ModelUnavailable, ResolvedModel, onnx_session
+from ..model_registry import ModelUnavailable, ResolvedModel, inference, onnx_session
 from ..passes import faces as faces_pass
 from . import _people
 from .base import AnalyzerContext, AnalyzerOutput, AnalyzerSpec
@@ -64,7 +64,8 @@ class AgeGender:
         x -= self.means
         x /= np.float32(256.0)
         name = session.get_inputs()[0].name
-        return session.run(None, {name: np.ascontiguousarray(x.transpose(0, 3, 1, 2))})[0]
+        with inference():
+            return session.run(None, {name: np.ascontiguousarray(x.transpose(0, 3, 1, 2))})[0]
 
     def probabilities(self, age_chips: list[np.ndarray], gender_chips: list[np.ndarray]):
         """(age (N, 81), gender (N, 2)) probabilities."""

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from ..model_registry import ModelUnavailable, ResolvedModel
+from ..model_registry import ModelUnavailable, ResolvedModel, inference
 from ..passes import faces as faces_pass
 from ..passes import person as person_pass
 from . import _people
@@ -89,7 +89,7 @@ class SceneSegmenter:
             return []
         inputs = self.processor(images=frames, return_tensors="pt",
                                 size={"height": SEGFORMER_SIDE, "width": SEGFORMER_SIDE})
-        with torch.inference_mode():
+        with torch.inference_mode(), inference():
             logits = self.model(pixel_values=inputs["pixel_values"].to(self.device)).logits
         labels = logits.argmax(dim=1).cpu().numpy()
         out = []

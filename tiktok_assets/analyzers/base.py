@@ -30,6 +30,7 @@ import pyarrow as pa
 from ..config import Settings
 from ..media import MediaCache
 from ..media_access import Span, TrackedMedia, intersect_spans, merge_spans, total
+from ..model_registry.clock import ModelTime, measuring
 
 MODALITIES = ("speech", "text", "visual", "audio", "people")
 BASE_FIELDS = (
@@ -148,10 +149,12 @@ def run_analyzer(spec: AnalyzerSpec, media: MediaCache, context: AnalyzerContext
     spans it examined (measured, see the module docstring)."""
     began = time.perf_counter()
     tracked = media if isinstance(media, TrackedMedia) else TrackedMedia(media)
+    model_time = ModelTime()
     if spec.needs_audio and not media.has_audio:
         output = AnalyzerOutput(rows=[], examined=[], metadata={"note": "video has no audio track"})
     else:
-        output = spec.run(tracked, context)
+        with measuring() as model_time:
+            output = spec.run(tracked, context)
     table = to_table(spec, context.video_id, output.rows)
     duration = float(media.duration_s)
     check_times(spec.name, table, duration)
@@ -167,6 +170,12 @@ def run_analyzer(spec: AnalyzerSpec, media: MediaCache, context: AnalyzerContext
         )
     if spec.model and "model" not in metadata:
         metadata["model"] = spec.model
+    if model_time.calls or model_time.load_s:
+        # measured where the models are called (model_registry.clock): the rest of ``seconds`` is
+        # reading, pre- and post-processing
+        metadata["model_inference_s"] = round(model_time.inference_s, 3)
+        metadata["model_calls"] = model_time.calls
+        metadata["model_load_s"] = round(model_time.load_s, 3)
     return AnalyzerRun(table, examined, metadata, time.perf_counter() - began, read, claimed)
 
 

@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from ..model_registry import ResolvedModel, fill_batch, onnx_session
+from ..model_registry import ResolvedModel, fill_batch, inference, onnx_session
 from .base import AnalyzerContext, AnalyzerOutput, AnalyzerSpec
 
 INPUT_SIZE = 320
@@ -105,7 +105,8 @@ class NudeNetModel:
             blob = np.stack([square_input(f) for f in chunk])
             if self.placed_device != "cpu":
                 blob = fill_batch(blob, step)  # one input shape on a GPU; zip below drops the extra rows
-            raw = self.session.run(None, {self.input_name: blob})[0]
+            with inference():
+                raw = self.session.run(None, {self.input_name: blob})[0]
             for frame, pred in zip(chunk, raw):
                 side = max(frame.shape[:2])
                 out.append(decode(pred, side / INPUT_SIZE, frame.shape[1], frame.shape[0], conf))

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from ..model_registry import ModelUnavailable, ResolvedModel
+from ..model_registry import ModelUnavailable, ResolvedModel, inference
 from ..passes import faces as faces_pass
 from . import _people
 from .base import AnalyzerContext, AnalyzerOutput, AnalyzerSpec
@@ -56,7 +56,8 @@ class FerModel:
         out = np.zeros((len(faces), len(LABELS)), np.float64)
         for k, face in enumerate(faces):
             self.interpreter.set_tensor(self.input, face.reshape(1, SIDE, SIDE, 1).astype(np.float32))
-            self.interpreter.invoke()
+            with inference():
+                self.interpreter.invoke()
             out[k] = self.interpreter.get_tensor(self.output)[0]
         return out
 

@@ -35,7 +35,7 @@ from ..audio_features import (
     voiced_spans,
     without_none,
 )
-from ..model_registry import ModelUnavailable, ResolvedModel
+from ..model_registry import ModelUnavailable, ResolvedModel, inference
 from ..passes import prosody as prosody_pass
 from .base import AnalyzerContext, AnalyzerOutput, AnalyzerSpec
 
@@ -97,7 +97,7 @@ class EmotionClassifier:
 
         inputs = self.extractor(audio, sampling_rate=RATE, return_tensors="pt")
         inputs = {k: v.to(self.device) for k, v in inputs.items()}
-        with torch.inference_mode():
+        with torch.inference_mode(), inference():
             logits = self.model(**inputs).logits[0].float()
         probs = torch.softmax(logits, dim=-1).cpu().numpy()
         order = np.argsort(probs)[::-1]

@@ -43,6 +43,7 @@ import pyarrow as pa
 from faster_whisper.audio import pad_or_trim
 
 from ..language_words import german_evidence
+from ..model_registry import inference
 from ..vad import speech_spans
 from .base import AnalyzerContext, AnalyzerOutput, AnalyzerSpec
 
@@ -211,7 +212,8 @@ def encode_window(model, piece: np.ndarray):
     ``generate_segments`` would for its first window, so that it can take it as ``encoder_output``."""
     features = model.feature_extractor(piece)
     first = features[:, : min(model.feature_extractor.nb_max_frames, features.shape[-1] - 1)]
-    return features, model.encode(pad_or_trim(first))
+    with inference():
+        return features, model.encode(pad_or_trim(first))
 
 
 def quick_ranking(model, piece: np.ndarray, allowed: tuple[str, ...]) -> list[tuple[str, float]] | None:
@@ -220,12 +222,16 @@ def quick_ranking(model, piece: np.ndarray, allowed: tuple[str, ...]) -> list[tu
     features = model.feature_extractor(piece)
     if features.shape[-1] - 1 > QUICK_FRAMES:
         return None
-    return language_ranking(model, model.encode(pad_or_trim(features[:, :-1], QUICK_FRAMES)), allowed)
+    with inference():
+        encoded = model.encode(pad_or_trim(features[:, :-1], QUICK_FRAMES))
+    return language_ranking(model, encoded, allowed)
 
 
 def language_ranking(model, encoder_output, allowed: tuple[str, ...]) -> list[tuple[str, float]]:
     """Language probabilities from an encoder output, best first, among ``allowed`` when given."""
-    ranked = [(token[2:-2], float(p)) for token, p in model.model.detect_language(encoder_output)[0]]
+    with inference():
+        detected = model.model.detect_language(encoder_output)[0]
+    ranked = [(token[2:-2], float(p)) for token, p in detected]
     kept = [(code, p) for code, p in ranked if code in allowed] if allowed else []
     return sorted(kept or ranked, key=lambda c: -c[1])
 
@@ -285,13 +291,19 @@ class GenerationWatch:
 
     def encode(self, features):
         self.encoder_passes += 1
-        return self._model.encode(features)
+        with inference():
+            return self._model.encode(features)
+
+    def add_word_timestamps(self, *args, **kwargs):
+        with inference():  # the cross-attention alignment pass, and the words put together
+            return self._model.add_word_timestamps(*args, **kwargs)
 
     def generate_with_fallback(self, encoder_output, prompt, tokenizer, options):
         room = self._model.max_length - len(prompt)  # faster-whisper refuses a cap past Whisper's 448
         if options.max_new_tokens is not None and options.max_new_tokens > room:
             options = dataclasses.replace(options, max_new_tokens=room)
-        result = self._model.generate_with_fallback(encoder_output, prompt, tokenizer, options)
+        with inference():
+            result = self._model.generate_with_fallback(encoder_output, prompt, tokenizer, options)
         tokens = result[0].sequences_ids[0]
         capped = options.max_new_tokens is not None and len(tokens) >= options.max_new_tokens
         self.failed = self.failed or capped or looping(tokenizer.decode(tokens))

@@ -4,6 +4,7 @@
 ``AnalyzerContext.models``); ``tiktok-assets models`` lists the registry (:mod:`.listing`).
 """
 
+from .clock import ModelTime, inference, measuring
 from .errors import ModelUnavailable, ResolvedModel
 from .loading import (
     ModelLoader,
@@ -21,12 +22,15 @@ __all__ = [
     "ModelFile",
     "ModelLoader",
     "ModelSpec",
+    "ModelTime",
     "ModelUnavailable",
     "ResolvedModel",
     "clear_cache",
     "fill_batch",
     "get_spec",
+    "inference",
     "load_counts",
+    "measuring",
     "models_of",
     "onnx_session",
     "parse_device",

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Settings
+from . import clock
 from .errors import ModelUnavailable, ResolvedModel
 from .prepare import package_dir
 from .specs import REGISTRY, ModelSpec, get_spec
@@ -258,6 +259,7 @@ class ModelLoader:
             seconds = time.perf_counter() - began
             placed = getattr(model, "placed_device", device_name(kind, index))
             log.info("loaded model %s on %s in %.2fs", spec.id, placed, seconds)
+            clock.add_load(seconds)
             _COUNTS[spec.id] += 1
             _MODELS[key] = model
             return model
