@@ -66,8 +66,9 @@ def chords(seconds: float) -> np.ndarray:
     return (0.05 * out).astype(np.float32)
 
 
-def dense_soundtrack(duration_s: float) -> np.ndarray:
-    """Speech with pauses for ~2/3 of the clip (music under part of it), music alone, effects."""
+def dense_soundtrack(duration_s: float, script: list[str] | None = None) -> np.ndarray:
+    """Speech with pauses for ~2/3 of the clip (music under part of it), music alone, effects;
+    the sentences spoken, in order, are appended to ``script`` when given."""
     audio = np.zeros(int(duration_s * RATE), np.float32)
     t, i = 0.4, 0
     speech_until = duration_s * 0.7
@@ -76,6 +77,8 @@ def dense_soundtrack(duration_s: float) -> np.ndarray:
         clip = speak(text, voice)[: int((duration_s - t) * RATE)]
         start = int(t * RATE)
         audio[start : start + clip.size] += 0.8 * clip
+        if script is not None:
+            script.append(text)
         t += clip.size / RATE + (0.4 if i % 3 else 1.1)
         i += 1
     bed = chords(duration_s)

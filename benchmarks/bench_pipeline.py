@@ -34,7 +34,9 @@ models, so this is an upper bound); to the parts plus the other models' own infe
 timed inside their model calls during the analyzers' runs alone (``model_registry.clock``): **the
 ratio**, with the issue's unavoidable parts (decode, model inference; target at most 1.3); and to
 the parts plus those analyzers' whole runs alone (reading frames, preparing inputs and reading
-outputs counted as unavoidable too: a lower bound). Then the gap itemised in CPU seconds (the pipeline keeps both cores busy, so CPU time is what
+outputs counted as unavoidable too: a lower bound). Both transcripts, the parts' plain one and ``speech_transcription``'s, are scored against the
+sentences spoken (word error rate): the plain transcription picks one language for the whole clip
+and is no correct transcript of its German sentences. Then the gap itemised in CPU seconds (the pipeline keeps both cores busy, so CPU time is what
 adds up): the pipeline process's CPU time against the parts', the other models', what
 ``speech_transcription`` does beyond one plain transcription (code-switching: utterances identified
 and decoded again per language), what the media cache costs beyond the bare decode, the analyzers
@@ -63,8 +65,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
 
-def make_clip(workdir: Path, seconds: float, width: int, height: int) -> tuple[Path, float]:
-    """The sample's pictures at ``width``x``height`` with the dense soundtrack; (path, speech share)."""
+def make_clip(workdir: Path, seconds: float, width: int, height: int) -> tuple[Path, float, str]:
+    """The sample's pictures at ``width``x``height`` with the dense soundtrack; (path, speech share,
+    the sentences spoken)."""
     from bench_audio import dense_soundtrack
 
     from tiktok_assets.sample_video import generate_sample_video, write_wav
@@ -72,7 +75,8 @@ def make_clip(workdir: Path, seconds: float, width: int, height: int) -> tuple[P
 
     pictures, wav, clip = workdir / "pictures.mp4", workdir / "soundtrack.wav", workdir / "clip.mp4"
     generate_sample_video(pictures, width=width, height=height, min_duration_s=seconds)
-    audio = dense_soundtrack(seconds)
+    script: list[str] = []
+    audio = dense_soundtrack(seconds, script)
     write_wav(wav, audio)
     subprocess.run(
         ["ffmpeg", "-loglevel", "error", "-y", "-i", str(pictures), "-i", str(wav), "-map", "0:v", "-map", "1:a",
@@ -80,7 +84,7 @@ def make_clip(workdir: Path, seconds: float, width: int, height: int) -> tuple[P
         check=True,
     )
     speech = sum(b - a for a, b in speech_spans(audio)) / seconds
-    return clip, speech
+    return clip, speech, " ".join(script)
 
 
 def cpu_seconds(who: int = resource.RUSAGE_SELF) -> float:
@@ -138,8 +142,10 @@ def unavoidable_parts(clip: Path, meter: Meter) -> dict[str, int]:
     with meter(WHISPER_LOAD):
         model = loader.load("faster-whisper", "cpu")
     with meter(TRANSCRIBE):
-        segments, _info = model.transcribe(audio, beam_size=5, vad_filter=True, word_timestamps=True)
-        words = sum(len(s.words or []) for s in segments)
+        segments, info = model.transcribe(audio, beam_size=5, vad_filter=True, word_timestamps=True)
+        segments = list(segments)
+    words = sum(len(s.words or []) for s in segments)
+    text = " ".join(s.text.strip() for s in segments)
 
     from types import SimpleNamespace
 
@@ -148,7 +154,7 @@ def unavoidable_parts(clip: Path, meter: Meter) -> dict[str, int]:
     with meter("YAMNet load + one pass"):
         context = SimpleNamespace(models=loader, device="cpu", batch_size=16)
         scores, _resolved = frame_scores(audio, loader.settings.model_store, PATCH_HOP_S, context)
-    return {"words": words, "yamnet_patches": len(scores.starts)}
+    return {"words": words, "yamnet_patches": len(scores.starts), "plain_text": text, "plain_language": info.language}
 
 
 def analyzers_alone(home: Path, key: str, names: list[str], meter: Meter) -> tuple[dict[str, bool], dict[str, list]]:
@@ -241,6 +247,16 @@ def run_records(home: Path, key: str) -> tuple[dict[str, tuple[float, float]], d
     return steps, analyzers, float(video["duration_s"])
 
 
+def pipeline_transcript(home: Path, key: str) -> str:
+    """``speech_transcription``'s text of the video in the data root, in time order."""
+    os.environ["TIKTOK_ASSETS_HOME"] = str(home)
+    from tiktok_assets.catalog import warehouse
+    from tiktok_assets.config import load_settings
+
+    rows = warehouse(load_settings()).read("speech_transcription", key).to_pylist()
+    return " ".join(r["text"] for r in sorted(rows, key=lambda r: r["start_s"]))
+
+
 def covered(intervals: list[tuple[float, float]]) -> float:
     """Seconds covered by the union of ``intervals``."""
     total, end = 0.0, -float("inf")
@@ -265,17 +281,18 @@ def main() -> None:
         print(json.dumps(measure_parts(Path(args.parts_of), args.alone)))
         return
     workdir = Path(tempfile.mkdtemp(prefix="tiktok-bench-pipeline-"))
-    clip, speech = make_clip(workdir, args.seconds, args.width, args.height)
+    clip, speech, script = make_clip(workdir, args.seconds, args.width, args.height)
     cores, count = os.cpu_count() or 1, max(1, args.rounds)
     print(f"clip: {args.seconds:.0f}s at {args.width}x{args.height}, speech over {speech:.0%} of it, "
           f"{cores} CPU cores, {count} round(s)", flush=True)
-    rounds = [one_round(clip, workdir / f"home-{i}") for i in range(count)]
+    rounds = [one_round(clip, workdir / f"home-{i}", script) for i in range(count)]
     print("ratios: pipeline over the parts (an upper bound) / over the parts and the other models' own "
           "inference and loads (the ratio) / over the parts and those models' analyzers alone (a lower bound)")
     for i, r in enumerate(rounds):
         print(f"round {i + 1}: pipeline {r.total:.1f}s ({r.total_cpu:.1f} CPU-s), parts {r.unavoidable:.1f}s, "
               f"other models {r.models_inside:.1f}s (their analyzers alone {r.other_models:.1f}s): ratios "
-              + " / ".join(f"{x:.2f}" for x in r.ratios()), flush=True)
+              + " / ".join(f"{x:.2f}" for x in r.ratios())
+              + f"; WER plain {r.wers[0]:.2f}, speech_transcription {r.wers[1]:.2f}", flush=True)
     # the round with the median ratio, in full
     middle = sorted(rounds, key=lambda r: r.ratios()[1])[len(rounds) // 2]
     report(middle, cores)
@@ -299,6 +316,7 @@ class Round:
     others: list
     rest: list
     measured: dict
+    wers: tuple[float, float]  # word error rates: the parts' plain transcription, speech_transcription
 
     @property
     def unavoidable(self) -> float:
@@ -322,16 +340,21 @@ class Round:
                 self.total / (self.unavoidable + self.other_models))
 
 
-def one_round(clip: Path, home: Path) -> Round:
-    """The pipeline on ``clip`` in a fresh data root, then the parts' process on the same clip."""
+def one_round(clip: Path, home: Path, script: str) -> Round:
+    """The pipeline on ``clip`` in a fresh data root, then the parts' process on the same clip;
+    both transcripts scored against ``script``, the sentences spoken."""
+    from speech_corpus import wer
+
     total, total_cpu, key = pipeline(clip, home)
     steps, analyzers, duration = run_records(home, key)
+    transcript = pipeline_transcript(home, key)
     speech_names, others, rest = alone_groups(analyzers)
     done = subprocess.run([sys.executable, __file__, "--parts-of", str(clip),
                            "--alone", ",".join([str(home), key, *speech_names, *others, *rest])],
                           cwd=ROOT, check=True, capture_output=True, text=True)
     measured = json.loads(done.stdout.strip().splitlines()[-1])
-    return Round(total, total_cpu, steps, analyzers, duration, speech_names, others, rest, measured)
+    wers = (wer(script, measured["plain_text"]), wer(script, transcript))
+    return Round(total, total_cpu, steps, analyzers, duration, speech_names, others, rest, measured, wers)
 
 
 def report(r: Round, cores: int) -> None:
@@ -343,6 +366,10 @@ def report(r: Round, cores: int) -> None:
         print(f"{name:<52}{seconds:>9.2f}{parts_cpu[name]:>9.2f}")
     print(f"{'sum':<52}{unavoidable:>9.2f}{sum(parts_cpu.values()):>9.2f}   ({r.measured['words']} words, "
           f"{r.measured['yamnet_patches']} YAMNet patches)")
+    print(f"word error rate on the sentences spoken (English and German): the plain transcription's "
+          f"{r.wers[0]:.2f} (one language for the whole clip, '{r.measured['plain_language']}'), "
+          f"speech_transcription's {r.wers[1]:.2f} (a language per utterance): the part is the issue's "
+          "unavoidable work, not a correct transcript of code-switching speech")
     inside = r.measured["model_time"]
     print(f"\n{'other models: analyzer alone':<40}{'seconds':>9}{'CPU s':>9}{'inference':>11}{'calls':>7}"
           f"{'load':>7}{'in the run':>12}")
@@ -455,4 +482,5 @@ def alone_groups(analyzers: dict[str, float]) -> tuple[list[str], list[str], lis
 
 if __name__ == "__main__":
     sys.path.insert(0, str(HERE))
+    sys.path.insert(0, str(ROOT / "tests"))  # speech_corpus's word error rate
     main()
