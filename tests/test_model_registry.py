@@ -349,25 +349,28 @@ def spoken(tmp_path_factory):
     return make_media(video, folder, "spoken"), (0.8, 0.8 + voice.size / RATE)
 
 
-def test_model_time_counts_calls_in_its_scope_once_and_loads(settings, tmp_path, monkeypatch):
+def test_model_time_counts_calls_in_its_scope_once_and_loads(settings, tmp_path):
     from tiktok_assets.model_registry import clock
 
-    with clock.inference():  # outside a scope: nothing to count into, no error
+    with clock.inference("yamnet"):  # outside a scope: nothing to count into, no error
         pass
-    own = dataclasses.replace(settings, model_store=tmp_path / "store")
-    monkeypatch.setattr(loading, "_MODELS", {})  # a real first load in this scope
+    own = dataclasses.replace(settings, model_store=tmp_path / "store")  # a store of its own: a real load
     with clock.measuring() as outer:
         model = ModelLoader(own).load("yamnet", "cpu")
-        # a scope of its own (an analyzer run inside another); a library's model call nested in
-        # the analyzer's counts once
-        with clock.measuring() as inner, clock.inference(), clock.inference():
-            model.logits(np.zeros((2, 96, 64), np.float32))
+        # a scope of its own (an analyzer run inside another); the model's own timed call nested in
+        # the analyzer's counts once, for the outer call's model
+        with clock.measuring() as inner, clock.inference("outer-model"):
+            model.logits(np.zeros((2, 96, 64), np.float32), batch_size=1)  # two session runs
+        with clock.measuring() as direct:
+            model.logits(np.zeros((2, 96, 64), np.float32), batch_size=1)
         seen = []
         worker = threading.Thread(target=lambda: seen.append(clock._SCOPE.get()))
         worker.start()
         worker.join()
-    assert inner.calls == 1 and inner.inference_s > 0 and inner.load_s == 0
-    assert outer.calls == 0 and outer.inference_s == 0 and outer.load_s > 0
+    assert inner.by_model().keys() == {"outer-model"} and inner.calls["outer-model"] == 1
+    assert direct.calls == {"yamnet": 2} and direct.inference_s > 0 and not direct.loads
+    assert outer.inference_s == 0 and set(outer.loads) == {"yamnet"} and outer.load_s > 0
+    assert "yamnet: " in direct.describe() and "in 2 calls" in direct.describe()
     assert seen == [None]  # another thread's calls are not this scope's
 
 

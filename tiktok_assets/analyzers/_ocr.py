@@ -123,7 +123,7 @@ class RapidOcrEngine:
         self.placed_device = f"cuda:{index}" if cuda else "cpu"
 
     def detect(self, image: np.ndarray) -> list[np.ndarray]:
-        with inference():
+        with inference("rapidocr-ppocrv6"):
             result = self.engine(np.ascontiguousarray(image[..., ::-1]), use_det=True, use_cls=False, use_rec=False)
         boxes = getattr(result, "boxes", None)
         return [] if boxes is None else [order_quad(b) for b in boxes]
@@ -132,7 +132,7 @@ class RapidOcrEngine:
         out = []
         for quad in quads:
             crop = np.ascontiguousarray(crop_quad(image, quad)[..., ::-1])  # RapidOCR takes BGR arrays
-            with inference():
+            with inference("rapidocr-ppocrv6"):
                 result = self.engine(crop, use_det=False, use_cls=False, use_rec=True)
             txts, scores = getattr(result, "txts", None) or ("",), getattr(result, "scores", None) or (0.0,)
             out.append((clean_text(str(txts[0])), float(scores[0])))
@@ -158,7 +158,7 @@ class EasyOcrEngine:
         self.placed_device = f"cuda:{index}" if gpu else "cpu"
 
     def detect(self, image: np.ndarray) -> list[np.ndarray]:
-        with inference():
+        with inference("easyocr-en"):
             horizontal, free = self.reader.detect(image)
         quads = [np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)
                  for x0, x1, y0, y1 in horizontal[0]]
@@ -172,7 +172,7 @@ class EasyOcrEngine:
         for quad in quads:
             crop = cv2.cvtColor(crop_quad(image, quad), cv2.COLOR_RGB2GRAY)
             h, w = crop.shape
-            with inference():
+            with inference("easyocr-en"):
                 found = self.reader.recognize(crop, horizontal_list=[[0, w, 0, h]], free_list=[], detail=1)
             if found:
                 out.append((clean_text(" ".join(str(r[1]) for r in found)), float(np.mean([r[2] for r in found]))))

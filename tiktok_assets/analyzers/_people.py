@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..model_registry import ModelUnavailable, ResolvedModel, inference
+from ..passes.faces import MODEL_ID
 
 # Face-mesh indices (MediaPipe canonical face mesh with refine_landmarks=True). "A" is the
 # subject's right eye (left in the picture when the face looks at the camera), "B" the other.
@@ -118,7 +119,7 @@ class MediaPipeModels:
                 ) -> list[tuple[float, np.ndarray]]:
         """Detector boxes of ``image``, mapped into the frame (``image`` = the part of the frame
         starting at (x0, y0) and spanning (sx, sy), all in 0..1 of the frame)."""
-        with self.locks["face_detection"], inference():
+        with self.locks["face_detection"], inference(MODEL_ID):
             found = self.face_detection.process(np.ascontiguousarray(image))
         out = []
         for det in found.detections or []:
@@ -147,7 +148,7 @@ class MediaPipeModels:
         if size != MESH_CROP_SIDE:
             crop = cv2.resize(crop, (MESH_CROP_SIDE, MESH_CROP_SIDE),
                               interpolation=cv2.INTER_AREA if size > MESH_CROP_SIDE else cv2.INTER_LINEAR)
-        with self.locks["face_mesh"], inference():
+        with self.locks["face_mesh"], inference(MODEL_ID):
             result = self.face_mesh.process(crop)
         if not result.multi_face_landmarks:
             return None
@@ -161,7 +162,7 @@ class MediaPipeModels:
 
     def pose_landmarks(self, frame: np.ndarray) -> np.ndarray | None:
         """33 pose landmarks (x, y, z, visibility), x/y in 0..1 of the frame, or None."""
-        with self.locks["pose"], inference():
+        with self.locks["pose"], inference(MODEL_ID):
             result = self.pose.process(np.ascontiguousarray(frame))
         if result.pose_landmarks is None:
             return None
@@ -169,7 +170,7 @@ class MediaPipeModels:
 
     def person_mask(self, frame: np.ndarray) -> np.ndarray:
         """Selfie-segmentation person probability per pixel (H, W) float32 in 0..1."""
-        with self.locks["selfie"], inference():
+        with self.locks["selfie"], inference(MODEL_ID):
             return np.asarray(self.selfie.process(np.ascontiguousarray(frame)).segmentation_mask, np.float32)
 
 

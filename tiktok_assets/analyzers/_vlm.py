@@ -106,7 +106,7 @@ class VisionLanguageModel:
             if key in inputs:
                 inputs[key] = inputs[key].to(dtype)
         began = time.perf_counter()
-        with torch.inference_mode(), inference():
+        with torch.inference_mode(), inference("qwen2-vl-2b"):
             out = self.model.generate(**inputs, **generation)
         seconds = (time.perf_counter() - began) / len(prompts)
         prompt_tokens = inputs["attention_mask"].sum(dim=1).tolist()

@@ -295,7 +295,7 @@ class Yamnet:
             if self.quantised:
                 feed = np.clip(np.round(feed / self.q["audio_scale"] + self.q["audio_zero_point"]), 0, 255)
                 feed = feed.astype(np.uint8)
-            with inference():
+            with inference("yamnet"):
                 raw = self.session.run(None, {self.input_name: feed})[0]
             raw = raw.reshape(feed.shape[0], -1)[:rows]
             self.calls += 1

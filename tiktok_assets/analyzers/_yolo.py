@@ -121,7 +121,7 @@ class YoloDetector:
         for start in range(0, len(frames), step):
             # ultralytics reads numpy images as BGR
             batch = [np.ascontiguousarray(np.asarray(f)[..., ::-1]) for f in frames[start:start + step]]
-            with inference():
+            with inference(self.resolved.model_id):
                 results = self.model.predict(batch, batch=len(batch), conf=conf, iou=iou, imgsz=imgsz,
                                              max_det=max_det, half=self.half, device=self.device, verbose=False)
             for result in results:

@@ -64,7 +64,7 @@ class AgeGender:
         x -= self.means
         x /= np.float32(256.0)
         name = session.get_inputs()[0].name
-        with inference():
+        with inference("age-gender"):
             return session.run(None, {name: np.ascontiguousarray(x.transpose(0, 3, 1, 2))})[0]
 
     def probabilities(self, age_chips: list[np.ndarray], gender_chips: list[np.ndarray]):

@@ -89,7 +89,7 @@ class SceneSegmenter:
             return []
         inputs = self.processor(images=frames, return_tensors="pt",
                                 size={"height": SEGFORMER_SIDE, "width": SEGFORMER_SIDE})
-        with torch.inference_mode(), inference():
+        with torch.inference_mode(), inference("segformer-ade20k"):
             logits = self.model(pixel_values=inputs["pixel_values"].to(self.device)).logits
         labels = logits.argmax(dim=1).cpu().numpy()
         out = []

@@ -134,6 +134,7 @@ class AnalyzerRun:
     seconds: float
     read: list[tuple[float, float]] = field(default_factory=list)  # media spans really read
     claimed: list[tuple[float, float]] = field(default_factory=list)  # what the analyzer declared
+    model_time: ModelTime = field(default_factory=ModelTime)  # inside its model calls and loads, per model
 
 
 def measured_examined(
@@ -170,13 +171,14 @@ def run_analyzer(spec: AnalyzerSpec, media: MediaCache, context: AnalyzerContext
         )
     if spec.model and "model" not in metadata:
         metadata["model"] = spec.model
-    if model_time.calls or model_time.load_s:
+    if model_time.calls or model_time.loads:
         # measured where the models are called (model_registry.clock): the rest of ``seconds`` is
         # reading, pre- and post-processing
         metadata["model_inference_s"] = round(model_time.inference_s, 3)
-        metadata["model_calls"] = model_time.calls
+        metadata["model_calls"] = sum(model_time.calls.values())
         metadata["model_load_s"] = round(model_time.load_s, 3)
-    return AnalyzerRun(table, examined, metadata, time.perf_counter() - began, read, claimed)
+        metadata["model_time"] = model_time.describe()
+    return AnalyzerRun(table, examined, metadata, time.perf_counter() - began, read, claimed, model_time)
 
 
 def to_table(spec: AnalyzerSpec, video_id: str, rows: list[dict[str, Any]]) -> pa.Table:

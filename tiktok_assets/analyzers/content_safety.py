@@ -105,7 +105,7 @@ class NudeNetModel:
             blob = np.stack([square_input(f) for f in chunk])
             if self.placed_device != "cpu":
                 blob = fill_batch(blob, step)  # one input shape on a GPU; zip below drops the extra rows
-            with inference():
+            with inference("nudenet-320n"):
                 raw = self.session.run(None, {self.input_name: blob})[0]
             for frame, pred in zip(chunk, raw):
                 side = max(frame.shape[:2])

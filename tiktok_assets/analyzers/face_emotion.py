@@ -56,7 +56,7 @@ class FerModel:
         out = np.zeros((len(faces), len(LABELS)), np.float64)
         for k, face in enumerate(faces):
             self.interpreter.set_tensor(self.input, face.reshape(1, SIDE, SIDE, 1).astype(np.float32))
-            with inference():
+            with inference("fer-emotion"):
                 self.interpreter.invoke()
             out[k] = self.interpreter.get_tensor(self.output)[0]
         return out

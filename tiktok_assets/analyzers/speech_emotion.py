@@ -97,7 +97,7 @@ class EmotionClassifier:
 
         inputs = self.extractor(audio, sampling_rate=RATE, return_tensors="pt")
         inputs = {k: v.to(self.device) for k, v in inputs.items()}
-        with torch.inference_mode(), inference():
+        with torch.inference_mode(), inference("speech-emotion"):
             logits = self.model(**inputs).logits[0].float()
         probs = torch.softmax(logits, dim=-1).cpu().numpy()
         order = np.argsort(probs)[::-1]

@@ -48,6 +48,7 @@ from ..vad import speech_spans
 from .base import AnalyzerContext, AnalyzerOutput, AnalyzerSpec
 
 RATE = 16_000
+WHISPER = "faster-whisper"  # its registry id
 # Utterances are VAD spans split at pauses of at least this long (short pauses between
 # sentences of different languages must separate them). A pause starts where the speech
 # probability falls UTTERANCE_DROP under the VAD threshold (faster-whisper's 0.15 is for finding
@@ -141,7 +142,7 @@ def load_whisper(path: str, device: str):
     """One WhisperModel per process and device (int8 on CPU, float16 on CUDA), via the model registry."""
     from ..models import whisper_loader
 
-    return whisper_loader(path).load("faster-whisper", device, path=path)
+    return whisper_loader(path).load(WHISPER, device, path=path)
 
 
 @dataclass
@@ -212,7 +213,7 @@ def encode_window(model, piece: np.ndarray):
     ``generate_segments`` would for its first window, so that it can take it as ``encoder_output``."""
     features = model.feature_extractor(piece)
     first = features[:, : min(model.feature_extractor.nb_max_frames, features.shape[-1] - 1)]
-    with inference():
+    with inference(WHISPER):
         return features, model.encode(pad_or_trim(first))
 
 
@@ -222,14 +223,14 @@ def quick_ranking(model, piece: np.ndarray, allowed: tuple[str, ...]) -> list[tu
     features = model.feature_extractor(piece)
     if features.shape[-1] - 1 > QUICK_FRAMES:
         return None
-    with inference():
+    with inference(WHISPER):
         encoded = model.encode(pad_or_trim(features[:, :-1], QUICK_FRAMES))
     return language_ranking(model, encoded, allowed)
 
 
 def language_ranking(model, encoder_output, allowed: tuple[str, ...]) -> list[tuple[str, float]]:
     """Language probabilities from an encoder output, best first, among ``allowed`` when given."""
-    with inference():
+    with inference(WHISPER):
         detected = model.model.detect_language(encoder_output)[0]
     ranked = [(token[2:-2], float(p)) for token, p in detected]
     kept = [(code, p) for code, p in ranked if code in allowed] if allowed else []
@@ -291,18 +292,18 @@ class GenerationWatch:
 
     def encode(self, features):
         self.encoder_passes += 1
-        with inference():
+        with inference(WHISPER):
             return self._model.encode(features)
 
     def add_word_timestamps(self, *args, **kwargs):
-        with inference():  # the cross-attention alignment pass, and the words put together
+        with inference(WHISPER):  # the cross-attention alignment pass, and the words put together
             return self._model.add_word_timestamps(*args, **kwargs)
 
     def generate_with_fallback(self, encoder_output, prompt, tokenizer, options):
         room = self._model.max_length - len(prompt)  # faster-whisper refuses a cap past Whisper's 448
         if options.max_new_tokens is not None and options.max_new_tokens > room:
             options = dataclasses.replace(options, max_new_tokens=room)
-        with inference():
+        with inference(WHISPER):
             result = self._model.generate_with_fallback(encoder_output, prompt, tokenizer, options)
         tokens = result[0].sequences_ids[0]
         capped = options.max_new_tokens is not None and len(tokens) >= options.max_new_tokens
@@ -544,8 +545,8 @@ def pack_rows(pack: Pack, decoding: Decoding, duration_s: float, probability: di
 
 
 def run(media, context: AnalyzerContext) -> AnalyzerOutput:
-    resolved = context.models.resolve("faster-whisper")
-    model = context.models.load("faster-whisper", context.device)
+    resolved = context.models.resolve(WHISPER)
+    model = context.models.load(WHISPER, context.device)
     audio = media.audio
     duration = media.duration_s
     # the shared speech-activity pass

@@ -1,31 +1,50 @@
 """Seconds an analyzer spends inside its models, measured where the models are called.
 
 ``run_analyzer`` opens a :func:`measuring` scope around each analyzer; the code that calls a
-network wraps the call in :func:`inference` and the loader reports its loads (:func:`add_load`).
-The analyzer's run record then says how much of its time was model inference and model loading,
-as opposed to reading frames, pre- and post-processing: the benchmark counts these as the
-unavoidable part of the analyzers whose models the pipeline runs.
+network wraps the call in :func:`inference` with the model's registry id, and the loader reports
+its loads (:func:`add_load`). The analyzer's run record then says how much of its time was model
+inference and model loading, per model, as opposed to reading frames, pre- and post-processing:
+the benchmark counts these as the unavoidable part of the analyzers whose models the pipeline runs.
 
 Calls outside a scope (tests, the benchmark's own parts, passes prepared in helper threads) are not
-counted; a call nested in another (a library's decode that calls its encoder) counts once.
+counted; a call nested in another (a library's decode that calls its encoder) counts once, for the
+outer call's model.
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
 class ModelTime:
-    """Wall seconds inside model calls (``inference_s``, ``calls`` of them) and model loads."""
+    """Wall seconds inside model calls and model loads, per model id."""
 
-    inference_s: float = 0.0
-    calls: int = 0
-    load_s: float = 0.0
+    inference: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    calls: Counter = field(default_factory=Counter)
+    loads: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+    @property
+    def inference_s(self) -> float:
+        return sum(self.inference.values())
+
+    @property
+    def load_s(self) -> float:
+        return sum(self.loads.values())
+
+    def by_model(self) -> dict[str, tuple[float, int, float]]:
+        """Model id -> (inference seconds, calls, load seconds)."""
+        ids = sorted({*self.inference, *self.loads})
+        return {m: (round(self.inference.get(m, 0.0), 3), self.calls[m], round(self.loads.get(m, 0.0), 3)) for m in ids}
+
+    def describe(self) -> str:
+        """One line per model, for a run's metadata: ``id: 2.71 s in 90 calls, load 0.56 s``."""
+        return "; ".join(f"{m}: {s:.2f} s in {n} calls, load {load:.2f} s" for m, (s, n, load) in self.by_model().items())
 
 
 _SCOPE: ContextVar[ModelTime | None] = ContextVar("model_time", default=None)
@@ -44,8 +63,9 @@ def measuring() -> Iterator[ModelTime]:
 
 
 @contextmanager
-def inference() -> Iterator[None]:
-    """Time the model call in the block (once, when calls nest) into the current scope, if any."""
+def inference(model_id: str) -> Iterator[None]:
+    """Time the call of model ``model_id`` in the block (once, when calls nest) into the current
+    scope, if any."""
     clock = _SCOPE.get()
     if clock is None or _INSIDE.get():
         yield
@@ -55,13 +75,13 @@ def inference() -> Iterator[None]:
     try:
         yield
     finally:
-        clock.inference_s += time.perf_counter() - began
-        clock.calls += 1
+        clock.inference[model_id] += time.perf_counter() - began
+        clock.calls[model_id] += 1
         _INSIDE.reset(token)
 
 
-def add_load(seconds: float) -> None:
-    """Count a model load of ``seconds`` into the current scope, if any."""
+def add_load(model_id: str, seconds: float) -> None:
+    """Count a load of model ``model_id`` that took ``seconds`` into the current scope, if any."""
     clock = _SCOPE.get()
     if clock is not None:
-        clock.load_s += seconds
+        clock.loads[model_id] += seconds

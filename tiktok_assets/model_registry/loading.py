@@ -259,7 +259,7 @@ class ModelLoader:
             seconds = time.perf_counter() - began
             placed = getattr(model, "placed_device", device_name(kind, index))
             log.info("loaded model %s on %s in %.2fs", spec.id, placed, seconds)
-            clock.add_load(seconds)
+            clock.add_load(spec.id, seconds)
             _COUNTS[spec.id] += 1
             _MODELS[key] = model
             return model

