@@ -6,9 +6,10 @@ its loads (:func:`add_load`). The analyzer's run record then says how much of it
 inference and model loading, per model, as opposed to reading frames, pre- and post-processing:
 the benchmark counts these as the unavoidable part of the analyzers whose models the pipeline runs.
 
-Calls outside a scope (tests, the benchmark's own parts, passes prepared in helper threads) are not
-counted; a call nested in another (a library's decode that calls its encoder) counts once, for the
-outer call's model.
+Calls outside a scope (tests, the benchmark's own parts) are not counted: each thread has its own
+(the passes a group step prepares side by side open one per thread and log their sum). A call
+nested in another (a library's decode that calls its encoder) counts once, for the outer call's
+model.
 """
 
 from __future__ import annotations
@@ -36,6 +37,14 @@ class ModelTime:
     @property
     def load_s(self) -> float:
         return sum(self.loads.values())
+
+    def add(self, other: ModelTime) -> None:
+        """Count ``other``'s calls and loads into this one (scopes of several threads)."""
+        for model, seconds in other.inference.items():
+            self.inference[model] += seconds
+        self.calls.update(other.calls)
+        for model, seconds in other.loads.items():
+            self.loads[model] += seconds
 
     def by_model(self) -> dict[str, tuple[float, int, float]]:
         """Model id -> (inference seconds, calls, load seconds)."""

@@ -14,11 +14,13 @@ again and records the failure as its own.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from ..model_registry.clock import ModelTime, measuring
 from ..model_registry.errors import ModelUnavailable
 
 log = logging.getLogger("tiktok_assets.passes")
@@ -57,9 +59,19 @@ def prepare(media: Any, names: Iterable[str], models: Any, device: str, settings
     if not wanted:
         return {}
     out: dict[str, str] = {}
+    model_time, lock = ModelTime(), threading.Lock()
+
+    def compute(name: str) -> None:
+        with measuring() as clock:  # this thread's model calls (the analyzers later find the pass stored)
+            try:
+                SIDE_BY_SIDE[name](media, models, device, settings)
+            finally:
+                with lock:
+                    model_time.add(clock)
+
     began = time.perf_counter()
     with ThreadPoolExecutor(max_workers=len(wanted), thread_name_prefix="pass") as pool:
-        futures = {name: pool.submit(SIDE_BY_SIDE[name], media, models, device, settings) for name in wanted}
+        futures = {name: pool.submit(compute, name) for name in wanted}
         for name, future in futures.items():
             try:
                 future.result()
@@ -72,5 +84,7 @@ def prepare(media: Any, names: Iterable[str], models: Any, device: str, settings
                                         "its analyzers compute it themselves")
     ready = [name for name, status in out.items() if status == "ok"]
     if ready:
-        (logger or log).info(f"passes {', '.join(ready)} ready in {time.perf_counter() - began:.1f}s (side by side)")
+        inside = f"; {model_time.describe()}" if model_time.calls else ""
+        (logger or log).info(f"passes {', '.join(ready)} ready in {time.perf_counter() - began:.1f}s "
+                             f"(side by side{inside})")
     return out
