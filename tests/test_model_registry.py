@@ -15,6 +15,7 @@ import math
 import os
 import subprocess
 import sys
+import textwrap
 import threading
 from pathlib import Path
 
@@ -109,6 +110,42 @@ def test_opencv_and_openblas_run_each_call_in_its_calling_thread_unless_the_user
                          env={**env, "OPENCV_FOR_THREADS_NUM": "2", "OPENBLAS_NUM_THREADS": "2"},
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "2 [2]"
+
+
+def test_large_blocks_are_reused_instead_of_mapped_afresh_unless_the_user_says_otherwise():
+    """Importing the package asks glibc to keep freed memory: a 72 MB block (one of Whisper's
+    attention-score buffers) allocated again in another thread after it was freed faults in no new
+    pages; with TIKTOK_ASSETS_MALLOC=default every allocation is mapped and zero-filled anew."""
+    from tiktok_assets import malloc_policy
+
+    if not malloc_policy.glibc():
+        pytest.skip("the policy is for glibc's malloc")
+    code = textwrap.dedent("""
+        import resource, threading
+        import tiktok_assets, numpy as np
+        def faults():
+            return resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
+        def allocate_twice(out):
+            for _ in range(2):
+                before = faults()
+                block = np.empty(72_000_000, np.uint8)
+                block[::4096] = 1  # write every page
+                out.append(faults() - before)
+                del block
+        out = []
+        worker = threading.Thread(target=allocate_twice, args=(out,))
+        worker.start()
+        worker.join()
+        print(tiktok_assets.MALLOC_POLICY, out[1])
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "TIKTOK_ASSETS_MALLOC"}
+    kept, faults = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                  check=True).stdout.split()
+    assert kept == "True" and int(faults) < 10  # the freed block served the second allocation
+    kept, faults = subprocess.run([sys.executable, "-c", code], env={**env, "TIKTOK_ASSETS_MALLOC": "default"},
+                                  capture_output=True, text=True, check=True).stdout.split()
+    # 72 MB of fresh pages: one fault per 4 KB page, or per 2 MB one where NumPy's huge pages are on
+    assert kept == "False" and int(faults) >= 72_000_000 // 2**21
 
 
 def test_models_use_as_many_operator_threads_as_cores_up_to_four(settings, monkeypatch, tmp_path):

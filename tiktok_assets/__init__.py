@@ -31,3 +31,10 @@ _os.environ.setdefault("YOLO_OFFLINE", "1")
 _os.environ.setdefault("YOLO_AUTOINSTALL", "False")
 _os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 _os.environ.setdefault("DO_NOT_TRACK", "1")
+
+# glibc's malloc reuses freed large blocks instead of mapping (and zero-filling) fresh memory for
+# each: Whisper's encoder spent a third of its time in page faults (malloc_policy.py;
+# TIKTOK_ASSETS_MALLOC=default leaves it as it is). Before the analyzers' threads start, so here.
+from .malloc_policy import keep_freed_memory as _keep_freed_memory  # noqa: E402
+
+MALLOC_POLICY = _keep_freed_memory()
