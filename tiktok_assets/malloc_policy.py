@@ -11,9 +11,9 @@ one allocate from arenas whose heaps hold at most 64 MB, which map larger blocks
 asks glibc for one arena, the main one, whose heap grows without that limit (``M_ARENA_MAX``), to
 serve every allocation from it (``M_MMAP_MAX`` 0) and to keep what is freed for the next
 allocation instead of giving the top of the heap back (``M_TRIM_THRESHOLD``). Measured on the
-benchmark clip (whole ``tiktok-assets analyze`` runs, old and new in turn, 4 and 6 pairs): 0.97x
-and 0.95x the wall time, 0.96x and 0.95x the CPU time, page faults 1.2 M -> 0.4 M, peak memory about
-the same (1.3-1.4 GB). The cost: a process keeps the memory it once used until it ends, which suits
+benchmark clip (whole ``tiktok-assets analyze`` runs with and without it in turn, 6 pairs): 0.953x
+the wall time, 0.949x the CPU time (system time 4.7 -> 2.8 s), page faults 1.2 M -> 0.4 M, peak
+memory about the same (1.3-1.4 GB); an encoder pass 0.50 -> 0.32 s. The cost: a process keeps the memory it once used until it ends, which suits
 the run, step and worker processes that analyze; ``TIKTOK_ASSETS_MALLOC=default`` leaves glibc's
 behaviour as it is. Other C libraries (musl) and platforms are left alone.
 """
