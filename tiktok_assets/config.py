@@ -29,6 +29,16 @@ def _env(name: str, default: str) -> str:
     return value or default
 
 
+MALLOC_SETTING = "TIKTOK_ASSETS_MALLOC"
+
+
+def keep_freed_memory() -> bool:
+    """``TIKTOK_ASSETS_MALLOC``: ``keep`` (the default: glibc's malloc reuses freed large blocks, see
+    ``malloc_policy.py``) or ``default`` (glibc as it is). Read when the package is imported, before
+    any settings are loaded."""
+    return _env(MALLOC_SETTING, "keep").lower() not in {"default", "off", "glibc"}
+
+
 def _env_number(name: str) -> tuple[str, float] | None:
     """The raw text and its value (nan for words) of a numeric variable; None when unset."""
     raw = os.environ.get(name, "").strip()

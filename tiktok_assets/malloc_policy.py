@@ -23,18 +23,14 @@ from __future__ import annotations
 import ctypes
 import os
 
+from . import config
+
 # mallopt parameters (glibc's malloc.h)
 M_TRIM_THRESHOLD = -1
 M_MMAP_MAX = -4
 M_ARENA_MAX = -8
 KEEP = 2**31 - 1  # mallopt takes an int: never trim the heap below ~2 GB of free space at its top
 
-SETTING = "TIKTOK_ASSETS_MALLOC"
-
-
-def wanted() -> bool:
-    """False when ``TIKTOK_ASSETS_MALLOC`` says ``default`` (or ``off``/``glibc``)."""
-    return os.environ.get(SETTING, "").strip().lower() not in {"default", "off", "glibc"}
 
 
 def glibc() -> bool:
@@ -47,7 +43,7 @@ def glibc() -> bool:
 
 def keep_freed_memory() -> bool:
     """Apply the policy of the module's docstring to this process; whether glibc took all of it."""
-    if not wanted() or not glibc():
+    if not config.keep_freed_memory() or not glibc():
         return False
     try:
         mallopt = ctypes.CDLL(None).mallopt
