@@ -32,7 +32,7 @@ def _env(name: str, default: str) -> str:
 MALLOC_SETTING = "TIKTOK_ASSETS_MALLOC"
 
 
-def keep_freed_memory() -> bool:
+def keep_freed_memory_wanted() -> bool:
     """``TIKTOK_ASSETS_MALLOC``: ``keep`` (the default: glibc's malloc reuses freed large blocks, see
     ``malloc_policy.py``) or ``default`` (glibc as it is). Read when the package is imported, before
     any settings are loaded."""

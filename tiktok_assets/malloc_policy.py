@@ -3,8 +3,8 @@
 Whisper's encoder (CTranslate2) allocates its attention scores, 72 MB per layer, six times per
 30 s window. glibc serves every allocation over 32 MB (the most its dynamic threshold rises to)
 with a new ``mmap`` that the kernel fills with zeros page by page when it is first written, and
-unmaps it on ``free``: 155 k page faults per encoder pass, a third of its time (0.52 s against
-0.34 s without them), 1.2 M per analysis of the 49 s benchmark clip. Threads other than the main
+unmaps it on ``free``: 155 k page faults per encoder pass, over a third of its time, 1.2 M per
+analysis of the 49 s benchmark clip. Threads other than the main
 one allocate from arenas whose heaps hold at most 64 MB, which map larger blocks the same way.
 
 :func:`keep_freed_memory` (run when the package is imported, before the analyzers' threads start)
@@ -13,8 +13,8 @@ serve every allocation from it (``M_MMAP_MAX`` 0) and to keep what is freed for 
 allocation instead of giving the top of the heap back (``M_TRIM_THRESHOLD``). Measured on the
 benchmark clip (whole ``tiktok-assets analyze`` runs with and without it in turn, 6 pairs): 0.953x
 the wall time, 0.949x the CPU time (system time 4.7 -> 2.8 s), page faults 1.2 M -> 0.4 M, peak
-memory about the same (1.3-1.4 GB); an encoder pass 0.50 -> 0.32 s. The cost: a process keeps the memory it once used until it ends, which suits
-the run, step and worker processes that analyze; ``TIKTOK_ASSETS_MALLOC=default`` leaves glibc's
+memory about the same (1.3-1.4 GB); an encoder pass 0.50 -> 0.32 s. The cost: a process keeps
+the memory it once used until it ends, which suits the run, step and worker processes that analyze; ``TIKTOK_ASSETS_MALLOC=default`` leaves glibc's
 behaviour as it is. Other C libraries (musl) and platforms are left alone.
 """
 
@@ -43,7 +43,7 @@ def glibc() -> bool:
 
 def keep_freed_memory() -> bool:
     """Apply the policy of the module's docstring to this process; whether glibc took all of it."""
-    if not config.keep_freed_memory() or not glibc():
+    if not config.keep_freed_memory_wanted() or not glibc():
         return False
     try:
         mallopt = ctypes.CDLL(None).mallopt
