@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import gc_policy
 from .config import PROJECT_DIR, Settings, load_settings
 
 if TYPE_CHECKING:  # Dagster is imported when a command needs it
@@ -175,6 +176,7 @@ def analyze_many(settings: Settings, sources: list[str], only: list[str] | None 
 
     from .assets import videos_partitions
     from .automation import SCORES_AFTER_TAG, score_request
+    from .catalog import refreshes_deferred
     from .definitions import analyze_job_in_process, score_job_in_process
     from .retention import source_ingested
     from .run_guard import run_tags
@@ -186,6 +188,7 @@ def analyze_many(settings: Settings, sources: list[str], only: list[str] | None 
         print(f"video {key}: analyzing {source}", flush=True)
     unique = list(dict.fromkeys(keys))
     run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+    gc_policy.start_up_done()
     ok = True
     for block in contiguous_blocks(list(instance.get_dynamic_partitions(videos_partitions.name)), unique):
         began = time.perf_counter()
@@ -195,20 +198,22 @@ def analyze_many(settings: Settings, sources: list[str], only: list[str] | None 
         decoded = all(source_ingested(settings, k) for k in block)
         selection = [dg.AssetKey(n) for n in _selection(only, decoded)]
         tags = {"tiktok_assets/launched_by": "cli", **run_tags(), **partition_tags(block)}
-        with dg.execute_job(
-            dg.reconstructable(analyze_job_in_process), instance, run_config=run_config, tags=tags,
-            asset_selection=selection, raise_on_error=False,
-        ) as result:
-            events = list(result.all_events)
-            run_id, success = result.run_id, result.success
-        request = score_request(instance, settings, instance.get_run_by_id(run_id))
-        if request is not None:  # videos that were never ingested have nothing to score
+        with refreshes_deferred():  # the DuckDB views once for both runs, not after each step
             with dg.execute_job(
-                dg.reconstructable(score_job_in_process), instance, run_config=run_config, raise_on_error=False,
-                tags={**request.tags, SCORES_AFTER_TAG: run_id, **run_tags(), **partition_tags(block)},
-            ) as scored:
-                events += list(scored.all_events)
-                success = success and scored.success
+                dg.reconstructable(analyze_job_in_process), instance, run_config=run_config, tags=tags,
+                asset_selection=selection, raise_on_error=False,
+            ) as result:
+                events = list(result.all_events)
+                run_id, success = result.run_id, result.success
+            request = score_request(instance, settings, instance.get_run_by_id(run_id))
+            if request is not None:  # videos that were never ingested have nothing to score
+                with dg.execute_job(
+                    dg.reconstructable(score_job_in_process), instance, run_config=run_config,
+                    raise_on_error=False,
+                    tags={**request.tags, SCORES_AFTER_TAG: run_id, **run_tags(), **partition_tags(block)},
+                ) as scored:
+                    events += list(scored.all_events)
+                    success = success and scored.success
         failures = _report(events)
         _report_unavailable(settings, block, started_at)
         names = block[0] if len(block) == 1 else f"{block[0]}..{block[-1]} ({len(block)} videos)"
@@ -512,6 +517,8 @@ def _main(argv: list[str] | None) -> int:
     if args.command != "ui":
         signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     settings = None
+    if args.command in ("analyze", "demo"):
+        gc_policy.paused_for_start_up()  # until the first run starts (see gc_policy)
     try:
         settings = load_settings()
         if args.command == "add":

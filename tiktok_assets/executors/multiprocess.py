@@ -30,10 +30,14 @@ FORKSERVER_PRELOAD = ["dagster", "tiktok_assets.instance", "tiktok_assets.assets
 CODE_LOCATION = "tiktok_assets.definitions"
 
 
+# imported last: freezes what the others made (gc.freeze), for the forked step processes
+FREEZE = "tiktok_assets.freeze_preloaded"
+
+
 def preload_modules(groups_probe_cuda: bool) -> list[str]:
-    """What the fork server imports: :data:`FORKSERVER_PRELOAD`, and the code location unless
-    loading it probes the CUDA driver (``groups_probe_cuda``)."""
-    return FORKSERVER_PRELOAD if groups_probe_cuda else [*FORKSERVER_PRELOAD, CODE_LOCATION]
+    """What the fork server imports: :data:`FORKSERVER_PRELOAD`, the code location unless loading
+    it probes the CUDA driver (``groups_probe_cuda``), and last :data:`FREEZE`."""
+    return [*FORKSERVER_PRELOAD, *([] if groups_probe_cuda else [CODE_LOCATION]), FREEZE]
 
 
 class HeadStartExecutor(Executor):
