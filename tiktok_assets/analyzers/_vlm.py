@@ -124,6 +124,15 @@ def _truthy_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def maybe_cached(repo_id: str, cache_dir: Path | None) -> bool:
+    """Whether the hub cache ``cache_dir`` (None: the default one) has snapshots of ``repo_id`` at
+    all; without any, asking ``huggingface_hub`` (whose import costs ~0.2 CPU-s) is left out."""
+    from huggingface_hub.constants import HF_HUB_CACHE  # a small module, not the client
+
+    folder = Path(cache_dir if cache_dir is not None else HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}"
+    return (folder / "snapshots").is_dir()
+
+
 def weights_folder(resolved: ResolvedModel, revision: str, store: Path,
                    check: Callable[[Path], None] | None = None) -> Path:
     """The local folder of the model's files: the resolved folder, the hub cache (the model store's,
@@ -136,10 +145,12 @@ def weights_folder(resolved: ResolvedModel, revision: str, store: Path,
             raise ModelUnavailable(f"video-language model folder {folder} has no config.json; set {SETTING} "
                                    "to a folder saved with save_pretrained or to a hub id")
         return folder
-    from huggingface_hub import hf_hub_download, snapshot_download
-
     cache = Path(store) / "huggingface"
     for cache_dir in (cache, None):
+        if not maybe_cached(resolved.path, cache_dir):
+            continue
+        from huggingface_hub import snapshot_download
+
         try:
             return Path(snapshot_download(resolved.path, revision=revision, cache_dir=cache_dir,
                                           local_files_only=True))
@@ -152,6 +163,8 @@ def weights_folder(resolved: ResolvedModel, revision: str, store: Path,
             f"video-language model {resolved.path!r} is not in the local hub cache and the model hub is not "
             f"reachable; set {SETTING} to a local model folder (or run where the hub answers)"
         )
+    from huggingface_hub import hf_hub_download, snapshot_download
+
     try:
         if check is not None:
             check(Path(hf_hub_download(resolved.path, "config.json", revision=revision, cache_dir=cache)).parent)
