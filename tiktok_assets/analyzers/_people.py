@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ..deferred_import import deferred
 from ..model_registry import ModelUnavailable, ResolvedModel, inference
 from ..passes.faces import MODEL_ID
 
@@ -70,7 +71,8 @@ class MediaPipeModels:
     def __init__(self, min_face_confidence: float = 0.5):
         os.environ.setdefault("GLOG_minloglevel", "2")
         try:
-            with _known_import_noise_dropped():
+            # Matplotlib only serves MediaPipe's drawing helpers, which are not used here
+            with _known_import_noise_dropped(), deferred("matplotlib.pyplot"):
                 from mediapipe.python.solutions import face_detection, face_mesh, pose, selfie_segmentation
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise ModelUnavailable(
