@@ -15,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import secrets
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -149,7 +150,9 @@ class Warehouse:
                 out.write(data)
             return
         self.filesystem.create_dir(folder, recursive=True)
-        tmp = f"{folder}/.{path.rsplit('/', 1)[1]}.tmp-{os.getpid()}"
+        # unique per writer: two steps in threads of one process may write the same file (the
+        # empty file of a table nothing was written to yet, for each step's views)
+        tmp = f"{folder}/.{path.rsplit('/', 1)[1]}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
         try:
             with self.filesystem.open_output_stream(tmp) as out:
                 out.write(data)
