@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 
 import dagster as dg
-from sqlalchemy.pool import NullPool
+import sqlalchemy
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME
+from sqlalchemy.pool import QueuePool
 
 from tiktok_assets.config import load_settings
 from tiktok_assets.dagster_sqlite import EngineCache, EngineReusingEventLogStorage, EngineReusingRunStorage
@@ -46,7 +48,16 @@ def test_runs_reuse_one_engine_per_database_and_other_instances_see_every_write(
     assert accesses > 50
     assert events.engines.created <= 4
     assert runs.engines.created == 1
-    assert all(isinstance(engine.pool, NullPool) for engine in events.engines._engines.values())
+    for engine in events.engines._engines.values():  # each keeps one connection, idle between accesses
+        assert isinstance(engine.pool, QueuePool) and engine.pool.size() == 1
+        assert engine.pool.checkedout() == 0
+    index = events.engines.get(events.conn_string_for_shard(INDEX_SHARD_NAME))
+    opened = []
+    sqlalchemy.event.listen(index, "connect", lambda *_: opened.append(1))
+    for _ in range(20):  # one access after another reuses the pooled connection
+        with events.index_connection() as conn:
+            conn.execute(sqlalchemy.text("SELECT 1"))
+    assert len(opened) <= 1
 
     other = data_root_instance(load_settings())  # a second process would build its own like this
     records = other.fetch_materializations(dg.AssetKey("downstream"), limit=10).records
