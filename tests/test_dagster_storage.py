@@ -141,3 +141,23 @@ def test_a_forked_child_does_not_use_its_parents_idle_connections(tmp_path):
     assert cache.held == 1
     cache.clear()
     assert cache.held == 0
+
+
+def test_after_a_wipe_new_runs_write_to_new_files(tmp_path, monkeypatch):
+    """Wiping the event log deletes the run shards; the pooled connections go with them, so this
+    process reads no deleted events and the next run's land in files another instance reads."""
+    monkeypatch.setenv("TIKTOK_ASSETS_HOME", str(tmp_path))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    instance = data_root_instance(load_settings())
+    first = dg.materialize([upstream], instance=instance, partition_key="a")
+    assert first.success and instance.all_logs(first.run_id)
+    instance.event_log_storage.wipe()
+    assert instance.all_logs(first.run_id) == []
+    result = dg.materialize([upstream], instance=instance, partition_key="b")
+    assert result.success
+    other = data_root_instance(load_settings())
+    assert len(other.all_logs(result.run_id)) > 5
+    records = other.fetch_materializations(dg.AssetKey("upstream"), limit=10).records
+    assert [r.partition_key for r in records] == ["b"]
+    instance.dispose()
+    other.dispose()

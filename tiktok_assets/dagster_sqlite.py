@@ -201,6 +201,12 @@ class EngineReusingEventLogStorage(SqliteEventLogStorage):
                 yield conn
         self.engines.hold(self.conn_string_for_shard(shard))
 
+    def wipe(self) -> None:
+        # Dagster deletes the run shards' files: no pooled or idle connection of this process may
+        # go on writing to a deleted file
+        self.engines.clear()
+        super().wipe()
+
     def has_table(self, table_name: str) -> bool:
         engine = self.engines.get(self.conn_string_for_shard(INDEX_SHARD_NAME))
         with engine.connect() as conn:
