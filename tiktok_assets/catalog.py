@@ -75,7 +75,7 @@ def refreshes_deferred() -> Iterator[None]:
     """Within the block, :func:`refresh_catalog` notes its requests, and each catalog asked for is
     refreshed once at the end (also when the block fails). The CLI runs whole Dagster runs in its
     process, where each step's refresh would rebuild the views again (in a new data root, where
-    every step's tables get their first rows: 9 rebuilds and 0.65 CPU-s for one video); the
+    every step's tables get their first rows: 9 rebuilds and 0.50-0.65 CPU-s for one video); the
     pipeline reads tables from their files, never through the catalog."""
     global _DEFERRED, _DEFERRED_DEPTH
     with _DEFERRED_LOCK:
